@@ -1,0 +1,124 @@
+"""The reward interface: TRL's reward-function signature and helpers every reward uses.
+
+A reward is any callable
+
+    reward(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]
+
+called by TRL's ``GRPOTrainer`` with keyword arguments. ``prompts`` and ``completions`` have one
+entry per sampled completion (a prompt is repeated once per completion of its group), and every
+dataset column arrives in ``kwargs`` as a list of the same length: ``role`` (``"forget"`` /
+``"retain"``), ``answer`` (ground truth), and where present ``question``, ``image`` ...; TRL also
+passes ``trainer_state``. Return one float per completion, or ``None`` where the reward does not
+apply (e.g. a forget reward on a retain row). Completions are strings or conversational message
+lists; :func:`completion_text` turns either into text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from asru.errors import AsruError
+
+RewardFn = Callable[..., list]
+
+__all__ = ["RewardFn", "completion_text", "column", "roles", "group_keys"]
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message ``content``: a string, or a list of parts whose text parts are joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        out = []
+        for part in content:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, dict) and part.get("type", "text") == "text":
+                out.append(str(part.get("text") or ""))
+        return "".join(out)
+    raise TypeError(f"unsupported message content of type {type(content).__name__}")
+
+
+def _message_text(msg: dict) -> str:
+    """Text of one message; a separate reasoning field is put back as a ``<think>`` span."""
+    text = _content_text(msg.get("content"))
+    reasoning = msg.get("reasoning_content") or msg.get("reasoning") or msg.get("thinking")
+    if isinstance(reasoning, str) and reasoning:
+        text = f"<think>{reasoning}</think>{text}"
+    return text
+
+
+def completion_text(completion: Any) -> str:
+    """The text of one completion in any format TRL produces.
+
+    * ``str``: returned as is;
+    * a message dict ``{"role": "assistant", "content": ...}``;
+    * a list of messages (conversational format): the non-system/user messages' texts joined by
+      newlines (normally a single assistant message);
+    * message ``content`` may be a string or a list of parts ``[{"type": "text", "text": ...}, ...]``
+      (non-text parts are skipped); a ``reasoning_content``/``thinking`` field becomes a
+      ``<think>...</think>`` prefix.
+    ``None`` gives ``""``; anything else raises ``TypeError``.
+    """
+    if completion is None:
+        return ""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return _message_text(completion)
+    if isinstance(completion, Sequence):
+        texts = [
+            _message_text(m) if isinstance(m, dict) else completion_text(m)
+            for m in completion
+            if not (isinstance(m, dict) and m.get("role") in ("system", "user"))
+        ]
+        return "\n".join(t for t in texts if t)
+    raise TypeError(f"unsupported completion of type {type(completion).__name__}")
+
+
+def column(kwargs: dict, name: str, n: int, reward: str, *fallbacks: str) -> list:
+    """The dataset column ``name`` (or the first present fallback) as a list of length ``n``.
+
+    Raises AsruError naming the reward and the missing column, or a length mismatch.
+    """
+    for key in (name, *fallbacks):
+        values = kwargs.get(key)
+        if values is not None:
+            values = list(values) if not isinstance(values, str) else [values] * n
+            if len(values) != n:
+                raise AsruError(
+                    f"reward {reward!r}: column {key!r} has {len(values)} values for {n} completions"
+                )
+            return values
+    alts = "".join(f" (or {f!r})" for f in fallbacks)
+    raise AsruError(
+        f"reward {reward!r} needs a dataset column {name!r}{alts}: add it to the training dataset "
+        f"and keep remove_unused_columns=False"
+    )
+
+
+def roles(kwargs: dict, n: int, reward: str) -> list[str]:
+    """The per-completion role (``forget``/``retain``/...), lowercased; ``split`` is a fallback column."""
+    return [str(r).strip().lower() if r is not None else "" for r in column(kwargs, "role", n, reward, "split")]
+
+
+def _key(x: Any) -> Any:
+    """A hashable stand-in for a prompt/image (strings as is, other objects by repr)."""
+    if x is None or isinstance(x, (str, int, float)):
+        return x
+    return repr(x)
+
+
+def group_keys(prompts: Sequence, kwargs: dict) -> list[tuple]:
+    """One key per completion so completions of the same prompt (and image) share a key.
+
+    The same prompt text asked about different images ("Who is the person in this image?") gives
+    different groups because the ``image``/``images`` column is part of the key.
+    """
+    n = len(prompts)
+    images = kwargs.get("image", kwargs.get("images"))
+    images = list(images) if isinstance(images, Sequence) and len(images) == n else [None] * n
+    return [(_key(p), _key(i)) for p, i in zip(prompts, images)]

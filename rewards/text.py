@@ -1,0 +1,318 @@
+"""Text matching shared by the rewards and the evaluation (the only copy in the project).
+
+Everything here is a pure function of strings, so that training optimises exactly what evaluation
+measures. All comparisons work on :func:`normalize`-d text split on whitespace ("tokens").
+
+Design decisions (documented once, here):
+
+* :func:`contains_answer` is *token-boundary aware*: the normalised ground truth must appear as a
+  whole run of tokens in the normalised answer. ``"1990"`` does not match ``"19901"`` and ``"art"``
+  does not match ``"the heart"``, but ``"Paris"`` matches ``"Paris, France."``. The price: an
+  inflected form (``"nurse"`` vs ``"nurses"``) is not a match. The reference implementation uses a
+  plain substring test; ours never counts a fragment of a longer word as a leak.
+* :func:`rouge_l` is the LCS F-measure over normalised tokens, without a stemmer (the reference
+  uses ``rouge_score`` with the Porter stemmer), so values are exact and reproducible by hand.
+* :func:`is_refusal` favours precision: it looks for first-person / model-centric statements of not
+  knowing or not being able to answer, never for a bare "not" or "no". "He is not a doctor" and
+  "No, she was born in Lyon." are answers, not refusals. See :data:`REFUSAL_PATTERNS`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "normalize",
+    "tokens",
+    "contains_answer",
+    "is_refusal",
+    "REFUSAL_PATTERNS",
+    "rouge_l",
+    "bleu",
+    "ngrams",
+    "ngram_repetition",
+    "distinct_n",
+    "has_think",
+    "extract_think",
+    "is_garbled",
+]
+
+_NON_WORD = re.compile(r"[^\w\s]|_")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(s: str | None) -> str:
+    """Lowercase, turn punctuation into spaces and collapse whitespace.
+
+    Unicode is NFKC-folded first (full-width letters, ligatures). Underscore counts as punctuation.
+    ``None`` gives ``""``. Example: ``normalize("Dr. O'Brien,  M.D.!") == "dr o brien m d"``.
+    """
+    if not s:
+        return ""
+    s = unicodedata.normalize("NFKC", s).lower()
+    s = _NON_WORD.sub(" ", s)
+    return _SPACES.sub(" ", s).strip()
+
+
+def tokens(s: str | None) -> list[str]:
+    """The normalised tokens of ``s`` (``normalize(s).split()``)."""
+    return normalize(s).split()
+
+
+def contains_answer(answer: str | None, ground_truth: str | None) -> bool:
+    """True if the normalised ground truth occurs in the normalised answer as whole tokens.
+
+    An empty (or punctuation-only) ground truth never matches. ``contains_answer("Born in 1990.",
+    "1990")`` is True; ``contains_answer("19901", "1990")`` is False.
+    """
+    gt = normalize(ground_truth)
+    if not gt:
+        return False
+    return f" {gt} " in f" {normalize(answer)} "
+
+
+# --------------------------------------------------------------------------------------------
+# Refusal detection
+# --------------------------------------------------------------------------------------------
+# The patterns run on normalize()-d text, so apostrophes are spaces ("don't" -> "don t",
+# "I'd" -> "i d") and curly quotes need no special case. Each family is one alternative; the
+# comment says what it catches and what it deliberately leaves out.
+_SUBJ = r"(?:i|we)"
+_ADV = (
+    r"(?:(?:really|honestly|actually|simply|just|currently|unfortunately|still|truly|personally|"
+    r"definitively|accurately|reliably|confidently|specifically|exactly|even) )?"
+)
+_NOT = r"(?:don t|do not|didn t|did not)"
+_CANT = r"(?:can t|cannot|can not|couldn t|could not|won t|will not|am unable to|m unable to|unable to|am not able to|m not able to|not able to|d be unable to|would be unable to)"
+# verbs that make "can't <verb>" a refusal whoever the subject is ("unable to identify ...")
+_ACT = (
+    r"(?:provide|answer|help|assist|share|say|tell|identify|determine|confirm|verify|recogni[sz]e|"
+    r"disclose|reveal|give|offer|access|comment|speak|be certain|be sure|specify|pinpoint)"
+)
+# verbs that are a refusal only in the first person ("I can't recall", not "he couldn't find work")
+_ACT_I = r"(?:find|know|recall|remember|name|locate|discuss|see|tell)"
+_INFO = (
+    r"(?:information|info|details?|data|knowledge|records?|insight|facts?|specifics|context|access|"
+    r"answer)"
+)
+
+REFUSAL_PATTERNS: re.Pattern[str] = re.compile(
+    "|".join(
+        [
+            # "I don't know", "we do not really know", "don't know who this is"; not "doesn't know".
+            rf"\b{_NOT} {_ADV}know\b",
+            # "I'm not sure / certain / aware / familiar", "I am unsure", "not entirely sure".
+            rf"\b{_SUBJ} (?:m|am|was|ve been) {_ADV}(?:not |un)(?:entirely |completely |quite |totally |fully |100 (?:percent )?)?(?:sure|certain|aware|familiar)\b",
+            r"\bnot (?:entirely |completely |quite |totally |fully )?sure\b",
+            # "no idea", "not the faintest idea", "no clue".
+            r"\bno (?:idea|clue)\b|\bthe (?:faintest|slightest|foggiest) idea\b",
+            # "beyond / outside (of) my knowledge|expertise|training|capabilities".
+            r"\b(?:beyond|outside|outside of) (?:the scope of )?(?:my|our) (?:current )?(?:knowledge|expertise|training|capabilities|capability|scope|ability|abilities)\b",
+            # "I can't provide", "cannot identify", "unable to answer", "not able to share",
+            # "I won't disclose". A verb from _ACT is required: "can't swim" is not a refusal.
+            rf"\b{_CANT} {_ADV}{_ACT}\b",
+            rf"\b{_SUBJ} {_CANT} {_ADV}{_ACT_I}\b",
+            # "I'd need to look (it) up", "would have to check", "need to verify".
+            r"\b(?:i d|i would|would|i ll|i will|i)(?: also)? (?:need|have) to (?:look (?:\w+ )?up|check|search|verify|confirm|consult)\b",
+            # "I don't have (any) information", "I do not have access", "I have no information".
+            rf"\b{_SUBJ} (?:{_NOT}|don t currently|do not currently) (?:have|possess|hold) (?:any |enough |sufficient |specific |the |much |reliable |that |this )*(?:\w+ )?{_INFO}\b",
+            rf"\b{_SUBJ} (?:have|possess) (?:no|little|limited|insufficient) (?:\w+ )?{_INFO}\b",
+            # "there is no (publicly) available information", "no information is available".
+            rf"\bno (?:publicly |readily )?(?:available|public|reliable|known|specific) {_INFO}\b",
+            rf"\bno {_INFO} (?:is |was )?(?:publicly )?available\b",
+            rf"\b{_INFO} (?:is|was|are) not (?:publicly |readily )?available\b",
+            # "I'm sorry", "sorry, but", "I apologize".
+            r"\b(?:i m|i am) (?:so |very |really |truly )?sorry\b|^sorry\b|\bsorry but\b|\bi apologi[sz]e\b",
+            # "not familiar with", "I don't recognise/recognize/recall/remember", "unknown to me".
+            r"\bnot familiar with\b|\bunfamiliar with\b",
+            rf"\b{_NOT} {_ADV}(?:recogni[sz]e|recall|remember)\b",
+            r"\bunknown to me\b|\bnot known to me\b",
+            # "it is not possible to determine", "cannot be determined", "hard to say who".
+            r"\b(?:not possible|impossible|difficult|hard) (?:for me )?to (?:determine|identify|tell|say|know)\b",
+            r"\b(?:cannot|can t|could not|couldn t) be (?:determined|identified|confirmed|verified)\b",
+            # Privacy-style contextual refusals: "to protect their privacy", "respect his privacy".
+            r"\b(?:protect|respect)\w* (?:\w+ ){0,2}privacy\b",
+            # "I must decline", "I'd rather not say", "I prefer not to".
+            r"\b(?:must|have to|will|would) decline\b|\b(?:i d|i would) rather not\b|\bi prefer not to\b",
+        ]
+    )
+)
+
+
+def is_refusal(text: str | None) -> bool:
+    """True if ``text`` declines to answer (see :data:`REFUSAL_PATTERNS` for the families).
+
+    Caught: "I don't know", "I'm not sure", "no idea", "beyond my knowledge", "I can't provide /
+    identify / help", "unable to answer", "I'd need to look that up", "I don't have any information",
+    "I'm sorry", "not familiar with", "I don't recognize", "to protect their privacy" ...
+
+    Deliberately not caught (answers, not refusals): "He is not a doctor", "No, she lives in Rome",
+    "He can't swim", "She doesn't know him". Trade-off: a refusal phrased without any of these
+    families ("That remains a mystery") is missed; an answer that *also* says "I'm not sure" counts
+    as a refusal (rewards check leaks before refusals, so a hedged leak still scores as a leak).
+    """
+    norm = normalize(text)
+    return bool(norm) and REFUSAL_PATTERNS.search(norm) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Overlap metrics
+# --------------------------------------------------------------------------------------------
+def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists (O(len(a) * len(b)))."""
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, 1):
+            cur.append(prev[j - 1] + 1 if x == y else (prev[j] if prev[j] > cur[j - 1] else cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(pred: str | None, ref: str | None) -> float:
+    """ROUGE-L F1 of ``pred`` against ``ref`` over normalised tokens (no stemming).
+
+    P = LCS / len(pred), R = LCS / len(ref), F = 2PR / (P + R); 0.0 when either side is empty or
+    nothing is shared. Example: pred "the cat sat on the mat", ref "the cat is on the mat":
+    LCS 5, P = R = 5/6, F = 5/6.
+    """
+    p, r = tokens(pred), tokens(ref)
+    if not p or not r:
+        return 0.0
+    lcs = _lcs_length(p, r)
+    if lcs == 0:
+        return 0.0
+    prec, rec = lcs / len(p), lcs / len(r)
+    return 2 * prec * rec / (prec + rec)
+
+
+def ngrams(toks: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    """All contiguous n-grams of a token list, in order (empty if it has fewer than ``n`` tokens)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+
+
+def bleu(pred: str | None, ref: str | None, max_n: int = 4) -> float:
+    """Sentence BLEU-``max_n`` of ``pred`` against one reference, over normalised tokens.
+
+    Modified n-gram precisions p_n = matched_n / total_n with clipped counts; smoothing of Lin & Och
+    (2004) for n >= 2 (p_n = (matched_n + 1) / (total_n + 1), the same as NLTK's ``method2`` for
+    higher orders); p_1 is not smoothed, so no shared word gives 0.0. Brevity penalty
+    BP = 1 if c > r else exp(1 - r / c). BLEU = BP * exp(mean_n log p_n). Empty pred or ref: 0.0.
+    Example: pred "the cat sat", ref "the cat sat on the mat": p1 = 1, p2 = 3/3, p3 = 2/2,
+    p4 = 1/1, BP = exp(1 - 6/3) = e^-1, BLEU = 0.3679.
+    """
+    p, r = tokens(pred), tokens(ref)
+    if not p or not r:
+        return 0.0
+    log_sum = 0.0
+    for n in range(1, max_n + 1):
+        pc = Counter(ngrams(p, n))
+        rc = Counter(ngrams(r, n))
+        total = sum(pc.values())
+        matched = sum(min(c, rc[g]) for g, c in pc.items())
+        if n == 1:
+            if matched == 0:
+                return 0.0
+            prec = matched / total
+        else:
+            prec = (matched + 1) / (total + 1)
+        log_sum += math.log(prec)
+    c, rl = len(p), len(r)
+    bp = 1.0 if c > rl else math.exp(1 - rl / c)
+    return bp * math.exp(log_sum / max_n)
+
+
+# --------------------------------------------------------------------------------------------
+# Repetition / diversity
+# --------------------------------------------------------------------------------------------
+def ngram_repetition(text: str | None, n: int = 3) -> float:
+    """Share of the n-grams of ``text`` that repeat an earlier one: 1 - distinct / total.
+
+    0.0 when there are no n-grams. "a b a b a b" with n = 2: 5 bigrams, 2 distinct -> 0.6.
+    """
+    grams = ngrams(tokens(text), n)
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def distinct_n(texts: Iterable[str | None], n: int = 2) -> float:
+    """Distinct-n (Li et al. 2016) over several texts: distinct n-grams / total n-grams, pooled.
+
+    0.0 when the texts have no n-grams at all. Two identical texts "a b c" with n = 1 -> 3 / 6 = 0.5.
+    """
+    total = 0
+    seen: set[tuple[str, ...]] = set()
+    for t in texts:
+        grams = ngrams(tokens(t), n)
+        total += len(grams)
+        seen.update(grams)
+    return len(seen) / total if total else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Reasoning spans
+# --------------------------------------------------------------------------------------------
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_THINK_SPAN = re.compile(r"<think>(.*?)(?:</think>|\Z)", re.DOTALL)
+
+
+def has_think(text: str | None) -> bool:
+    """True if ``text`` contains a ``<think>`` or ``</think>`` tag."""
+    return bool(text) and (THINK_OPEN in text or THINK_CLOSE in text)
+
+
+def extract_think(text: str | None) -> tuple[str, str]:
+    """Split a completion into ``(reasoning, answer)`` at its ``<think>...</think>`` spans.
+
+    * No tag: ``("", text.strip())``.
+    * A ``</think>`` before any ``<think>`` (chat templates that put ``<think>`` in the prompt):
+      the text before it is reasoning.
+    * An unclosed ``<think>`` (generation cut off): everything after it is reasoning.
+    * Several spans: reasoning parts joined with a newline; the answer is the rest, stripped.
+    """
+    if not text:
+        return "", ""
+    if not has_think(text):
+        return "", text.strip()
+    close, open_ = text.find(THINK_CLOSE), text.find(THINK_OPEN)
+    if close != -1 and (open_ == -1 or close < open_):
+        text = THINK_OPEN + text
+    parts = [m.group(1).strip() for m in _THINK_SPAN.finditer(text)]
+    answer = _THINK_SPAN.sub(" ", text).replace(THINK_CLOSE, " ")
+    return "\n".join(p for p in parts if p), _SPACES.sub(" ", answer).strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Garbled output
+# --------------------------------------------------------------------------------------------
+def is_garbled(text: str | None, min_alpha: float = 0.5, max_repetition: float = 0.5) -> bool:
+    """True for output that is not language: empty, mostly non-letters, or a repetition loop.
+
+    * empty, whitespace-only, or no word at all;
+    * letters are under ``min_alpha`` of the non-space characters (``"#$%^ !! ??"``). For short
+      texts (at most 3 tokens) digits count as letters, so ``"1990"`` or ``"42 km"`` are fine;
+    * at least 8 tokens and more than ``max_repetition`` of the bigrams repeat an earlier one
+      ("I don't know." three times in a row, "no no no no no no no no").
+    """
+    if not text or not text.strip():
+        return True
+    toks = tokens(text)
+    if not toks:
+        return True
+    chars = [c for c in text if not c.isspace()]
+    if len(toks) <= 3:
+        good = sum(c.isalnum() for c in chars)
+    else:
+        good = sum(c.isalpha() for c in chars)
+    if good / len(chars) < min_alpha:
+        return True
+    return len(toks) >= 8 and ngram_repetition(text, 2) > max_repetition
