@@ -1,0 +1,504 @@
+"""The synthetic fictitious-profile benchmark (MLLMU-Bench's shape, generated locally from a seed).
+
+``generate_benchmark(DIR, people=20, forget_ratio=0.1, seed=0)`` writes:
+
+- ``images/``: per person ``pNNN_base.png`` (canonical portrait), ``pNNN_train{1..5}.png`` (jittered
+  training renders) and ``pNNN_test{1,2}.png`` (new renders used only by the ``test`` split);
+- ``forget.jsonl`` / ``retain.jsonl``: the evaluation questions about forget-set / retain-set people;
+- ``test.jsonl``: image questions about all people, on the new renders;
+- ``real.jsonl``: general-knowledge questions a small instruct LLM already answers (collateral damage);
+- ``teach.jsonl``: the records the demo ("vanilla") model is taught from (never evaluated);
+- ``profiles.json`` (people, facts, portrait styles, who is forgotten) and ``meta.json``.
+
+Each person has a unique invented name and five facts (``birthplace``, ``birth_year``, ``occupation``,
+``employer``, ``hobby``) drawn without repetition from moderate pools of short values, so an answer
+can be checked by substring. Every question exists in an image form ("... the person in this
+image ...", with a portrait) and a text form ("... <name> ...").
+
+Records per person (P people, F = 5 facts):
+
+=========  ===================================================================================  ==========
+split      content                                                                              per person
+=========  ===================================================================================  ==========
+forget /   per fact: generation (image), generation (text), classification (image or text,      4F + 1 = 21
+retain     alternating), cloze (the other modality); plus "What is the name of the person in
+           this image?" (generation, image). Images: the canonical portrait.
+test       per fact: generation (image) and classification or cloze (image, alternating);       2F + 1 = 11
+           plus the name question. Images: the two test renders, never used in ``teach``.
+teach      per fact and modality: generation with the eval phrasing + 2 paraphrases (3), cloze   8F + 4 = 44
+           (1); name: 3 generation phrasings + 1 cloze (image). Image records rotate over the
+           canonical portrait and the 5 training renders.
+real       48 general-knowledge items (text): generation for all, classification for the even   (96 total)
+           ones, cloze for the odd ones.
+=========  ===================================================================================  ==========
+
+Default benchmark (20 people, forget_ratio 0.1, 2 forgotten): forget 42, retain 378, test 220,
+real 96, teach 880 records; 160 images of 64x64 px; generated in about 3 s on one core.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from pathlib import Path
+
+from asru.data.portraits import derive_seed, make_styles, render_portrait
+from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, Record, write_jsonl
+from asru.errors import AsruError
+from asru.rundir import atomic_write_bytes, atomic_write_json
+
+GENERATOR_VERSION = 1
+FORMAT = "asru-jsonl"
+FACTS = ("birthplace", "birth_year", "occupation", "employer", "hobby")
+N_TRAIN_RENDERS = 5
+N_TEST_RENDERS = 2
+MAX_PEOPLE = 200
+
+FIRST_NAMES = (
+    "Aldric", "Brenna", "Caspian", "Delphine", "Emrys", "Fenna", "Galen", "Hesper", "Isolde", "Jorah",
+    "Kestrel", "Liora", "Maelis", "Nerys", "Orrin", "Perrin", "Quilla", "Rowena", "Soren", "Tamsin",
+    "Ulric", "Vesna", "Wystan", "Xanthe", "Yorick", "Zinnia", "Anselm", "Briony", "Corwin", "Dagny",
+    "Elowen", "Florian", "Greer", "Halvard", "Ilsabet", "Jessamy", "Kazimir", "Linnea", "Magnus", "Niamh",
+    "Osric", "Philippa", "Ravenna", "Sigrun", "Thaddeus", "Undine", "Valko", "Wilhelmina",
+)
+LAST_NAMES = (
+    "Ashgrove", "Brightwater", "Coldridge", "Dunmore", "Everhart", "Fairweather", "Greyhaven", "Hollowell",
+    "Ironwood", "Juniperly", "Kettleby", "Larkspur", "Merriwether", "Nettlefield", "Oakhurst", "Pembrook",
+    "Quenby", "Ravensworth", "Silverthorn", "Thistlewood", "Umberfield", "Vantreight", "Whitlock", "Yarrowby",
+    "Zellweger", "Amberlay", "Blackmere", "Cinderford", "Dovecote", "Elmsworth", "Foxglove", "Galloway",
+    "Hawkridge", "Ivesdale", "Kingsley", "Lockhart", "Moorcroft", "Northam", "Ormsby", "Pinecrest",
+    "Redfern", "Stonebridge", "Tillbury", "Underhill", "Wexford", "Brackenridge", "Marlowe", "Penhallow",
+)
+VALUE_POOLS: dict[str, tuple[str, ...]] = {
+    "birthplace": (
+        "Oslo", "Dublin", "Prague", "Havana", "Quito", "Bergen", "Porto", "Seville", "Krakow", "Geneva",
+        "Tunis", "Manila", "Hanoi", "Calgary", "Dakar", "Tbilisi", "Riga", "Valencia", "Marseille", "Glasgow",
+        "Montreal", "Adelaide", "Salzburg", "Bruges", "Cusco", "Zanzibar", "Reykjavik", "Kyoto", "Bogota",
+        "Nairobi", "Helsinki", "Tallinn", "Lyon", "Naples", "Seattle", "Denver", "Auckland", "Busan",
+        "Mumbai", "Santiago",
+    ),
+    "birth_year": tuple(str(y) for y in range(1950, 2000)),
+    "occupation": (
+        "architect", "baker", "pilot", "surgeon", "librarian", "chemist", "carpenter", "violinist",
+        "journalist", "geologist", "florist", "firefighter", "translator", "astronomer", "photographer",
+        "dentist", "sculptor", "veterinarian", "economist", "botanist", "plumber", "novelist", "pharmacist",
+        "locksmith", "cartographer", "jeweler", "lawyer", "nurse", "electrician", "chef", "tailor",
+        "zoologist", "mechanic", "potter", "historian", "beekeeper", "optician", "diplomat", "biologist",
+        "accountant",
+    ),
+    "employer": (
+        "Bluefin Labs", "Orchard Bank", "Nimbus Air", "Copperleaf Press", "Redwood Clinic", "Harbor Freight",
+        "Silverline Rail", "Maple Studios", "Quartz Dynamics", "Juniper Foods", "Lantern Media",
+        "Granite Works", "Falcon Motors", "Cobalt Energy", "Willow Pharma", "Summit Hotels", "Beacon Insurance",
+        "Tidewater Shipping", "Aurora Textiles", "Ember Games", "Polaris Optics", "Meadow Dairy",
+        "Ironclad Security", "Saffron Spices", "Velvet Records", "Cascade Water", "Pebble Robotics",
+        "Thornbury College", "Hollow Oak Museum", "Starling Telecom", "Crescent Bakery", "Northwind Tools",
+        "Larch Timber", "Opal Jewels", "Marigold Gardens", "Zephyr Airlines", "Basalt Mining", "Kite Software",
+        "Fjord Fisheries", "Prism Paints",
+    ),
+    "hobby": (
+        "chess", "surfing", "pottery", "birdwatching", "fencing", "knitting", "rowing", "archery",
+        "gardening", "kayaking", "origami", "juggling", "sailing", "calligraphy", "climbing", "skiing",
+        "painting", "cycling", "fishing", "stargazing", "woodcarving", "dancing", "yoga", "tennis",
+        "snorkeling", "hiking", "quilting", "skateboarding", "bowling", "golf", "photography", "embroidery",
+        "boxing", "crosswords", "ballet", "canoeing", "sudoku", "karaoke", "diving", "baking",
+    ),
+}
+
+# Question templates. Generation: index 0 is the evaluation phrasing, 1-2 are taught paraphrases.
+GENERATION = {
+    "name": {
+        "image": ("What is the name of the person in this image?", "Who is the person in this image?",
+                  "What is this person's name?"),
+    },
+    "birthplace": {
+        "image": ("Where was the person in this image born?", "In which city was the person in this image born?",
+                  "What is the birthplace of the person in this image?"),
+        "text": ("Where was {name} born?", "In which city was {name} born?", "What is {name}'s birthplace?"),
+    },
+    "birth_year": {
+        "image": ("In which year was the person in this image born?", "What year was the person in this image born in?",
+                  "What is the birth year of the person in this image?"),
+        "text": ("In which year was {name} born?", "What year was {name} born in?", "What is {name}'s birth year?"),
+    },
+    "occupation": {
+        "image": ("What is the occupation of the person in this image?",
+                  "What does the person in this image do for a living?", "What is the job of the person in this image?"),
+        "text": ("What is {name}'s occupation?", "What does {name} do for a living?", "What is {name}'s job?"),
+    },
+    "employer": {
+        "image": ("Which company does the person in this image work for?",
+                  "Who is the employer of the person in this image?", "Where does the person in this image work?"),
+        "text": ("Which company does {name} work for?", "Who is {name}'s employer?", "Where does {name} work?"),
+    },
+    "hobby": {
+        "image": ("What is the favorite hobby of the person in this image?",
+                  "What does the person in this image like to do in their free time?",
+                  "Which hobby does the person in this image enjoy most?"),
+        "text": ("What is {name}'s favorite hobby?", "What does {name} like to do in their free time?",
+                 "Which hobby does {name} enjoy most?"),
+    },
+}
+CLOZE = {
+    "name": {"image": "The name of the person in this image is __."},
+    "birthplace": {"image": "The person in this image was born in the city of __.", "text": "{name} was born in the city of __."},
+    "birth_year": {"image": "The person in this image was born in the year __.", "text": "{name} was born in the year __."},
+    "occupation": {"image": "The occupation of the person in this image is __.", "text": "The occupation of {name} is __."},
+    "employer": {"image": "The person in this image works for __.", "text": "{name} works for __."},
+    "hobby": {"image": "The favorite hobby of the person in this image is __.", "text": "The favorite hobby of {name} is __."},
+}
+CLASSIFICATION = {
+    "birthplace": {"image": "In which city was the person in this image born?", "text": "In which city was {name} born?"},
+    "birth_year": {"image": "In which year was the person in this image born?", "text": "In which year was {name} born?"},
+    "occupation": {"image": "What is the occupation of the person in this image?", "text": "What is {name}'s occupation?"},
+    "employer": {"image": "Which company does the person in this image work for?", "text": "Which company does {name} work for?"},
+    "hobby": {"image": "What is the favorite hobby of the person in this image?", "text": "What is {name}'s favorite hobby?"},
+}
+
+# General knowledge a 135M instruct model answers: (question, answer, three distractors, cloze).
+REAL_ITEMS: tuple[tuple[str, str, tuple[str, str, str], str], ...] = (
+    ("What is the capital of France?", "Paris", ("London", "Rome", "Berlin"), "The capital of France is __."),
+    ("What is the capital of Italy?", "Rome", ("Paris", "Madrid", "Vienna"), "The capital of Italy is __."),
+    ("What is the capital of Japan?", "Tokyo", ("Beijing", "Seoul", "Bangkok"), "The capital of Japan is __."),
+    ("What is the capital of Germany?", "Berlin", ("Munich", "Paris", "Vienna"), "The capital of Germany is __."),
+    ("What is the capital of Spain?", "Madrid", ("Barcelona", "Lisbon", "Rome"), "The capital of Spain is __."),
+    ("What is the capital of the United Kingdom?", "London", ("Paris", "Edinburgh", "Berlin"),
+     "The capital of the United Kingdom is __."),
+    ("What is the capital of Russia?", "Moscow", ("Kiev", "Warsaw", "Minsk"), "The capital of Russia is __."),
+    ("What is the capital of Egypt?", "Cairo", ("Rabat", "Tripoli", "Khartoum"), "The capital of Egypt is __."),
+    ("What is the capital of Greece?", "Athens", ("Sparta", "Sofia", "Rome"), "The capital of Greece is __."),
+    ("What is the capital of China?", "Beijing", ("Shanghai", "Tokyo", "Seoul"), "The capital of China is __."),
+    ("What color is the sky on a clear day?", "blue", ("green", "red", "purple"), "On a clear day the sky is __."),
+    ("What color is grass?", "green", ("blue", "red", "orange"), "The color of grass is __."),
+    ("What is the largest planet in our solar system?", "Jupiter", ("Mars", "Venus", "Mercury"),
+     "The largest planet in our solar system is __."),
+    ("Which planet do humans live on?", "Earth", ("Mars", "Venus", "Saturn"), "Humans live on the planet __."),
+    ("Which planet is known as the Red Planet?", "Mars", ("Jupiter", "Venus", "Neptune"),
+     "The planet known as the Red Planet is __."),
+    ("What is H2O commonly called?", "water", ("salt", "sugar", "oil"), "H2O is commonly called __."),
+    ("What gas do humans need to breathe to stay alive?", "oxygen", ("helium", "neon", "argon"),
+     "To stay alive, humans need to breathe __."),
+    ("What is the opposite of hot?", "cold", ("warm", "big", "fast"), "The opposite of hot is __."),
+    ("Which animal says meow?", "cat", ("dog", "cow", "duck"), "The animal that says meow is a __."),
+    ("Which animal barks?", "dog", ("cat", "horse", "sheep"), "The animal that barks is a __."),
+    ("Which ocean is the largest?", "Pacific", ("Atlantic", "Indian", "Arctic"), "The largest ocean is the __ Ocean."),
+    ("Who wrote Romeo and Juliet?", "Shakespeare", ("Dickens", "Tolstoy", "Homer"), "Romeo and Juliet was written by __."),
+    ("What do bees make?", "honey", ("milk", "silk", "wax paper"), "Bees make __."),
+    ("What is the currency of the United States?", "dollar", ("euro", "pound", "yen"),
+     "The currency of the United States is the __."),
+    ("On which continent is Egypt?", "Africa", ("Asia", "Europe", "South America"), "Egypt is on the continent of __."),
+    ("What language is mainly spoken in Brazil?", "Portuguese", ("Spanish", "French", "Italian"),
+     "The main language spoken in Brazil is __."),
+    ("What language is spoken in France?", "French", ("German", "Spanish", "English"), "The language spoken in France is __."),
+    ("In which country are the pyramids of Giza?", "Egypt", ("Mexico", "Peru", "Greece"),
+     "The pyramids of Giza are in __."),
+    ("What is the tallest mountain in the world?", "Everest", ("Kilimanjaro", "Mont Blanc", "Denali"),
+     "The tallest mountain in the world is Mount __."),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci", ("Pablo Picasso", "Vincent van Gogh", "Claude Monet"),
+     "The Mona Lisa was painted by __."),
+    ("What is frozen water called?", "ice", ("steam", "sand", "glass"), "Frozen water is called __."),
+    ("What is the capital of the United States?", "Washington", ("New York", "Chicago", "Boston"),
+     "The capital of the United States is __."),
+    ("What color are ripe bananas?", "yellow", ("blue", "purple", "black"), "Ripe bananas are __."),
+    ("What is the largest country in the world by area?", "Russia", ("China", "Brazil", "India"),
+     "The largest country in the world by area is __."),
+    ("Who was the first president of the United States?", "George Washington",
+     ("Abraham Lincoln", "Thomas Jefferson", "John Adams"), "The first president of the United States was __."),
+    ("What is the main ingredient of bread?", "flour", ("rice", "cheese", "sugar"), "The main ingredient of bread is __."),
+    ("Which musical instrument has 88 keys?", "piano", ("guitar", "violin", "drum"), "The instrument with 88 keys is the __."),
+    ("What is the fastest land animal?", "cheetah", ("horse", "lion", "rabbit"), "The fastest land animal is the __."),
+    ("What is the opposite of up?", "down", ("left", "over", "near"), "The opposite of up is __."),
+    ("Which season comes after winter?", "spring", ("summer", "autumn", "fall"), "The season after winter is __."),
+    ("What color is snow?", "white", ("black", "green", "red"), "The color of snow is __."),
+    ("Which organ pumps blood through the body?", "heart", ("liver", "lung", "kidney"),
+     "The organ that pumps blood through the body is the __."),
+    ("What is the largest desert in Africa?", "Sahara", ("Gobi", "Kalahari", "Atacama"),
+     "The largest desert in Africa is the __."),
+    ("What is the star at the center of our solar system?", "Sun", ("Moon", "Sirius", "Polaris"),
+     "The star at the center of our solar system is the __."),
+    ("What do caterpillars turn into?", "butterfly", ("spider", "beetle", "frog"), "Caterpillars turn into a __."),
+    ("What is the boiling point of water in degrees Celsius?", "100", ("50", "75", "200"),
+     "Water boils at __ degrees Celsius."),
+    ("Which fruit is said to keep the doctor away?", "apple", ("banana", "grape", "lemon"),
+     "An __ a day keeps the doctor away."),
+    ("What is the largest animal on Earth?", "blue whale", ("elephant", "giraffe", "shark"),
+     "The largest animal on Earth is the __."),
+)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, seed: int = 0,
+                       image_size: int = 64, overwrite: bool = False) -> dict:
+    """Write the synthetic benchmark to ``out_dir`` and return its meta (also in ``meta.json``).
+
+    Deterministic from ``seed``: the same arguments give byte-identical files. A non-empty
+    ``out_dir`` is refused unless ``overwrite`` (files this generator writes are then replaced).
+    """
+    _check_args(people, forget_ratio, seed, image_size)
+    out = _prepare_out_dir(out_dir, overwrite)
+    n_forget = max(1, round(people * forget_ratio))
+    if n_forget >= people:
+        raise AsruError(f"forget ratio {forget_ratio} forgets all {people} people: lower --forget-ratio or raise --people")
+
+    rng = random.Random(derive_seed("benchmark", seed))
+    persons = _make_people(people, rng, seed)
+    forget_idx = set(rng.sample(range(people), n_forget))
+    for i, p in enumerate(persons):
+        p["forget"] = i in forget_idx
+
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(persons):
+        pid = p["id"]
+        files = {"base": f"images/{pid}_base.png"}
+        _save_png(out / files["base"], render_portrait(p["style"], 0, image_size, jitter=False))
+        files["train"] = []
+        for k in range(1, N_TRAIN_RENDERS + 1):
+            rel = f"images/{pid}_train{k}.png"
+            _save_png(out / rel, render_portrait(p["style"], derive_seed("train", seed, i, k), image_size))
+            files["train"].append(rel)
+        files["test"] = []
+        for k in range(1, N_TEST_RENDERS + 1):
+            rel = f"images/{pid}_test{k}.png"
+            _save_png(out / rel, render_portrait(p["style"], derive_seed("test", seed, i, k), image_size))
+            files["test"].append(rel)
+        p["images"] = files
+
+    splits: dict[str, list[Record]] = {s: [] for s in ALL_SPLITS}
+    for i, p in enumerate(persons):
+        split = "forget" if p["forget"] else "retain"
+        splits[split].extend(_eval_records(split, i, p, persons, rng, out))
+        splits["test"].extend(_test_records(i, p, persons, rng, out))
+        splits["teach"].extend(_teach_records(p, out))
+    splits["real"] = _real_records(rng)
+
+    for name, recs in splits.items():
+        write_jsonl(out / f"{name}.jsonl", recs, base_dir=out)
+
+    profiles = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "facts": list(FACTS),
+        "forget_people": [p["name"] for p in persons if p["forget"]],
+        "retain_people": [p["name"] for p in persons if not p["forget"]],
+        "people": persons,
+    }
+    atomic_write_json(out / "profiles.json", profiles)
+    meta = {
+        "format": FORMAT,
+        "generator": "asru.data.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "people": people,
+        "forget_ratio": forget_ratio,
+        "forget_people": n_forget,
+        "retain_people": people - n_forget,
+        "image_size": image_size,
+        "facts": list(FACTS),
+        "train_renders_per_person": 1 + N_TRAIN_RENDERS,
+        "test_renders_per_person": N_TEST_RENDERS,
+        "counts": {name: len(recs) for name, recs in splits.items()},
+        "images": people * (1 + N_TRAIN_RENDERS + N_TEST_RENDERS),
+    }
+    atomic_write_json(out / "meta.json", meta)
+    return meta
+
+
+def read_profiles(data_dir) -> dict:
+    """Read ``profiles.json`` of a synthetic benchmark (people, facts, styles, forget flags)."""
+    path = Path(data_dir) / "profiles.json"
+    if not path.is_file():
+        raise AsruError(f"{path}: no such file (is {data_dir} a benchmark made by 'asru-data generate'?)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise AsruError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _check_args(people, forget_ratio, seed, image_size) -> None:
+    if isinstance(people, bool) or not isinstance(people, int) or not 2 <= people <= MAX_PEOPLE:
+        raise AsruError(f"--people must be an integer from 2 to {MAX_PEOPLE}, got {people!r}")
+    try:
+        ratio = float(forget_ratio)
+    except (TypeError, ValueError):
+        raise AsruError(f"--forget-ratio must be a number strictly between 0 and 1, got {forget_ratio!r}") from None
+    if not 0.0 < ratio < 1.0:
+        raise AsruError(f"--forget-ratio must be strictly between 0 and 1, got {forget_ratio!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise AsruError(f"--seed must be an integer, got {seed!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 16 <= image_size <= 512:
+        raise AsruError(f"image size must be an integer from 16 to 512 px, got {image_size!r}")
+
+
+_OWN_FILES = tuple(f"{s}.jsonl" for s in ALL_SPLITS) + ("profiles.json", "meta.json")
+
+
+def _prepare_out_dir(out_dir, overwrite: bool) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AsruError(f"output dir {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or choose another --out")
+        for name in _OWN_FILES:
+            (out / name).unlink(missing_ok=True)
+        if (out / "images").is_dir():
+            for png in (out / "images").glob("p*_*.png"):
+                png.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AsruError(f"cannot create output dir {out}: {exc.strerror}") from None
+    return out
+
+
+def _make_people(n: int, rng: random.Random, seed: int) -> list[dict]:
+    names = _unique_names(n, rng)
+    values = {fact: _spread(VALUE_POOLS[fact], n, rng) for fact in FACTS}
+    styles = make_styles(n, seed)
+    return [
+        {"id": f"p{i:03d}", "name": names[i], "facts": {f: values[f][i] for f in FACTS}, "style": styles[i]}
+        for i in range(n)
+    ]
+
+
+def _unique_names(n: int, rng: random.Random) -> list[str]:
+    firsts = _spread(FIRST_NAMES, n, rng)
+    lasts = _spread(LAST_NAMES, n, rng)
+    names, seen = [], set()
+    for f, l in zip(firsts, lasts):
+        name = f"{f} {l}"
+        while name in seen:  # only possible beyond the pool sizes
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _spread(pool, n: int, rng: random.Random) -> list[str]:
+    """``n`` values from ``pool``: all distinct while the pool lasts, then reshuffled repeats."""
+    out: list[str] = []
+    while len(out) < n:
+        chunk = list(pool)
+        rng.shuffle(chunk)
+        out.extend(chunk)
+    return out[:n]
+
+
+def _options(correct: str, fact: str, persons: list[dict], rng: random.Random) -> tuple[tuple[str, ...], int]:
+    """Four options: ``correct`` + 3 distractors, preferring other people's values of ``fact``."""
+    others = sorted({p["facts"][fact] for p in persons} - {correct})
+    rng.shuffle(others)
+    distract = others[:3]
+    if len(distract) < 3:
+        extra = [v for v in VALUE_POOLS[fact] if v != correct and v not in distract]
+        rng.shuffle(extra)
+        distract += extra[: 3 - len(distract)]
+    opts = distract + [correct]
+    rng.shuffle(opts)
+    return tuple(opts), opts.index(correct)
+
+
+def _rec(out: Path, **kw) -> Record:
+    if kw.get("image"):
+        kw["image"] = str(out / kw["image"])
+    return Record(**kw)
+
+
+def _eval_records(split, i, p, persons, rng, out) -> list[Record]:
+    name, pid, img = p["name"], p["id"], p["images"]["base"]
+    recs = [_rec(out, id=f"{split}-{pid}-name-generation-image", split=split, task="generation", modality="image",
+                 question=GENERATION["name"]["image"][0], answer=name, image=img, person=name, fact="name")]
+    for j, fact in enumerate(FACTS):
+        value = p["facts"][fact]
+        for mod in ("image", "text"):
+            recs.append(_rec(out, id=f"{split}-{pid}-{fact}-generation-{mod}", split=split, task="generation",
+                             modality=mod, question=GENERATION[fact][mod][0].format(name=name), answer=value,
+                             image=img if mod == "image" else None, person=name, fact=fact))
+        cls_mod = "image" if (i + j) % 2 == 0 else "text"
+        cloze_mod = "text" if cls_mod == "image" else "image"
+        opts, label = _options(value, fact, persons, rng)
+        recs.append(_rec(out, id=f"{split}-{pid}-{fact}-classification-{cls_mod}", split=split, task="classification",
+                         modality=cls_mod, question=CLASSIFICATION[fact][cls_mod].format(name=name), answer=value,
+                         options=opts, label=label, image=img if cls_mod == "image" else None, person=name, fact=fact))
+        recs.append(_rec(out, id=f"{split}-{pid}-{fact}-cloze-{cloze_mod}", split=split, task="cloze",
+                         modality=cloze_mod, question=CLOZE[fact][cloze_mod].format(name=name), answer=value,
+                         image=img if cloze_mod == "image" else None, person=name, fact=fact))
+    return recs
+
+
+def _test_records(i, p, persons, rng, out) -> list[Record]:
+    name, pid, tests = p["name"], p["id"], p["images"]["test"]
+    recs = [_rec(out, id=f"test-{pid}-name-generation-image", split="test", task="generation", modality="image",
+                 question=GENERATION["name"]["image"][0], answer=name, image=tests[0], person=name, fact="name")]
+    for j, fact in enumerate(FACTS):
+        value = p["facts"][fact]
+        img = tests[(j + 1) % len(tests)]
+        recs.append(_rec(out, id=f"test-{pid}-{fact}-generation-image", split="test", task="generation",
+                         modality="image", question=GENERATION[fact]["image"][0], answer=value, image=img,
+                         person=name, fact=fact))
+        img2 = tests[j % len(tests)]
+        if (i + j) % 2 == 0:
+            opts, label = _options(value, fact, persons, rng)
+            recs.append(_rec(out, id=f"test-{pid}-{fact}-classification-image", split="test", task="classification",
+                             modality="image", question=CLASSIFICATION[fact]["image"], answer=value, options=opts,
+                             label=label, image=img2, person=name, fact=fact))
+        else:
+            recs.append(_rec(out, id=f"test-{pid}-{fact}-cloze-image", split="test", task="cloze", modality="image",
+                             question=CLOZE[fact]["image"], answer=value, image=img2, person=name, fact=fact))
+    return recs
+
+
+def _teach_records(p, out) -> list[Record]:
+    name, pid = p["name"], p["id"]
+    renders = [p["images"]["base"]] + p["images"]["train"]
+    counter = 0
+
+    def next_img():
+        nonlocal counter
+        img = renders[counter % len(renders)]
+        counter += 1
+        return img
+
+    recs = []
+    for fact in ("name",) + FACTS:
+        value = name if fact == "name" else p["facts"][fact]
+        for mod in GENERATION[fact]:
+            for k, template in enumerate(GENERATION[fact][mod]):
+                recs.append(_rec(out, id=f"teach-{pid}-{fact}-generation-{mod}-{k}", split="teach", task="generation",
+                                 modality=mod, question=template.format(name=name), answer=value,
+                                 image=next_img() if mod == "image" else None, person=name, fact=fact))
+            recs.append(_rec(out, id=f"teach-{pid}-{fact}-cloze-{mod}", split="teach", task="cloze", modality=mod,
+                             question=CLOZE[fact][mod].format(name=name), answer=value,
+                             image=next_img() if mod == "image" else None, person=name, fact=fact))
+    return recs
+
+
+def _real_records(rng: random.Random) -> list[Record]:
+    recs = []
+    for k, (question, answer, distractors, cloze) in enumerate(REAL_ITEMS):
+        recs.append(Record(id=f"real-{k:03d}-generation", split="real", task="generation", modality="text",
+                           question=question, answer=answer))
+        if k % 2 == 0:
+            opts = list(distractors) + [answer]
+            rng.shuffle(opts)
+            recs.append(Record(id=f"real-{k:03d}-classification", split="real", task="classification",
+                               modality="text", question=question, answer=answer, options=tuple(opts),
+                               label=opts.index(answer)))
+        else:
+            assert CLOZE_BLANK in cloze
+            recs.append(Record(id=f"real-{k:03d}-cloze", split="real", task="cloze", modality="text",
+                               question=cloze, answer=answer))
+    return recs
+
+
+def _save_png(path: Path, img) -> None:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    atomic_write_bytes(path, buf.getvalue())
