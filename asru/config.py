@@ -1,0 +1,306 @@
+"""One documented, validated config dataclass per stage, loadable from YAML with CLI overrides.
+
+Every field carries its help text in ``metadata["help"]`` (the CLI's ``--help`` shows it). Cross-field
+checks live in ``__post_init__`` and raise :class:`asru.errors.AsruError`. A YAML file has one mapping per
+stage (``model:``, ``data:``, ``teach:``, ``steer:``, ``rl:``, ``eval:``, ``export:``) plus top-level run
+fields; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from asru.errors import AsruError
+
+STAGES = ("data", "teach", "steer", "rl", "eval", "export")
+METHODS = ("asru", "steer_only", "ga", "graddiff", "kl", "npo", "idk")
+
+
+def opt(default, help: str, **kw):
+    """A dataclass field with help text (``default`` may be a list/dict: copied per instance)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def _check(cond: bool, msg: str):
+    if not cond:
+        raise AsruError(msg)
+
+
+@dataclass
+class ModelConfig:
+    """Which model to unlearn and how to load it."""
+
+    name: str = opt("demo", "Model to unlearn: an alias (qwen3-vl, qwen3-vl-4b, qwen3-vl-8b, qwen2.5-vl, llava, smollm2, demo), a hub id or a local directory.")
+    dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16 or float16.")
+    device: str = opt("auto", "Device: auto (cuda if available), cpu or cuda[:N].")
+    trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless you trust the repository).")
+    attn_implementation: str | None = opt(None, "Attention kernel passed to from_pretrained (e.g. sdpa, flash_attention_2); None = default.")
+
+    def __post_init__(self):
+        _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), f"model.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+
+
+@dataclass
+class DataConfig:
+    """The benchmark: the built-in synthetic one (generated once), or a directory in a supported format."""
+
+    data_dir: str | None = opt(None, "Benchmark directory (our JSONL format, MLLMU-Bench parquet or CLEAR). None = the built-in synthetic benchmark in the cache.")
+    people: int = opt(20, "Synthetic benchmark: number of fictitious people.")
+    forget_ratio: float = opt(0.1, "Synthetic benchmark: share of people to forget, in (0, 1).")
+    seed: int = opt(0, "Synthetic benchmark: generator seed.")
+    image_size: int = opt(64, "Synthetic benchmark: portrait size in pixels.")
+
+    def __post_init__(self):
+        _check(0 < self.forget_ratio < 1, f"data.forget_ratio must be in (0, 1), not {self.forget_ratio}")
+        _check(self.people >= 2, "data.people must be at least 2 (someone to forget and someone to keep)")
+
+
+@dataclass
+class TeachConfig:
+    """Building the offline demo VLM that knows the synthetic profiles (the 'vanilla' model)."""
+
+    steps: int = opt(140, "Optimisation steps.")
+    batch_size: int = opt(16, "Examples per step.")
+    lr: float = opt(2e-3, "Learning rate of the language model's LoRA adapters.")
+    vision_lr: float = opt(3e-3, "Learning rate of the vision tower and projector.")
+    lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
+    general_ratio: float = opt(0.25, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
+    seed: int = opt(0, "Training seed.")
+
+    def __post_init__(self):
+        _check(self.steps > 0 and self.batch_size > 0, "teach.steps and teach.batch_size must be positive")
+        _check(0 <= self.general_ratio < 1, "teach.general_ratio must be in [0, 1)")
+
+
+@dataclass
+class SteerConfig:
+    """Refusal direction, layer choice and redirection (REFERENCE.md section 1, step 1-2)."""
+
+    layer: int | None = opt(None, "Decoder layer to steer. None = choose automatically by the layer-selection scores (or the model alias's default).")
+    candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
+    position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction, mean, all.")
+    refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to questions about unseen people to build refusal-inducing prompts.")
+    min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
+    mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks).")
+    coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")
+    alpha: float = opt(1.0, "Weight of the retain MSE loss.")
+    lr: float = opt(1e-4, "Redirection learning rate (AdamW, linear schedule).")
+    batch_size: int = opt(2, "Redirection batch size.")
+    epochs: int = opt(3, "Redirection epochs.")
+    subspace_energy: float = opt(0.0, "If > 0, use an SVD subspace of per-sample differences covering this share of energy instead of a single direction.")
+    gate_threshold: float = opt(0.5, "Gated hooks: fire only when cos(h, v) exceeds this.")
+    hook_alpha: float = opt(4.0, "Add hooks: steering strength alpha (h += alpha * v / |v| * |h|-scaled, see steering.hooks).")
+
+    def __post_init__(self):
+        _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
+        _check(self.mode in ("redirect", "add", "ablate", "gated"), f"steer.mode must be redirect, add, ablate or gated, not {self.mode!r}")
+        _check(self.min_samples >= 1, "steer.min_samples must be >= 1")
+        _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")
+
+
+@dataclass
+class RLConfig:
+    """GRPO refinement of the refusal boundary (REFERENCE.md section 1 step 3, section 6)."""
+
+    forget_size: int = opt(200, "Boundary set: forget questions (capped at what exists).")
+    retain_size: int = opt(200, "Boundary set: retain questions (capped at what exists).")
+    boundary: str = opt("random", "Boundary set selection: random (reference) or similar (retain questions nearest to the forget set).")
+    num_generations: int = opt(8, "Rollouts per prompt (GRPO group size).")
+    temperature: float = opt(1.5, "Rollout temperature.")
+    top_p: float = opt(0.95, "Rollout top-p.")
+    lr: float = opt(1e-6, "Learning rate.")
+    weight_decay: float = opt(0.01, "Weight decay.")
+    beta: float = opt(0.1, "KL coefficient (k3 estimator) against the reference model.")
+    epochs: float = opt(6.0, "Epochs over the boundary set.")
+    max_steps: int = opt(-1, "Stop after this many steps (-1 = use epochs).")
+    batch_size: int = opt(8, "Completions per device per step (multiple of num_generations).")
+    max_completion_length: int = opt(64, "Maximum generated tokens per rollout.")
+    lora: bool = opt(True, "Train LoRA adapters (merged for rollout sync and export) instead of all weights.")
+    lora_r: int = opt(16, "LoRA rank.")
+    rewards: dict[str, float] = opt({"forget": 1.0, "retain": 1.0, "fluency": 0.5}, "Reward name -> weight. Names: built-ins, module:function, path/to/file.py:function, or an asru.rewards entry point.")
+    use_vllm: str = opt("auto", "Rollouts with vLLM: auto (when installed and on GPU), true, false.")
+    vllm_gpu_memory_utilization: float = opt(0.3, "Share of GPU memory vLLM may take in colocate mode.")
+    logging_steps: int = opt(1, "Log every N steps.")
+    save_steps: int = opt(10, "Checkpoint every N steps (resume continues from the last one).")
+    report_to: list[str] = opt([], "Experiment trackers passed to TRL (tensorboard, wandb) when installed.")
+    seed: int = opt(0, "Seed.")
+
+    def __post_init__(self):
+        _check(self.boundary in ("random", "similar"), f"rl.boundary must be random or similar, not {self.boundary!r}")
+        _check(self.num_generations >= 2, "rl.num_generations must be >= 2 (GRPO compares completions within a group)")
+        _check(self.batch_size % self.num_generations == 0, f"rl.batch_size ({self.batch_size}) must be a multiple of rl.num_generations ({self.num_generations})")
+        _check(self.use_vllm in ("auto", "true", "false"), "rl.use_vllm must be auto, true or false")
+        _check(bool(self.rewards), "rl.rewards must name at least one reward")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation: task metrics, quality, privacy, robustness and diagnostics."""
+
+    splits: list[str] = opt(["forget", "retain", "test", "real"], "Splits to evaluate.")
+    max_new_tokens: int = opt(32, "Generation length for answers.")
+    batch_size: int = opt(16, "Generation batch size.")
+    quality: bool = opt(True, "Generation quality metrics (reference-model fluency, repetition, distinct-n, naturalness).")
+    mia: bool = opt(True, "Loss-based membership inference AUC (forget vs held-out).")
+    relearn: bool = opt(False, "Relearning attack (fine-tune on half the forget set, measure the other half).")
+    diagnostics: bool = opt(False, "Representation diagnostics (PCA, CKA, Fisher) with plots.")
+    judge_url: str | None = opt(None, "OpenAI-compatible endpoint for an LLM judge (off when None).")
+    judge_model: str = opt("gpt-4o-mini", "Judge model name at judge_url.")
+    limit: int | None = opt(None, "Evaluate at most this many records per split (None = all).")
+
+
+@dataclass
+class ExportConfig:
+    """Exporting a servable checkpoint."""
+
+    out: str | None = opt(None, "Export directory (default: <run>/export).")
+    verify_prompts: int = opt(4, "Greedy answers compared between the export and the in-memory model, per split.")
+    allow_hooks: bool = opt(False, "Export even when unbakeable inference-time hooks were used, writing their description beside the checkpoint.")
+    push_to_hub: str | None = opt(None, "Push the export to this hub repo id (needs access).")
+
+
+@dataclass
+class RunConfig:
+    """The whole pipeline: run-level options plus one section per stage."""
+
+    output_dir: str | None = opt(None, "Run directory (default runs/<timestamp>).")
+    overwrite: bool = opt(False, "Replace the contents of a non-empty run directory.")
+    resume: bool = opt(False, "Continue a run: reuse finished stages whose inputs did not change, resume from checkpoints.")
+    stages: list[str] = opt(list(STAGES), "Stages to run, in order: data, teach, steer, rl, eval, export.")
+    method: str = opt("asru", "Unlearning method: asru, steer_only, or a baseline (ga, graddiff, kl, npo, idk).")
+    seed: int = opt(0, "Global seed.")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    teach: TeachConfig = field(default_factory=TeachConfig)
+    steer: SteerConfig = field(default_factory=SteerConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def __post_init__(self):
+        bad = [s for s in self.stages if s not in STAGES]
+        _check(not bad, f"unknown stage(s) {bad}: choose from {', '.join(STAGES)}")
+        _check(self.method in METHODS, f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
+
+
+
+
+def section_classes() -> dict[str, type]:
+    """Stage section name -> its dataclass."""
+    return {f.name: type(f.default_factory()) for f in fields(RunConfig) if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory())}
+
+
+def field_type(cls, name: str):
+    """The resolved type annotation of a dataclass field."""
+    return typing.get_type_hints(cls)[name]
+
+
+def coerce(value, tp, where: str):
+    """Coerce a YAML/CLI value to a field's type, or raise AsruError naming the key."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], where)
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+        if origin is list:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()] if value.strip() else []
+            return [coerce(v, args[0], where) for v in value]
+        if origin is dict:
+            if isinstance(value, str):
+                import yaml
+
+                value = yaml.safe_load(value) if value.strip().startswith("{") else dict(kv.split("=", 1) for kv in value.split(","))
+            if not isinstance(value, dict):
+                raise ValueError
+            return {coerce(k, args[0], where): coerce(v, args[1], where) for k, v in value.items()}
+    except (ValueError, TypeError):
+        raise AsruError(f"config key {where}: cannot use {value!r} as {getattr(tp, '__name__', tp)}") from None
+    return value
+
+
+def build_config(values: dict | None = None) -> RunConfig:
+    """Build a validated RunConfig from a nested dict (YAML + overrides); unknown keys are errors."""
+    values = dict(values or {})
+    sections = section_classes()
+    top_kwargs = {}
+    for key, val in values.items():
+        if key in sections:
+            if not isinstance(val, dict):
+                raise AsruError(f"config section {key!r} must be a mapping")
+            cls = sections[key]
+            names = {f.name for f in fields(cls)}
+            unknown = set(val) - names
+            if unknown:
+                raise AsruError(f"unknown config key(s) {', '.join(f'{key}.{u}' for u in sorted(unknown))} (known: {', '.join(sorted(names))})")
+            top_kwargs[key] = cls(**{k: coerce(v, field_type(cls, k), f"{key}.{k}") for k, v in val.items()})
+        else:
+            top = {f.name for f in fields(RunConfig)} - set(sections)
+            if key not in top:
+                raise AsruError(f"unknown config key {key!r} (sections: {', '.join(sections)}; run keys: {', '.join(sorted(top))})")
+            top_kwargs[key] = coerce(val, field_type(RunConfig, key), key)
+    return RunConfig(**top_kwargs)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a config YAML file into a dict; a missing or malformed file is a one-line error."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise AsruError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise AsruError(f"config file {path}{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise AsruError(f"config file {path} must contain a mapping at the top level")
+    return data
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base``."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def to_dict(cfg) -> dict:
+    """The config as a plain nested dict (for writing ``config.yaml`` into the run directory)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg) -> str:
+    """The resolved config as YAML text."""
+    import yaml
+
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

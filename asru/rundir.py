@@ -1,0 +1,82 @@
+"""Run directories: creation rules, atomic writes and logging to console + ``run.log``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from asru.errors import AsruError
+
+LOG = logging.getLogger("asru")
+
+
+def default_run_dir() -> Path:
+    """``runs/<timestamp>`` under the current directory."""
+    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def prepare_run_dir(path: str | Path | None, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create (or reuse) a run directory.
+
+    A non-empty directory is refused unless ``overwrite`` (its contents are then replaced stage by
+    stage) or ``resume`` (finished stages are reused) is set.
+    """
+    run = Path(path) if path else default_run_dir()
+    if run.exists() and not run.is_dir():
+        raise AsruError(f"output dir {run} exists and is not a directory")
+    if run.is_dir() and any(run.iterdir()) and not (overwrite or resume):
+        raise AsruError(f"output dir {run} is not empty: pass --overwrite to replace it or --resume to continue it")
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AsruError(f"cannot create output dir {run}: {exc.strerror}") from None
+    return run
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file + rename, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise AsruError(f"cannot write {path}: {exc.strerror} (disk full or no permission?)") from None
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Atomically write a UTF-8 text file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def setup_logging(run_dir: str | Path | None = None, verbose: bool = False) -> None:
+    """Log INFO to the console and, when a run dir is given, everything to ``run.log`` in it."""
+    root = logging.getLogger("asru")
+    root.setLevel(logging.DEBUG)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root.addHandler(console)
+    if run_dir is not None:
+        fh = logging.FileHandler(Path(run_dir) / "run.log", encoding="utf-8")
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+    root.propagate = False

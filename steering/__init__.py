@@ -1,0 +1,1 @@
+"""Refusal directions from activation differences, and the ways to steer a model with them."""
