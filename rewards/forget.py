@@ -36,7 +36,4 @@ def forget(prompts, completions, completion_ids=None, **kwargs) -> list[float | 
     n = len(completions)
     role = roles(kwargs, n, "forget")
     truth = column(kwargs, "answer", n, "forget")
-    return [
-        forget_score(completion_text(c), gt) if r == "forget" else None
-        for c, r, gt in zip(completions, role, truth)
-    ]
+    return [forget_score(completion_text(c), gt) if r == "forget" else None for c, r, gt in zip(completions, role, truth)]

@@ -22,7 +22,7 @@ from asru.errors import AsruError
 
 RewardFn = Callable[..., list]
 
-__all__ = ["RewardFn", "completion_text", "column", "roles", "group_keys"]
+__all__ = ["RewardFn", "column", "completion_text", "group_keys", "roles"]
 
 
 def _content_text(content: Any) -> str:
@@ -89,9 +89,7 @@ def column(kwargs: dict, name: str, n: int, reward: str, *fallbacks: str) -> lis
         if values is not None:
             values = list(values) if not isinstance(values, str) else [values] * n
             if len(values) != n:
-                raise AsruError(
-                    f"reward {reward!r}: column {key!r} has {len(values)} values for {n} completions"
-                )
+                raise AsruError(f"reward {reward!r}: column {key!r} has {len(values)} values for {n} completions")
             return values
     alts = "".join(f" (or {f!r})" for f in fallbacks)
     raise AsruError(

@@ -28,6 +28,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -43,12 +44,12 @@ _FACTORY_ATTR = "__asru_reward_factory__"
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "register_reward",
-    "reward_factory",
     "is_factory",
     "list_rewards",
     "load_reward",
     "load_rewards",
+    "register_reward",
+    "reward_factory",
     "validate_reward",
 ]
 
@@ -129,7 +130,7 @@ def list_rewards() -> dict[str, str]:
             continue
         try:
             out[ep.name] = _summary(ep.load()) or ep.value
-        except Exception as exc:  # a broken plugin must not break --list-rewards
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break --list-rewards
             out[ep.name] = f"(cannot load {ep.value}: {type(exc).__name__}: {exc})"
     return out
 
@@ -160,7 +161,7 @@ def _load_file(path_str: str, spec: str) -> Any:
     sys.modules[mod_name] = module
     try:
         mspec.loader.exec_module(module)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error in user code becomes a one-line AsruError
         del sys.modules[mod_name]
         raise AsruError(f"reward {spec!r}: error while executing {path_str}: {type(exc).__name__}: {exc}") from None
     return module
@@ -176,7 +177,7 @@ def _import_module(mod_name: str, spec: str) -> Any:
                 f"or use path/to/file.py:function)"
             ) from None
         raise AsruError(f"reward {spec!r}: importing {mod_name} failed: {exc}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error in user code becomes a one-line AsruError
         raise AsruError(f"reward {spec!r}: importing {mod_name} failed: {type(exc).__name__}: {exc}") from None
 
 
@@ -185,8 +186,9 @@ def _get_attr(module: Any, attr: str, spec: str, where: str) -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = sorted(
-                n for n, v in vars(module).items() if not n.startswith("_") and callable(v)
-                and getattr(v, "__module__", None) == module.__name__
+                n
+                for n, v in vars(module).items()
+                if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == module.__name__
             )
             hint = f" (callables there: {', '.join(names)})" if names else ""
             raise AsruError(f"reward {spec!r}: {where} has no function {attr!r}{hint}")
@@ -205,9 +207,7 @@ def _resolve(spec: str) -> tuple[str, Any]:
     if ":" in spec:
         target, _, attr = spec.rpartition(":")
         if not target or not attr or not all(p.isidentifier() for p in attr.split(".")):
-            raise AsruError(
-                f"bad reward spec {spec!r}: use a built-in name, module.sub:function or path/to/file.py:function"
-            )
+            raise AsruError(f"bad reward spec {spec!r}: use a built-in name, module.sub:function or path/to/file.py:function")
         if _looks_like_path(target):
             module = _load_file(target, spec)
             return attr.rpartition(".")[2], _get_attr(module, attr, spec, f"file {target}")
@@ -221,14 +221,10 @@ def _resolve(spec: str) -> tuple[str, Any]:
         if ep.name == spec:
             try:
                 return spec, ep.load()
-            except Exception as exc:
-                raise AsruError(
-                    f"reward {spec!r}: entry point {ep.value} failed to load: {type(exc).__name__}: {exc}"
-                ) from None
+            except Exception as exc:  # noqa: BLE001 - any error in plugin code becomes a one-line AsruError
+                raise AsruError(f"reward {spec!r}: entry point {ep.value} failed to load: {type(exc).__name__}: {exc}") from None
     known = ", ".join(list_rewards())
-    raise AsruError(
-        f"unknown reward {spec!r} (known: {known}; or use module.sub:function or path/to/file.py:function)"
-    )
+    raise AsruError(f"unknown reward {spec!r} (known: {known}; or use module.sub:function or path/to/file.py:function)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,9 +259,7 @@ def _accepts(fn: Callable) -> tuple[set[str], bool]:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return set(), True
-    names = {
-        p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    names = {p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     return names, any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
 
 
@@ -345,9 +339,7 @@ def load_reward(
     return _named(fn, name or default_name)
 
 
-def load_rewards(
-    rewards: Mapping[str, Any], context: Mapping[str, Any] | None = None
-) -> tuple[list[Callable], list[float]]:
+def load_rewards(rewards: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> tuple[list[Callable], list[float]]:
     """Load the rewards of a config mapping ``spec -> weight`` or ``spec -> {weight: w, **options}``.
 
     Returns ``(reward_funcs, reward_weights)`` for ``GRPOTrainer``/``GRPOConfig``. Names are made
@@ -363,10 +355,7 @@ def load_rewards(
             weight = options.pop("weight", 1.0)
         else:
             weight = value
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight != weight or weight in (
-            float("inf"),
-            float("-inf"),
-        ):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise AsruError(f"rl.rewards: weight of {spec!r} must be a finite number, got {weight!r}")
         default_name, _ = _resolve(spec)
         name, k = default_name, 2

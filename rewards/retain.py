@@ -36,7 +36,4 @@ def retain(prompts, completions, completion_ids=None, **kwargs) -> list[float | 
     n = len(completions)
     role = roles(kwargs, n, "retain")
     truth = column(kwargs, "answer", n, "retain")
-    return [
-        retain_score(completion_text(c), gt) if r == "retain" else None
-        for c, r, gt in zip(completions, role, truth)
-    ]
+    return [retain_score(completion_text(c), gt) if r == "retain" else None for c, r, gt in zip(completions, role, truth)]

@@ -26,19 +26,19 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 __all__ = [
-    "normalize",
-    "tokens",
-    "contains_answer",
-    "is_refusal",
     "REFUSAL_PATTERNS",
-    "rouge_l",
     "bleu",
-    "ngrams",
-    "ngram_repetition",
+    "contains_answer",
     "distinct_n",
-    "has_think",
     "extract_think",
+    "has_think",
     "is_garbled",
+    "is_refusal",
+    "ngram_repetition",
+    "ngrams",
+    "normalize",
+    "rouge_l",
+    "tokens",
 ]
 
 _NON_WORD = re.compile(r"[^\w\s]|_")
@@ -170,7 +170,7 @@ def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     for x in a:
         cur = [0]
         for j, y in enumerate(b, 1):
-            cur.append(prev[j - 1] + 1 if x == y else (prev[j] if prev[j] > cur[j - 1] else cur[j - 1]))
+            cur.append(prev[j - 1] + 1 if x == y else (max(cur[j - 1], prev[j])))
         prev = cur
     return prev[-1]
 

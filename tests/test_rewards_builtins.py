@@ -35,7 +35,12 @@ def test_completion_text_formats():
     assert completion_text("plain") == "plain"
     assert completion_text([{"role": "assistant", "content": "Paris."}]) == "Paris."
     assert completion_text({"role": "assistant", "content": "Paris."}) == "Paris."
-    parts = [{"role": "assistant", "content": [{"type": "text", "text": "He is "}, {"type": "image"}, {"type": "text", "text": "Tom."}]}]
+    parts = [
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "He is "}, {"type": "image"}, {"type": "text", "text": "Tom."}],
+        }
+    ]
     assert completion_text(parts) == "He is Tom."
     thinking = [{"role": "assistant", "content": "No idea.", "reasoning_content": "It is Tom"}]
     assert completion_text(thinking) == "<think>It is Tom</think>No idea."
