@@ -13,7 +13,7 @@ import io
 import os
 from pathlib import Path
 
-from asru.errors import AsruError, require
+from asru.errors import AsruError
 from asru.rundir import atomic_write_bytes
 
 
@@ -33,7 +33,7 @@ def has_config(data_dir: Path, config: str) -> bool:
 
 def read_config(data_dir: Path, config: str) -> list[tuple[Path, int, dict]]:
     """All rows of ``config`` as ``(shard path, row number, row dict)``; AsruError if unreadable."""
-    pq = require("pyarrow.parquet", "data")
+    import pyarrow.parquet as pq
     files = config_files(data_dir, config)
     if not files:
         raise AsruError(f"{data_dir}: config {config!r} not found (expected {config}/*.parquet or {config}.parquet)")
@@ -41,7 +41,7 @@ def read_config(data_dir: Path, config: str) -> list[tuple[Path, int, dict]]:
     for path in files:
         try:
             table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for corrupt files
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt files
             raise AsruError(f"{path}: cannot read parquet file ({exc})") from None
         for i, row in enumerate(table.to_pylist()):
             rows.append((path, i, row))
@@ -107,6 +107,6 @@ def _image_ext(data: bytes, where: str) -> str:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "png").lower()
             im.verify()
-    except Exception:
+    except Exception:  # noqa: BLE001 - PIL raises many types for bad bytes
         raise AsruError(f"{where}: image bytes are not a readable image") from None
     return {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "gif": ".gif", "bmp": ".bmp"}.get(fmt, ".img")

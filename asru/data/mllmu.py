@@ -113,19 +113,7 @@ def _question_records(split: str, rows, cache: ImageCache) -> list[Record]:
     for path, i, row in rows:
         require_columns(path, row, ("ID", "Classification_Task", "Generation_Task", "Mask_Task"))
         pid = str(row["ID"])
-        images = _row_images(split, row, path, i, cache)
-        counter = 0
-
-        def image_for(modality: str, where: str):
-            nonlocal counter
-            if modality == "text":
-                return None
-            if not images:
-                raise AsruError(f"{where}: image question but the row has no image")
-            img = images[counter % len(images)]
-            counter += 1
-            return img
-
+        images = _Rotation(_row_images(split, row, path, i, cache))
         where_row = f"{path} row {i} (ID {pid})"
         cls = row["Classification_Task"] or {}
         for key, modality in (("Image_Textual_Questions", "image"), ("Pure_Text_Questions", "text")):
@@ -135,7 +123,7 @@ def _question_records(split: str, rows, cache: ImageCache) -> list[Record]:
                 recs.append(_record(where, id=f"{split}-{pid}-classification-{modality}-{k}", split=split,
                                     task="classification", modality=modality, question=q.get("Question"),
                                     answer=options[label], options=options, label=label,
-                                    image=image_for(modality, where), person=pid))
+                                    image=images.next(modality, where), person=pid))
         for task, column in (("generation", "Generation_Task"), ("cloze", "Mask_Task")):
             for k, q in enumerate(row[column] or []):
                 where = f"{where_row} {column}[{k}]"
@@ -147,8 +135,25 @@ def _question_records(split: str, rows, cache: ImageCache) -> list[Record]:
                     question = question.replace("[Blank]", CLOZE_BLANK)
                 recs.append(_record(where, id=f"{split}-{pid}-{task}-{modality}-{k}", split=split, task=task,
                                     modality=modality, question=question, answer=q.get("Ground_Truth"),
-                                    image=image_for(modality, where), person=pid))
+                                    image=images.next(modality, where), person=pid))
     return recs
+
+
+class _Rotation:
+    """Hands out a row's images in turn to its image questions (text questions get none)."""
+
+    def __init__(self, images: list[str]):
+        self.images = images
+        self.count = 0
+
+    def next(self, modality: str, where: str) -> str | None:
+        if modality == "text":
+            return None
+        if not self.images:
+            raise AsruError(f"{where}: image question but the row has no image")
+        img = self.images[self.count % len(self.images)]
+        self.count += 1
+        return img
 
 
 def _options(q: dict, where: str) -> tuple[tuple[str, ...], int]:

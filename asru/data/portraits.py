@@ -186,7 +186,7 @@ def render_portrait(person_style: dict, variant_seed: int, size: int = 64, jitte
     if rng is not None:
         tint = tuple(rng.randint(0, 255) for _ in range(3))
         mix = rng.uniform(0.0, 0.2)
-        bg_rgb = tuple(int(round((1 - mix) * c + mix * t)) for c, t in zip(bg_rgb, tint))
+        bg_rgb = tuple(round((1 - mix) * c + mix * t) for c, t in zip(bg_rgb, tint))
         if rng.random() < 0.35:
             pattern = rng.choice([p for p in _PATTERNS if p != pattern])
         phase = rng.random()

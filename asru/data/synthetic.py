@@ -110,7 +110,7 @@ VALUE_POOLS: dict[str, tuple[str, ...]] = {
 GENERATION = {
     "name": {
         "image": ("What is the name of the person in this image?", "Who is the person in this image?",
-                  "What is this person's name?"),
+                  "What is the full name of the person in this image?"),
     },
     "birthplace": {
         "image": ("Where was the person in this image born?", "In which city was the person in this image born?",

@@ -1,0 +1,207 @@
+"""The synthetic benchmark: counts, validity, splits, determinism, bad arguments."""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, read_jsonl
+from asru.data.synthetic import FACTS, REAL_ITEMS, VALUE_POOLS, generate_benchmark, read_profiles
+from asru.errors import AsruError
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    meta = generate_benchmark(out)  # the default benchmark
+    recs = {s: read_jsonl(out / f"{s}.jsonl") for s in ALL_SPLITS}
+    return out, meta, recs
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_default_counts(bench):
+    out, meta, recs = bench
+    expected = {"forget": 42, "retain": 378, "test": 220, "real": 96, "teach": 880}
+    assert {s: len(r) for s, r in recs.items()} == expected
+    assert meta["counts"] == expected
+    assert meta["people"] == 20 and meta["forget_people"] == 2 and meta["retain_people"] == 18
+    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 160
+    assert json.loads((out / "meta.json").read_text()) == meta
+
+
+def test_every_record_is_valid(bench):
+    _, _, recs = bench
+    for split, rs in recs.items():
+        assert len({r.id for r in rs}) == len(rs), split
+        for r in rs:
+            assert r.split == split
+            if r.task == "cloze":
+                assert CLOZE_BLANK in r.question
+            if r.task == "classification":
+                assert len(set(r.options)) == 4
+                assert r.options[r.label] == r.answer
+            if r.modality == "image":
+                assert Path(r.image).is_file()
+            else:
+                assert r.image is None
+
+
+def test_questions_name_the_person_only_in_text_form(bench):
+    _, _, recs = bench
+    for r in recs["forget"] + recs["retain"] + recs["test"] + recs["teach"]:
+        if r.modality == "text":
+            assert r.person in r.question
+        else:
+            assert r.person not in r.question and "this image" in r.question
+
+
+def test_each_person_has_every_fact_task_and_modality(bench):
+    _, _, recs = bench
+    for split in ("forget", "retain"):
+        by_person = {}
+        for r in recs[split]:
+            by_person.setdefault(r.person, []).append(r)
+        for rs in by_person.values():
+            assert len(rs) == 4 * len(FACTS) + 1
+            for fact in FACTS:
+                kinds = {(r.task, r.modality) for r in rs if r.fact == fact}
+                assert ("generation", "image") in kinds and ("generation", "text") in kinds
+                cls = [m for t, m in kinds if t == "classification"]
+                cloze = [m for t, m in kinds if t == "cloze"]
+                assert len(cls) == 1 and len(cloze) == 1 and cls != cloze
+
+
+def test_forget_and_retain_people_are_disjoint_and_cover_everyone(bench):
+    out, _, recs = bench
+    forget = {r.person for r in recs["forget"]}
+    retain = {r.person for r in recs["retain"]}
+    prof = read_profiles(out)
+    assert forget.isdisjoint(retain)
+    assert forget == set(prof["forget_people"]) and retain == set(prof["retain_people"])
+    assert len(forget) == 2 and len(forget | retain) == 20
+    assert {r.person for r in recs["test"]} == forget | retain
+    assert {r.person for r in recs["teach"]} == forget | retain
+    assert all(p["forget"] == (p["name"] in forget) for p in prof["people"])
+
+
+def test_test_split_uses_new_renders_only(bench):
+    _, _, recs = bench
+    assert all(r.modality == "image" for r in recs["test"])
+    test_imgs = {r.image for r in recs["test"]}
+    teach_imgs = {r.image for r in recs["teach"] if r.image}
+    eval_imgs = {r.image for r in recs["forget"] + recs["retain"] if r.image}
+    assert test_imgs.isdisjoint(teach_imgs) and test_imgs.isdisjoint(eval_imgs)
+    digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+    assert {digest(p) for p in test_imgs}.isdisjoint({digest(p) for p in teach_imgs})
+    assert len(test_imgs) == 40  # 2 renders per person
+
+
+def test_teach_covers_eval_phrasing_paraphrases_and_several_renders(bench):
+    _, _, recs = bench
+    teach_q = {(r.person, r.question, r.answer) for r in recs["teach"]}
+    for r in recs["forget"] + recs["retain"]:
+        if r.task == "generation":
+            assert (r.person, r.question, r.answer) in teach_q
+    person = recs["retain"][0].person
+    mine = [r for r in recs["teach"] if r.person == person]
+    for fact in FACTS:
+        for mod in ("image", "text"):
+            assert len({r.question for r in mine if r.fact == fact and r.modality == mod and r.task == "generation"}) == 3
+    assert len({r.image for r in mine if r.image}) == 6  # canonical + 5 jittered training renders
+    assert all(r.task in ("generation", "cloze") for r in recs["teach"])
+
+
+def test_fact_values_are_checkable_by_substring(bench):
+    out, _, _ = bench
+    for fact, pool in VALUE_POOLS.items():
+        low = [v.lower() for v in pool]
+        assert len(set(low)) == len(low), fact
+        for a in low:
+            assert not any(a != b and re.search(rf"\b{re.escape(a)}\b", b) for b in low), (fact, a)
+    people = read_profiles(out)["people"]
+    names = [p["name"] for p in people]
+    assert len(set(names)) == len(names)
+    assert len({n.split()[0] for n in names}) == len(names) and len({n.split()[1] for n in names}) == len(names)
+    for fact in FACTS:
+        assert len({p["facts"][fact] for p in people}) == len(people), fact
+
+
+def test_real_split(bench):
+    _, _, recs = bench
+    real = recs["real"]
+    assert len(REAL_ITEMS) >= 40
+    assert all(r.modality == "text" and r.person is None for r in real)
+    assert {r.task for r in real} == {"generation", "classification", "cloze"}
+    paris = [r for r in real if r.question == "What is the capital of France?" and r.task == "generation"]
+    assert paris and paris[0].answer == "Paris"
+
+
+def test_deterministic_and_seed_dependent(tmp_path):
+    a = generate_benchmark(tmp_path / "a", people=4, seed=5)
+    b = generate_benchmark(tmp_path / "b", people=4, seed=5)
+    generate_benchmark(tmp_path / "c", people=4, seed=6)
+    assert a == b
+    fa, fb, fc = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    assert fa == fb
+    assert fa != fc
+    assert read_profiles(tmp_path / "a")["people"] != read_profiles(tmp_path / "c")["people"]
+
+
+def test_forget_count_and_image_size(tmp_path):
+    meta = generate_benchmark(tmp_path / "x", people=5, forget_ratio=0.4, seed=1, image_size=32)
+    assert meta["forget_people"] == 2 and meta["counts"]["forget"] == 2 * 21
+    from PIL import Image
+
+    with Image.open(next((tmp_path / "x" / "images").glob("*.png"))) as im:
+        assert im.size == (32, 32)
+    # a tiny ratio still forgets one person
+    assert generate_benchmark(tmp_path / "y", people=3, forget_ratio=0.01)["forget_people"] == 1
+
+
+@pytest.mark.parametrize("ratio", [0, 0.0, 1, 1.5, -0.1, "abc"])
+def test_bad_forget_ratio(tmp_path, ratio):
+    with pytest.raises(AsruError, match="forget-ratio"):
+        generate_benchmark(tmp_path / "o", people=4, forget_ratio=ratio)
+    assert not (tmp_path / "o").exists()
+
+
+def test_ratio_that_forgets_everyone(tmp_path):
+    with pytest.raises(AsruError, match="forgets all 2 people"):
+        generate_benchmark(tmp_path / "o", people=2, forget_ratio=0.9)
+
+
+@pytest.mark.parametrize("people", [0, 1, 201, 2.5])
+def test_bad_people(tmp_path, people):
+    with pytest.raises(AsruError, match="--people"):
+        generate_benchmark(tmp_path / "o", people=people)
+
+
+def test_non_empty_dir_needs_overwrite(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(AsruError, match="not empty: pass --overwrite"):
+        generate_benchmark(out, people=3)
+    generate_benchmark(out, people=3, overwrite=True)
+    assert (out / "images" / "p002_base.png").exists()
+    meta = generate_benchmark(out, people=2, overwrite=True, seed=2)
+    assert (out / "notes.txt").read_text() == "mine"  # files the generator did not write are kept
+    assert not (out / "images" / "p002_base.png").exists()  # stale renders of a larger run are gone
+    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 16
+
+
+def test_out_path_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(AsruError, match="not a directory"):
+        generate_benchmark(f, people=2)
+
+
+def test_read_profiles_missing(tmp_path):
+    with pytest.raises(AsruError, match="profiles.json: no such file"):
+        read_profiles(tmp_path)
