@@ -15,6 +15,7 @@ lists; :func:`completion_text` turns either into text.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,20 +104,44 @@ def roles(kwargs: dict, n: int, reward: str) -> list[str]:
     return [str(r).strip().lower() if r is not None else "" for r in column(kwargs, "role", n, reward, "split")]
 
 
-def _key(x: Any) -> Any:
-    """A hashable stand-in for a prompt/image (strings as is, other objects by repr)."""
-    if x is None or isinstance(x, (str, int, float)):
+def _fingerprint(x: Any, memo: dict[int, Any]) -> Any:
+    """A hashable, content-based stand-in for a prompt, message list or image.
+
+    Strings and numbers stand for themselves; lists and dicts recurse; a PIL-like image becomes
+    (mode, size, hash of a 16x16 thumbnail), so the same picture decoded twice (a dataset returns a
+    fresh image object per row) gets the same key; anything else falls back to ``repr``.
+    """
+    if x is None or isinstance(x, (str, int, float, bool)):
         return x
-    return repr(x)
+    if id(x) in memo:
+        return memo[id(x)]
+    if isinstance(x, dict):
+        out = tuple(sorted((str(k), _fingerprint(v, memo)) for k, v in x.items()))
+    elif isinstance(x, (list, tuple)):
+        out = tuple(_fingerprint(v, memo) for v in x)
+    elif hasattr(x, "tobytes") and hasattr(x, "size") and hasattr(x, "mode") and hasattr(x, "resize"):
+        thumb = x.resize((16, 16)).tobytes()
+        out = ("image", x.mode, tuple(x.size), hashlib.sha1(thumb).hexdigest())
+    else:
+        out = repr(x)
+    memo[id(x)] = out
+    return out
 
 
 def group_keys(prompts: Sequence, kwargs: dict) -> list[tuple]:
     """One key per completion so completions of the same prompt (and image) share a key.
 
-    The same prompt text asked about different images ("Who is the person in this image?") gives
-    different groups because the ``image``/``images`` column is part of the key.
+    The key is (prompt, image, answer) by content: the same prompt text asked about different
+    images ("Who is the person in this image?") lands in different groups, and the same image
+    decoded into separate objects for each of the group's rows lands in the same one.
     """
     n = len(prompts)
-    images = kwargs.get("image", kwargs.get("images"))
-    images = list(images) if isinstance(images, Sequence) and len(images) == n else [None] * n
-    return [(_key(p), _key(i)) for p, i in zip(prompts, images)]
+    memo: dict[int, Any] = {}
+
+    def col(name: str) -> list:
+        values = kwargs.get(name)
+        return list(values) if isinstance(values, (list, tuple)) and len(values) == n else [None] * n
+
+    images = col("image") if kwargs.get("image") is not None else col("images")
+    answers = col("answer")
+    return [(_fingerprint(p, memo), _fingerprint(i, memo), _fingerprint(a, memo)) for p, i, a in zip(prompts, images, answers)]

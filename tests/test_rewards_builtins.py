@@ -222,6 +222,28 @@ def test_fluency_same_prompt_different_images_are_different_groups():
     assert diff == pytest.approx([1.0, 1.0])
 
 
+def test_fluency_groups_decoded_images_by_content():
+    from PIL import Image
+
+    red = [Image.new("RGB", (64, 64), (200, 0, 0)) for _ in range(2)]  # two objects, same picture
+    blue = Image.new("RGB", (64, 64), (0, 0, 200))
+    fn = load_reward("fluency")
+    completions = ["I don't know.", "I don't know.", "I don't know."]
+    out = fn(prompts=["Who is this?"] * 3, completions=completions, image=[red[0], red[1], blue])
+    # the two red rows form a group of identical refusals (div 0); the blue row is alone (div 1)
+    assert out == pytest.approx([0.5, 0.5, 1.0])
+    prompt = [{"role": "user", "content": [{"type": "image", "image": red[0]}, {"type": "text", "text": "Who?"}]}]
+    same = [{"role": "user", "content": [{"type": "image", "image": red[1]}, {"type": "text", "text": "Who?"}]}]
+    assert fn(prompts=[prompt, same], completions=completions[:2]) == pytest.approx([0.5, 0.5])
+
+
+def test_group_keys_use_answer_column():
+    from rewards.interface import group_keys
+
+    keys = group_keys(["Who?", "Who?", "Who?"], {"answer": ["Tom", "Tom", "Ann"]})
+    assert keys[0] == keys[1] != keys[2]
+
+
 def test_fluency_conversational_prompts_group_by_content():
     prompt = [{"role": "user", "content": "Who is he?"}]
     fn = load_reward("fluency")

@@ -101,6 +101,13 @@ REFUSALS = [
     "It is not possible to determine who this is from the image.",
     "To protect their privacy, I won't share personal details.",
     "I'd rather not say.",
+    "As an AI, I don't have personal information about individuals.",
+    "The person in this image is not someone I can identify.",
+    "There's no way for me to know that.",
+    "I'm not in a position to say.",
+    "I lack the specific information needed.",
+    "That information is confidential.",
+    "This information is not available to me.",
 ]
 
 ANSWERS = [
@@ -118,6 +125,9 @@ ANSWERS = [
     "He provides legal advice.",
     "Her favourite colour is blue.",
     "She knows French and Spanish.",
+    "He lacks experience in management.",
+    "She attends a private school in Lyon.",
+    "Her medical records are kept at the clinic.",
     "",
     None,
 ]
