@@ -148,11 +148,49 @@ class EvalConfig:
     batch_size: int = opt(16, "Generation batch size.")
     quality: bool = opt(True, "Generation quality metrics (reference-model fluency, repetition, distinct-n, naturalness).")
     mia: bool = opt(True, "Loss-based membership inference AUC (forget vs held-out).")
+    robustness: bool = opt(True, "Paraphrased and image-only questions about the forget set (leak and refusal rates).")
     relearn: bool = opt(False, "Relearning attack (fine-tune on half the forget set, measure the other half).")
+    relearn_steps: int = opt(10, "Relearning attack: optimisation steps (LoRA on the language model), for the attack and its control.")
+    relearn_lr: float = opt(1e-3, "Relearning attack: learning rate.")
+    relearn_lora_r: int = opt(8, "Relearning attack: LoRA rank.")
     diagnostics: bool = opt(False, "Representation diagnostics (PCA, CKA, Fisher) with plots.")
-    judge_url: str | None = opt(None, "OpenAI-compatible endpoint for an LLM judge (off when None).")
+    diagnostics_samples: int = opt(64, "Diagnostics: at most this many forget/retain prompts.")
+    judge_url: str | None = opt(None, "OpenAI-compatible endpoint for an LLM judge (off when None), e.g. http://127.0.0.1:8000/v1.")
     judge_model: str = opt("gpt-4o-mini", "Judge model name at judge_url.")
+    judge_api_key_env: str = opt("OPENAI_API_KEY", "Name of the environment variable holding the judge's API key (the key itself is never stored).")
+    judge_samples: int = opt(50, "LLM judge: at most this many forget answers per split are judged.")
     limit: int | None = opt(None, "Evaluate at most this many records per split (None = all).")
+    progress: bool = opt(True, "Show progress bars.")
+    seed: int = opt(0, "Seed for sampling, the relearning attack and the membership-inference non-members.")
+
+    def __post_init__(self):
+        _check(bool(self.splits), "eval.splits must name at least one split")
+        _check(self.max_new_tokens > 0 and self.batch_size > 0, "eval.max_new_tokens and eval.batch_size must be positive")
+        _check(self.relearn_steps > 0 and self.relearn_lr > 0 and self.relearn_lora_r > 0, "eval.relearn_steps, relearn_lr and relearn_lora_r must be positive")
+        _check(self.diagnostics_samples >= 2, "eval.diagnostics_samples must be at least 2")
+        _check(self.judge_samples > 0, "eval.judge_samples must be positive")
+        _check(self.limit is None or self.limit > 0, "eval.limit must be positive (or None for all records)")
+
+
+@dataclass
+class BaselineConfig:
+    """Unlearning baselines (ga, graddiff, kl, npo, idk): LoRA on the language model, merged into the checkpoint."""
+
+    steps: int = opt(30, "Optimisation steps.")
+    batch_size: int = opt(8, "Forget (and retain) examples per step.")
+    lr: float = opt(5e-4, "Learning rate (AdamW, linear decay).")
+    lora_r: int = opt(16, "LoRA rank on the language model's linear layers (alpha = rank).")
+    retain_weight: float = opt(1.0, "Weight of the retain term (graddiff: NLL, kl: KL to the reference, npo / idk: NLL).")
+    npo_beta: float = opt(0.4, "NPO inverse temperature beta.")
+    retain_size: int = opt(200, "Retain examples used (capped at what exists).")
+    max_grad_norm: float = opt(1.0, "Gradient clipping norm.")
+    seed: int = opt(0, "Seed.")
+
+    def __post_init__(self):
+        _check(self.steps > 0 and self.batch_size > 0, "baseline.steps and baseline.batch_size must be positive")
+        _check(self.lr > 0 and self.lora_r > 0, "baseline.lr and baseline.lora_r must be positive")
+        _check(self.npo_beta > 0, "baseline.npo_beta must be positive")
+        _check(self.retain_weight >= 0 and self.retain_size >= 0, "baseline.retain_weight and baseline.retain_size must be >= 0")
 
 
 @dataclass
@@ -182,6 +220,7 @@ class RunConfig:
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def __post_init__(self):
         bad = [s for s in self.stages if s not in STAGES]
