@@ -307,3 +307,21 @@ def test_fluency_bad_options():
         load_reward("fluency", options={"nn": 2})
     with pytest.raises(AsruError, match="lm_scale"):
         load_reward("fluency", options={"lm_scale": 0})
+
+
+def test_fluency_with_real_tiny_model_matches_manual_logprobs(tiny_llama):
+    """With a real HF causal LM + tokenizer: padding in a batch must not change any score."""
+    model, tok = tiny_llama.model, tiny_llama.tokenizer
+    texts = ["He was born in Paris.", "Lyon", "She works as a nurse in a large hospital."]
+    fn = load_reward("fluency", context={"ref_model": model, "tokenizer": tok})
+    batched = fn(prompts=["a", "b", "c"], completions=texts)
+    assert len({len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts}) == 3  # padding is exercised
+    for text, score in zip(texts, batched):
+        ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+        if ids.shape[1] < 2:  # no BOS in the Qwen tokenizer: a one-token text has nothing to score
+            assert score == 1.0
+            continue
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        mean = logp.gather(-1, ids[0, 1:, None]).mean().item()  # tokens 2..L given the previous ones
+        assert score == pytest.approx(1 / (1 + math.exp(-(mean + 4.0))), abs=1e-5)
