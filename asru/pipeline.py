@@ -1,0 +1,296 @@
+"""The stage graph: data -> vanilla model -> steering -> rl (or a baseline) -> eval -> export.
+
+Each stage writes into ``<run>/<stage>/`` and finishes by writing ``stage.json`` holding a fingerprint of
+its inputs (its config section, the fingerprint of the model it started from, the data). With
+``--resume`` a stage whose fingerprint is unchanged is reused; anything else is run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from asru.config import DataConfig, RunConfig, dump_yaml
+from asru.errors import AsruError
+from asru.rundir import atomic_write_json, atomic_write_text, prepare_run_dir, setup_logging
+
+LOG = logging.getLogger("asru.pipeline")
+EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of JSON-serialisable parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def default_data_dir(data: DataConfig) -> Path:
+    """Cache location of the built-in synthetic benchmark for these generator settings."""
+    from asru.models import cache_dir
+
+    return cache_dir() / "benchmarks" / f"synthetic-p{data.people}-f{data.forget_ratio}-s{data.seed}-i{data.image_size}"
+
+
+def ensure_data(data: DataConfig) -> Path:
+    """The benchmark directory: the user's, or the built-in synthetic one (generated once into the cache)."""
+    if data.data_dir:
+        path = Path(data.data_dir)
+        if not path.is_dir():
+            raise AsruError(f"data directory {path} does not exist: generate one with `asru-data generate --out {path}`")
+        return path
+    path = default_data_dir(data)
+    if not (path / "meta.json").is_file():
+        from asru.data.synthetic import generate_benchmark
+
+        LOG.info("generating the built-in synthetic benchmark into %s", path)
+        tmp = path.with_name(path.name + ".tmp")
+        generate_benchmark(tmp, people=data.people, forget_ratio=data.forget_ratio, seed=data.seed,
+                           image_size=data.image_size, overwrite=True)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    return path
+
+
+def _data_fingerprint(data_dir: Path) -> str:
+    meta = data_dir / "meta.json"
+    files = sorted(p.name + str(p.stat().st_size) for p in data_dir.glob("*.jsonl"))
+    return fingerprint(meta.read_text() if meta.is_file() else "", files, str(data_dir.resolve()))
+
+
+def _model_fingerprint(model_path: str) -> str:
+    stage = Path(model_path).parent / "stage.json"
+    if stage.is_file():
+        return json.loads(stage.read_text())["fingerprint"]
+    report = Path(model_path) / "teach_report.json"
+    if report.is_file():
+        return fingerprint(report.read_text())
+    return fingerprint(str(model_path))
+
+
+class Stage:
+    """A stage directory with fingerprint-based reuse."""
+
+    def __init__(self, run: Path, name: str, inputs: tuple, resume: bool):
+        self.dir = run / name
+        self.name = name
+        self.fp = fingerprint(name, *inputs)
+        self.resume = resume
+
+    def done(self) -> dict | None:
+        """The stage record if it finished with the same inputs and may be reused."""
+        f = self.dir / "stage.json"
+        if self.resume and f.is_file():
+            rec = json.loads(f.read_text())
+            if rec.get("fingerprint") == self.fp:
+                return rec
+        return None
+
+    def start(self) -> Path:
+        """Prepare the stage directory (a stale record is removed; checkpoints are kept for resuming)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "stage.json").unlink(missing_ok=True)
+        self.t0 = time.time()
+        return self.dir
+
+    def finish(self, **record) -> dict:
+        """Write the stage record."""
+        rec = {"stage": self.name, "fingerprint": self.fp, "seconds": round(time.time() - self.t0, 1), **record}
+        atomic_write_json(self.dir / "stage.json", rec)
+        return rec
+
+
+def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
+    """The model to unlearn: the demo VLM (built/taught if needed) or the user's model id/path."""
+    from asru.models import resolve_model_name
+
+    if cfg.model.name == "demo":
+        from asru.data.teach import build_demo_model
+
+        return str(build_demo_model(data_dir, cfg.teach))
+    resolve_model_name(cfg.model.name)
+    return cfg.model.name
+
+
+def dry_run(cfg: RunConfig) -> str:
+    """Validate the configuration without loading weights and return the plan as text."""
+    from asru.models import MODEL_ALIASES, model_spec, resolve_model_name
+
+    hub_id = resolve_model_name(cfg.model.name)
+    spec = model_spec(cfg.model.name) or model_spec(hub_id)
+    n_layers = spec.num_layers if spec else None
+    if spec is None and Path(cfg.model.name).is_dir():
+        from transformers import AutoConfig
+
+        conf = AutoConfig.from_pretrained(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
+        text = conf.get_text_config() if hasattr(conf, "get_text_config") else conf
+        n_layers = text.num_hidden_layers
+    layer = cfg.steer.layer
+    if layer is not None and n_layers is not None and not -n_layers <= layer < n_layers:
+        raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
+    if cfg.data.data_dir and not Path(cfg.data.data_dir).is_dir():
+        raise AsruError(f"data directory {cfg.data.data_dir} does not exist: generate one with `asru-data generate --out {cfg.data.data_dir}`")
+    from rewards import load_reward
+
+    for name in cfg.rl.rewards:
+        load_reward(name)
+    out = cfg.output_dir or "runs/<timestamp>"
+    if cfg.output_dir and Path(out).is_dir() and any(Path(out).iterdir()) and not (cfg.overwrite or cfg.resume):
+        raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
+    method_stages = {"asru": "steer -> rl", "steer_only": "steer"}.get(cfg.method, f"baseline {cfg.method}")
+    layer_txt = f"{layer}" if layer is not None else (
+        f"auto (alias default {spec.default_layer}, scored over candidates)" if spec else "auto (scored over candidates)")
+    data_txt = cfg.data.data_dir or f"built-in synthetic ({cfg.data.people} people, forget ratio {cfg.data.forget_ratio}, seed {cfg.data.seed}) at {default_data_dir(cfg.data)}"
+    lines = [
+        "asru plan (dry run: nothing loaded or written)",
+        f"  model      {cfg.model.name} -> {hub_id}" + (f" ({spec.note})" if spec else ""),
+        f"  layers     {n_layers if n_layers is not None else 'unknown until the config is loaded'}; steering layer {layer_txt}",
+        f"  device     {cfg.model.device}, dtype {cfg.model.dtype}",
+        f"  data       {data_txt}",
+        f"  method     {cfg.method}: {method_stages}",
+        f"  stages     {', '.join(cfg.stages)}",
+        f"  rewards    {', '.join(f'{k} x{v}' for k, v in cfg.rl.rewards.items())}",
+        f"  rollouts   vLLM {cfg.rl.use_vllm}; {cfg.rl.num_generations} per prompt, temperature {cfg.rl.temperature}",
+        f"  eval       splits {', '.join(cfg.eval.splits)}",
+        f"  output     {out}",
+    ]
+    if cfg.model.name in MODEL_ALIASES and hub_id.startswith("offline:"):
+        lines.append("  note       offline model: built locally from PyPI packages, no download")
+    return "\n".join(lines)
+
+
+def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference: str | None, cache_key: str | None = None) -> dict:
+    """Evaluate a model, reusing a cached result for identical (model, data, eval config) inputs."""
+    from asru.eval.runner import evaluate
+    from asru.models import cache_dir
+
+    cache = cache_dir() / "eval-cache" / f"{cache_key}.json" if cache_key else None
+    if cache and cache.is_file():
+        LOG.info("reusing cached evaluation of %s", model_path)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cache, out_dir / "eval.json")
+        return json.loads(cache.read_text())["metrics"]
+    metrics = evaluate(cfg.eval, model_path, data, out_dir, reference_path=reference)
+    if cache:
+        atomic_write_json(cache, {"model": model_path, "metrics": metrics})
+    return metrics
+
+
+def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
+    """Run the configured stages in a run directory and return the metrics written to metrics.json."""
+    t_start = time.time()
+    run = prepare_run_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
+    if cfg.overwrite and not cfg.resume:
+        for child in run.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    setup_logging(run, verbose)
+    atomic_write_text(run / "config.yaml", dump_yaml(cfg))
+    LOG.info("run directory %s", run)
+    stages = set(cfg.stages)
+
+    data_dir = ensure_data(cfg.data)
+    from asru.data.loaders import load_benchmark
+
+    data = load_benchmark(data_dir, list(EVAL_SPLITS_NEEDED))
+    data_fp = _data_fingerprint(data_dir)
+    timings: dict[str, float] = {}
+
+    t = time.time()
+    vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name != "demo") else _existing_demo()
+    timings["vanilla"] = round(time.time() - t, 1)
+    current = vanilla
+    current_fp = _model_fingerprint(vanilla)
+    stage_models: dict[str, str] = {}
+
+    def model_stage(name: str, section: dict, fn) -> None:
+        nonlocal current, current_fp
+        st = Stage(run, name, (section, current_fp, data_fp, cfg.method), cfg.resume)
+        rec = st.done()
+        if rec:
+            LOG.info("stage %s: inputs unchanged, reusing %s", name, rec["model"])
+        else:
+            LOG.info("stage %s: starting", name)
+            out = st.start()
+            model_dir = fn(out)
+            rec = st.finish(model=str(model_dir))
+            LOG.info("stage %s: done in %.0f s", name, rec["seconds"])
+        timings[name] = rec["seconds"]
+        current, current_fp = rec["model"], rec["fingerprint"]
+        stage_models[name] = current
+
+    if cfg.method in ("asru", "steer_only"):
+        if "steer" in stages:
+            from asru.steer_stage import run_steer_stage
+
+            model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)}, lambda out: run_steer_stage(cfg, current, data, out))
+        if "rl" in stages and cfg.method == "asru":
+            from asru.rl import run_rl_stage
+
+            model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla))
+    elif "rl" in stages or "steer" in stages:
+        from asru.baselines import run_baseline
+
+        section = asdict(getattr(cfg, "baseline")) if hasattr(cfg, "baseline") else {}
+        model_stage(cfg.method, section, lambda out: run_baseline(cfg, current, data, out))
+
+    metrics: dict = {"method": cfg.method, "model": cfg.model.name, "vanilla": vanilla, "final_model": current}
+    if "eval" in stages:
+        eval_fp = fingerprint(asdict(cfg.eval), data_fp)
+        t = time.time()
+        metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=fingerprint(_model_fingerprint(vanilla), eval_fp))
+        metrics["stages"] = {}
+        for name, path in stage_models.items():
+            metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=fingerprint(_model_fingerprint(path), eval_fp))
+        metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
+        timings["eval"] = round(time.time() - t, 1)
+    if "export" in stages and stage_models:
+        from asru.export import export_model
+
+        t = time.time()
+        out = Path(cfg.export.out) if cfg.export.out else run / "export"
+        export_model(current, out, cfg.export, run_dir=run)
+        metrics["export"] = str(out)
+        timings["export"] = round(time.time() - t, 1)
+    timings["total"] = round(time.time() - t_start, 1)
+    metrics["timings_s"] = timings
+    atomic_write_json(run / "metrics.json", metrics)
+    if "before" in metrics:
+        from asru.eval.report import format_table, write_report
+
+        write_report(metrics, run / "report.md")
+        print(format_table(metrics))
+    print(f"run finished in {timings['total'] / 60:.1f} min -> {run} (metrics.json, report.md)")
+    return metrics
+
+
+def _existing_demo() -> str:
+    from asru.models import cache_dir
+
+    path = cache_dir() / "demo-vlm"
+    if not (path / "config.json").is_file():
+        raise AsruError("the demo model is not built: include the teach stage (--stages teach,...) or run `asru-data teach`")
+    return str(path)
+
+
+def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference: str | None = None, overwrite: bool = False, verbose: bool = False) -> dict:
+    """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md."""
+    from asru.data.loaders import load_benchmark
+    from asru.eval.report import format_table, write_report
+    from asru.eval.runner import evaluate
+    from asru.models import resolve_model_name
+
+    resolve_model_name(model)
+    out = prepare_run_dir(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval", overwrite=overwrite)
+    setup_logging(out, verbose)
+    data_dir = ensure_data(cfg.data)
+    data = load_benchmark(data_dir, cfg.eval.splits)
+    metrics = evaluate(cfg.eval, model, data, out, reference_path=reference)
+    summary = {"model": model, "after": metrics}
+    write_report(summary, out / "report.md")
+    print(format_table(summary))
+    return metrics
