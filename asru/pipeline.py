@@ -159,6 +159,11 @@ def dry_run(cfg: RunConfig) -> str:
         f"  eval       splits {', '.join(cfg.eval.splits)}",
         f"  output     {out}",
     ]
+    if cfg.model.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            lines.append("  warning    no GPU on this machine: the run itself needs one (or --model.device cpu)")
     if cfg.model.name in MODEL_ALIASES and hub_id.startswith("offline:"):
         lines.append("  note       offline model: built locally from PyPI packages, no download")
     return "\n".join(lines)
