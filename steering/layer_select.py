@@ -1,0 +1,118 @@
+"""Choosing the steering layer by what steering there does.
+
+For each candidate layer L, with an ``add`` hook (``h + coeff * v_L`` at L's output):
+
+* ``refusal`` — share of held-out forget prompts whose greedy (short) answer is a refusal
+  (:func:`rewards.text.is_refusal`);
+* ``kl`` — mean KL(original || steered) of retain prompts' next-token distributions at the last
+  prompt token (what steering costs on what must be kept).
+
+``score = refusal - kl_weight * kl``; the best-scoring layer wins (ties: the earlier layer). The table
+is printed and saved (``layer_scores.json``). An explicit layer (``--layer N``) skips the scoring.
+Cost: per candidate one short batched generation on a few forget prompts and one forward on a few
+retain prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from asru.errors import AsruError
+from asru.layers import check_layer, num_layers
+from asru.prompting import encode_prompts, generate, modality_batches
+from asru.rundir import atomic_write_json
+from steering.hooks import add_steering
+
+LOG = logging.getLogger("asru.steering")
+
+
+def default_candidates(model, every: int = 2) -> list[int]:
+    """Every ``every``-th layer in the middle half of the network (25%..75% of the depth)."""
+    n = num_layers(model)
+    lo, hi = max(0, n // 4), max(1, (3 * n) // 4)
+    return list(range(lo, hi, every)) or [n // 2]
+
+
+def next_token_logprobs(lm, questions: Sequence[str], images: Sequence | None = None, batch_size: int = 8):
+    """``[N, V]`` float32 log-probabilities of the next token after each prompt, in input order."""
+    import torch
+
+    n = len(questions)
+    images = list(images) if images is not None else [None] * n
+    out = [None] * n
+    for idx in modality_batches(images, n, batch_size):
+        enc = encode_prompts(lm, [questions[i] for i in idx], [images[i] for i in idx])
+        with torch.no_grad():
+            logits = lm.model(**enc, use_cache=False, logits_to_keep=1).logits[:, -1].float()
+        lp = torch.log_softmax(logits, -1).cpu()
+        for row, i in enumerate(idx):
+            out[i] = lp[row]
+    return torch.stack(out, 0)
+
+
+def mean_kl(base_logprobs, new_logprobs) -> float:
+    """Mean over rows of KL(base || new) for log-probability matrices."""
+    import torch
+
+    p = base_logprobs.exp()
+    return float((p * (base_logprobs - new_logprobs)).sum(-1).clamp(min=0).mean()) if len(p) else 0.0
+
+
+def score_layers(
+    lm,
+    directions: dict,
+    forget_questions: Sequence[str],
+    retain_questions: Sequence[str],
+    forget_images: Sequence | None = None,
+    retain_images: Sequence | None = None,
+    *,
+    candidates: Sequence[int] | None = None,
+    coeff: float = 1.0,
+    kl_weight: float = 0.5,
+    max_new_tokens: int = 16,
+    batch_size: int = 8,
+) -> list[dict]:
+    """Score each candidate layer (see module docstring); rows sorted by layer."""
+    from rewards.text import is_refusal
+
+    if not forget_questions:
+        raise AsruError("layer selection needs held-out forget prompts, and there are none")
+    cands = sorted({check_layer(lm.model, int(c)) for c in (candidates or directions)})
+    missing = [c for c in cands if c not in directions]
+    if missing:
+        raise AsruError(f"no direction computed for candidate layer(s) {missing}")
+    base_lp = next_token_logprobs(lm, retain_questions, retain_images, batch_size) if retain_questions else None
+    rows = []
+    for layer in cands:
+        v = directions[layer]
+        with add_steering(lm.model, layer, v, coeff):
+            answers = generate(lm, list(forget_questions), forget_images, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            kl = mean_kl(base_lp, next_token_logprobs(lm, retain_questions, retain_images, batch_size)) if base_lp is not None else 0.0
+        refusal = sum(is_refusal(a) for a in answers) / len(answers)
+        rows.append({"layer": layer, "refusal": round(refusal, 4), "kl": round(kl, 5),
+                     "score": round(refusal - kl_weight * kl, 5), "norm": round(float(v.norm()), 4),
+                     "example": answers[0][:80]})
+        LOG.debug("layer %d: refusal %.2f kl %.4f", layer, refusal, kl)
+    return rows
+
+
+def best_layer(rows: list[dict]) -> int:
+    """The layer with the highest score (the earliest among equals)."""
+    if not rows:
+        raise AsruError("no layer scores to choose from")
+    return max(rows, key=lambda r: (r["score"], -r["layer"]))["layer"]
+
+
+def format_table(rows: list[dict], chosen: int | None = None) -> str:
+    """The scores as a fixed-width text table (``*`` marks the chosen layer)."""
+    lines = ["layer  refusal      kl    score    |v|", "-----  -------  ------  -------  -----"]
+    for r in rows:
+        mark = " *" if r["layer"] == chosen else ""
+        lines.append(f"{r['layer']:>5}  {r['refusal']:>7.2f}  {r['kl']:>6.3f}  {r['score']:>7.3f}  {r['norm']:>5.1f}{mark}")
+    return "\n".join(lines)
+
+
+def save_scores(path, rows: list[dict], chosen: int, how: str, settings: dict | None = None) -> None:
+    """Write ``layer_scores.json``: the rows, the chosen layer and how it was chosen."""
+    atomic_write_json(path, {"chosen": chosen, "how": how, "settings": settings or {}, "rows": rows})

@@ -1,0 +1,226 @@
+"""Activation redirection trained into the weights (RMU-style; REFERENCE.md section 1, step 2).
+
+Only ``decoder_layers(model)[L].mlp.down_proj.weight`` is trained. With ``h_frozen`` the layer-L
+output of the model *before* training (computed once, up front, on the same batches):
+
+* forget loss = ``MSE(h_upd[last prompt token], h_frozen[last prompt token] + c * v)``
+* retain loss = ``alpha * MSE(h_upd, h_frozen)`` over all non-padding tokens
+
+Forget and retain batches alternate (one AdamW step per batch, linear learning-rate decay to 0).
+Each forward pass stops right after layer L (later layers cannot change layer L's output), so a step
+costs about ``(L + 1) / num_layers`` of a full forward. The result is a plain checkpoint: no hooks
+at inference. Reference defaults (Qwen3-VL-2B, layer 17): ``c = 3``, ``alpha = 1``, ``lr = 1e-4``,
+batch size 2, 3 epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from asru.errors import AsruError
+from asru.layers import check_layer, decoder_layers, layer_output
+from asru.prompting import encode_prompts, modality_batches
+from steering.activations import position_mask, post_instruction_length
+
+LOG = logging.getLogger("asru.steering")
+
+
+class _Stop(Exception):
+    pass
+
+
+@dataclass
+class RedirectLog:
+    """Training record: one entry per optimizer step, plus before/after distances."""
+
+    layer: int
+    steps: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    n_forget: int = 0
+    n_retain: int = 0
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Plain dict for the stage report."""
+        return {"layer": self.layer, "seconds": round(self.seconds, 3), "n_forget": self.n_forget,
+                "n_retain": self.n_retain, "before": self.before, "after": self.after, "steps": self.steps}
+
+
+def down_proj(model, layer: int):
+    """The MLP down projection (``nn.Linear``) of decoder layer ``layer``."""
+    block = decoder_layers(model)[check_layer(model, layer)]
+    mlp = getattr(block, "mlp", None) or getattr(block, "feed_forward", None)
+    for name in ("down_proj", "fc2", "dense_4h_to_h", "c_proj"):
+        mod = getattr(mlp, name, None) if mlp is not None else None
+        if mod is not None and hasattr(mod, "weight"):
+            return mod
+    raise AsruError(f"cannot find the MLP down projection of layer {layer} ({type(block).__name__}); redirection needs it")
+
+
+class _LayerTap:
+    """Captures decoder layer ``layer``'s output and stops the forward pass there."""
+
+    def __init__(self, model, layer: int):
+        self.block = decoder_layers(model)[layer]
+        self.model = model
+        self.out = None
+
+    def __call__(self, _m, _i, output):
+        self.out = layer_output(output)
+        raise _Stop
+
+    def run(self, enc):
+        handle = self.block.register_forward_hook(self)
+        try:
+            self.model(**enc, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        out, self.out = self.out, None
+        return out
+
+
+def _prepare(lm, questions, images, batch_size, position, kind):
+    import torch
+
+    n = len(questions)
+    images = list(images) if images is not None else [None] * n
+    batches = []
+    for idx in modality_batches(images, n, batch_size, [len(q) for q in questions]):
+        qs, ims = [questions[i] for i in idx], [images[i] for i in idx]
+        enc = encode_prompts(lm, qs, ims)
+        post = [post_instruction_length(lm, q, im is not None) for q, im in zip(qs, ims)] if position == "post_instruction" else None
+        w = position_mask(enc["attention_mask"], position if kind == "forget" else "all", post)
+        batches.append({"kind": kind, "enc": enc, "w": w.to(lm.device), "n": len(idx)})
+    return batches
+
+
+def _forget_loss(h, frozen, w, target_shift):
+    import torch
+
+    h_pos = torch.einsum("bt,bth->bh", w, h.float())
+    tgt = torch.einsum("bt,bth->bh", w, frozen.float()) + target_shift
+    return torch.nn.functional.mse_loss(h_pos, tgt)
+
+
+def _retain_loss(h, frozen, mask):
+    d = ((h.float() - frozen.float()) ** 2) * mask.unsqueeze(-1)
+    return d.sum() / (mask.sum() * h.shape[-1]).clamp(min=1)
+
+
+def _evaluate(tap, batches, target_shift):
+    """Mean forget distance to the target (and to frozen) and mean retain MSE over the batches."""
+    import torch
+
+    f_dist, f_n, r_mse, r_n = 0.0, 0, 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            h = tap.run(b["enc"])
+            if b["kind"] == "forget":
+                f_dist += float(_forget_loss(h, b["frozen"], b["w"], target_shift)) * b["n"]
+                f_n += b["n"]
+            else:
+                r_mse += float(_retain_loss(h, b["frozen"], b["w"])) * b["n"]
+                r_n += b["n"]
+    return {"forget_mse_to_target": f_dist / max(f_n, 1), "retain_mse": r_mse / max(r_n, 1)}
+
+
+def redirect(
+    lm,
+    layer: int,
+    vector,
+    forget_questions: Sequence[str],
+    retain_questions: Sequence[str],
+    forget_images: Sequence | None = None,
+    retain_images: Sequence | None = None,
+    *,
+    coeff: float = 3.0,
+    alpha: float = 1.0,
+    lr: float = 1e-4,
+    batch_size: int = 2,
+    epochs: int = 3,
+    weight_decay: float = 0.01,
+    position: str = "last",
+    seed: int = 0,
+    progress: bool = False,
+) -> RedirectLog:
+    """Train layer ``layer``'s down projection so forget prompts' ``position`` states move to frozen + c*v.
+
+    Modifies ``lm.model`` in place (only that one weight) and returns the :class:`RedirectLog`
+    (per-step losses, forget distance to the target and retain MSE before and after).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if not forget_questions:
+        raise AsruError("redirection needs forget prompts: the forget set is empty")
+    if not retain_questions:
+        raise AsruError("redirection needs retain prompts: the retain set is empty")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise AsruError("steer.epochs and steer.batch_size must be >= 1 and steer.lr > 0")
+    model = lm.model
+    layer = check_layer(model, layer)
+    weight = down_proj(model, layer).weight
+    v = torch.as_tensor(vector, dtype=torch.float32).to(lm.device)
+    if v.shape != (weight.shape[0],):
+        raise AsruError(f"direction has shape {tuple(v.shape)}, layer {layer} writes vectors of size {weight.shape[0]}")
+    target_shift = coeff * v
+    tap = _LayerTap(model, layer)
+    forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget")
+    retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain")
+    with torch.no_grad():
+        for b in forget + retain:
+            b["frozen"] = tap.run(b["enc"]).detach().clone()
+
+    log = RedirectLog(layer=layer, n_forget=len(forget_questions), n_retain=len(retain_questions))
+    log.before = _evaluate(tap, forget + retain, target_shift)
+    rng = random.Random(seed)
+    per_epoch = max(len(forget), len(retain))
+    total = epochs * per_epoch * 2
+    flags = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    weight.requires_grad_(True)
+    opt = torch.optim.AdamW([weight], lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
+    start = time.perf_counter()
+    step = 0
+    try:
+        bar = tqdm(total=total, desc="redirection", disable=not progress, leave=False)
+        for epoch in range(epochs):
+            f_order = list(range(len(forget)))
+            r_order = list(range(len(retain)))
+            rng.shuffle(f_order)
+            rng.shuffle(r_order)
+            for k in range(per_epoch):
+                for b in (forget[f_order[k % len(forget)]], retain[r_order[k % len(retain)]]):
+                    h = tap.run(b["enc"])
+                    if b["kind"] == "forget":
+                        loss = _forget_loss(h, b["frozen"], b["w"], target_shift)
+                    else:
+                        loss = alpha * _retain_loss(h, b["frozen"], b["w"])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    step += 1
+                    log.steps.append({"step": step, "epoch": epoch, "kind": b["kind"], "loss": float(loss),
+                                      "lr": sched.get_last_lr()[0]})
+                    bar.update(1)
+        bar.close()
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.eval()
+    log.seconds = time.perf_counter() - start
+    log.after = _evaluate(tap, forget + retain, target_shift)
+    LOG.info("redirection at layer %d: %d steps in %.1f s; forget MSE to target %.4g -> %.4g, retain MSE %.4g -> %.4g",
+             layer, step, log.seconds, log.before["forget_mse_to_target"], log.after["forget_mse_to_target"],
+             log.before["retain_mse"], log.after["retain_mse"])
+    return log
