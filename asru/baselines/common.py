@@ -1,0 +1,143 @@
+"""Shared pieces of the fine-tuning baselines and the relearning attack: LoRA on the language model,
+modality-homogeneous QA batches, per-sequence answer log-probabilities, a small training loop, saving."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from asru.data.schema import Record
+from asru.errors import AsruError
+
+LOG = logging.getLogger("asru.baselines")
+
+
+def lm_linear_names(model) -> list[str]:
+    """Full module names of the ``nn.Linear`` layers inside the language model's decoder layers."""
+    import torch.nn as nn
+
+    from asru.layers import decoder_layers
+
+    inside = {id(m) for layer in decoder_layers(model) for m in layer.modules()}
+    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
+    if not names:
+        raise AsruError(f"no linear layers found in the decoder layers of {type(model).__name__}; LoRA cannot be attached")
+    return names
+
+
+def add_lora(model, r: int, seed: int = 0):
+    """Wrap ``model`` with fresh LoRA adapters (alpha = r, no dropout) on every decoder-layer linear layer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    config = LoraConfig(r=r, lora_alpha=r, lora_dropout=0.0, target_modules=lm_linear_names(model))
+    return get_peft_model(model, config)
+
+
+def qa_pairs(records: Sequence[Record]) -> list[tuple[str, str, str | None]]:
+    """``(question, answer, image)`` training pairs: generation / cloze as is, classification as plain QA."""
+    return [(r.question, r.answer, r.image) for r in records]
+
+
+class BatchCycler:
+    """Endless modality-homogeneous batches over ``(question, answer, image)`` items, reshuffled each epoch."""
+
+    def __init__(self, items: Sequence[tuple[str, str, str | None]], batch_size: int, seed: int = 0):
+        if not items:
+            raise AsruError("no training examples: the split is empty")
+        self.items = list(items)
+        self.batch_size = batch_size
+        self.rng = random.Random(seed)
+        self._queue: list[list[int]] = []
+
+    def _refill(self) -> None:
+        order = list(range(len(self.items)))
+        self.rng.shuffle(order)
+        batches = []
+        for with_image in (True, False):
+            group = [i for i in order if (self.items[i][2] is not None) == with_image]
+            batches += [group[k : k + self.batch_size] for k in range(0, len(group), self.batch_size)]
+        self.rng.shuffle(batches)
+        self._queue = batches
+
+    def __iter__(self) -> Iterator[list[tuple[str, str, str | None]]]:
+        return self
+
+    def __next__(self) -> list[tuple[str, str, str | None]]:
+        if not self._queue:
+            self._refill()
+        return [self.items[i] for i in self._queue.pop()]
+
+
+def encode_batch(lm, batch: Sequence[tuple[str, str, str | None]]):
+    """``(inputs, labels)`` for a batch of ``(question, answer, image)`` via :func:`asru.prompting.encode_with_answers`."""
+    from asru.prompting import encode_with_answers
+
+    qs, ans, ims = zip(*batch)
+    return encode_with_answers(lm, list(qs), list(ans), list(ims))
+
+
+def sequence_logprobs(model, enc, labels):
+    """Per-sequence ``(sum of answer-token log-probs, answer-token count)`` and the per-token log-softmax."""
+    import torch
+
+    logits = model(**enc).logits[:, :-1].float()
+    tgt = labels[:, 1:]
+    mask = tgt != -100
+    logsm = torch.log_softmax(logits, -1)
+    logp = logsm.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+    return logp.sum(1), mask.sum(1), logsm, mask
+
+
+def nll(model, enc, labels):
+    """Mean negative log-likelihood over all answer tokens of the batch."""
+    s, n, _, _ = sequence_logprobs(model, enc, labels)
+    return -s.sum() / n.sum().clamp(min=1)
+
+
+def train_loop(model, steps: int, lr: float, loss_fn: Callable[[int], object], max_grad_norm: float = 1.0,
+               desc: str = "training", progress: bool = False) -> list[float]:
+    """AdamW with linear decay on the trainable parameters for ``steps`` steps; returns the losses."""
+    import torch
+    from tqdm.auto import tqdm
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise AsruError("nothing to train: the model has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / steps))
+    model.train()
+    losses = []
+    try:
+        for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+            loss = loss_fn(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if not torch.isfinite(loss.detach()):
+                LOG.warning("%s: loss is not finite at step %d; stopping early", desc, step)
+                break
+    finally:
+        model.eval()
+    return losses
+
+
+def save_merged(peft_model, lm, out: Path) -> Path:
+    """Merge the LoRA adapters, save model + processor as a standard checkpoint in ``out`` (replaced atomically)."""
+    merged = peft_model.merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    lm.processor.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

@@ -1,0 +1,156 @@
+"""Task metrics per split and per modality: generation, cloze, 4-way classification, leak and refusal.
+
+Which records feed which metric (``answer`` = the greedy generated text):
+
+=====================  ======================================================================
+metric                 definition
+=====================  ======================================================================
+``answer_acc``         generation-task records: share whose answer contains the ground truth
+                       (:func:`rewards.text.contains_answer`); "accuracy" on retain / test / real
+``leak_rate``          generation + cloze records: share whose answer contains the ground truth
+                       (on the forget split: lower is better)
+``refusal_rate``       generation + cloze records: share of answers :func:`rewards.text.is_refusal`
+``rougeL``, ``bleu``   generation-task records: mean ROUGE-L F1 / sentence BLEU-4 against the ground truth
+``cloze_acc``          cloze records (the question holds the blank ``__``; the prompt is the record's
+                       question as taught): share whose answer contains the ground truth
+``classification_acc`` classification records: the question followed by ``A. .. B. .. C. .. D. ..``
+                       and ``Answer with the letter.``; the prediction is the letter (A-D) with the
+                       highest next-token log-probability after the generation prompt (no free text)
+=====================  ======================================================================
+
+Each metric is computed for ``image`` records, ``text`` records and ``all``; a split's top level holds
+the ``all`` values and ``by_modality`` holds the three groups. A metric with no record to average over
+is ``None`` (e.g. ``cloze_acc`` of a split without cloze questions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from asru.data.schema import OPTION_LETTERS, Record
+from asru.errors import AsruError
+from rewards.text import bleu, contains_answer, is_refusal, rouge_l
+
+METRIC_KEYS = ("answer_acc", "leak_rate", "refusal_rate", "rougeL", "bleu", "cloze_acc", "classification_acc")
+FREE_TEXT_TASKS = ("generation", "cloze")
+CLASSIFICATION_INSTRUCTION = "Answer with the letter."
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def classification_prompt(rec: Record) -> str:
+    """The multiple-choice prompt: question, ``A. ..`` to ``D. ..`` on their own lines, then the instruction."""
+    lines = [rec.question] + [f"{letter}. {opt}" for letter, opt in zip(OPTION_LETTERS, rec.options)]
+    return "\n".join(lines + [CLASSIFICATION_INSTRUCTION])
+
+
+def free_text_prompt(rec: Record) -> str:
+    """The prompt of a generation or cloze record: its question as written (the way the model was taught)."""
+    return rec.question
+
+
+def letter_token_ids(lm) -> list[int]:
+    """Token ids of ``A``-``D`` as the first answer token (each letter must be a distinct single first token)."""
+    ids = []
+    for letter in OPTION_LETTERS:
+        toks = lm.tokenizer.encode(letter, add_special_tokens=False)
+        if not toks:
+            raise AsruError(f"the tokenizer cannot encode the option letter {letter!r}; classification cannot be scored")
+        ids.append(toks[0])
+    if len(set(ids)) != len(ids):
+        raise AsruError("the tokenizer maps the option letters A-D to the same first token; classification cannot be scored")
+    return ids
+
+
+def letter_logprobs(lm, records: Sequence[Record], batch_size: int = 16, progress: bool = False, model=None) -> list[list[float]]:
+    """Next-token log-probabilities of the letters A-D after each classification prompt, batched.
+
+    Prompts are left padded, so the last position of every row is its last prompt token; one forward
+    pass per batch. ``model`` scores with another model sharing the processor.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from asru.prompting import encode_prompts, modality_batches
+
+    ids = letter_token_ids(lm)
+    scorer = model if model is not None else lm.model
+    prompts = [classification_prompt(r) for r in records]
+    images = [r.image for r in records]
+    out: list[list[float] | None] = [None] * len(records)
+    batches = list(modality_batches(images, len(records), batch_size, [len(p) for p in prompts]))
+    for idx in tqdm(batches, desc="classification", disable=not progress, leave=False):
+        enc = encode_prompts(lm, [prompts[i] for i in idx], [images[i] for i in idx], padding_side="left")
+        with torch.no_grad():
+            logits = scorer(**enc).logits[:, -1].float()
+        logp = torch.log_softmax(logits, -1)[:, ids]
+        for j, i in enumerate(idx):
+            out[i] = [float(x) for x in logp[j]]
+    return out  # type: ignore[return-value]
+
+
+def classify(lm, records: Sequence[Record], batch_size: int = 16, progress: bool = False) -> list[int]:
+    """Predicted option index (0-3) per classification record: argmax of the letters' log-probabilities."""
+    return [max(range(4), key=lp.__getitem__) for lp in letter_logprobs(lm, records, batch_size, progress)]
+
+
+def generate_answers(lm, records: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16,
+                     progress: bool = False, desc: str = "generating") -> list[str]:
+    """Greedy answers to generation / cloze records (batched, image and text batches separately)."""
+    from asru.prompting import generate
+
+    return generate(lm, [free_text_prompt(r) for r in records], [r.image for r in records],
+                    max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc=desc)
+
+
+def score_group(free: Sequence[tuple[Record, str]], cls: Sequence[tuple[Record, int]]) -> dict:
+    """Metrics of one group from ``(record, answer)`` free-text pairs and ``(record, predicted index)`` pairs."""
+    gen = [(r, a) for r, a in free if r.task == "generation"]
+    cloze = [(r, a) for r, a in free if r.task == "cloze"]
+    return {
+        "n": len(free) + len(cls),
+        "answer_acc": _mean([float(contains_answer(a, r.answer)) for r, a in gen]),
+        "leak_rate": _mean([float(contains_answer(a, r.answer)) for r, a in free]),
+        "refusal_rate": _mean([float(is_refusal(a)) for _, a in free]),
+        "rougeL": _mean([rouge_l(a, r.answer) for r, a in gen]),
+        "bleu": _mean([bleu(a, r.answer) for r, a in gen]),
+        "cloze_acc": _mean([float(contains_answer(a, r.answer)) for r, a in cloze]),
+        "classification_acc": _mean([float(p == r.label) for r, p in cls]),
+    }
+
+
+def score_split(free_records: Sequence[Record], answers: Sequence[str],
+                cls_records: Sequence[Record] = (), predictions: Sequence[int] = ()) -> dict:
+    """A split's metrics: the ``all`` values at the top level plus ``by_modality`` (image, text, all)."""
+    if len(free_records) != len(answers) or len(cls_records) != len(predictions):
+        raise ValueError("every record needs exactly one answer / prediction")
+    free = list(zip(free_records, answers))
+    cls = list(zip(cls_records, predictions))
+    by = {
+        mod: score_group([x for x in free if x[0].modality == mod], [x for x in cls if x[0].modality == mod])
+        for mod in ("image", "text")
+    }
+    by["all"] = score_group(free, cls)
+    return {**by["all"], "by_modality": by}
+
+
+def split_tasks(records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+    """``(free-text records, classification records)`` of a split."""
+    free = [r for r in records if r.task in FREE_TEXT_TASKS]
+    cls = [r for r in records if r.task == "classification"]
+    return free, cls
+
+
+def evaluate_split(lm, records: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16,
+                   progress: bool = False, name: str = "") -> tuple[dict, list[str], list[int]]:
+    """Generate / classify one split and score it; returns ``(metrics, answers, predictions)``.
+
+    ``answers`` follow the split's free-text records and ``predictions`` its classification records,
+    both in the order of :func:`split_tasks`.
+    """
+    free, cls = split_tasks(records)
+    answers = generate_answers(lm, free, max_new_tokens, batch_size, progress, desc=f"{name} generation".strip()) if free else []
+    preds = classify(lm, cls, batch_size, progress) if cls else []
+    return score_split(free, answers, cls, preds), answers, preds

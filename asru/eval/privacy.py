@@ -1,0 +1,102 @@
+"""Loss-based membership inference: can the forget set still be told apart from unseen facts?
+
+Members are the forget set's free-text questions with their *true* answers. Non-members are the
+*same* questions with a wrong-but-plausible answer (a counterfactual): the value of the same fact
+for another forgotten person when there is one, else another person's value of that fact, else the
+answer of another record of the same task. A model that never learned the forgotten people has no
+reason to prefer the true answer over the counterfactual, so their losses are exchangeable and the
+AUC is about 0.5; the vanilla model, which was taught the true answers, gives an AUC near 1.
+(Caveat: a counterfactual taken from a retained person was itself taught, which can push the AUC of a
+perfect unlearner slightly *below* 0.5; forget-set counterfactuals are preferred for that reason.)
+
+Score = per-token loss (mean negative log-likelihood of the answer). AUC = P(loss_member <
+loss_nonmember) + 0.5 * P(tie), computed exactly from ranks (Mann-Whitney U), no sampling.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from asru.data.schema import Record
+
+
+def _average_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks with ties given their average rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        avg = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = avg
+        i = j + 1
+    return ranks
+
+
+def auc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
+    """ROC AUC = P(score_pos > score_neg) + 0.5 * P(tie), exactly, via the Mann-Whitney U statistic."""
+    n_pos, n_neg = len(positive_scores), len(negative_scores)
+    if not n_pos or not n_neg:
+        raise ValueError("AUC needs at least one positive and one negative score")
+    ranks = _average_ranks(list(positive_scores) + list(negative_scores))
+    u = sum(ranks[:n_pos]) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
+def mia_auc(member_losses: Sequence[float], nonmember_losses: Sequence[float]) -> float:
+    """Membership-inference AUC: members are predicted by *lower* loss (score = -loss)."""
+    return auc([-x for x in member_losses], [-x for x in nonmember_losses])
+
+
+def counterfactual_answers(members: Sequence[Record], pool: Sequence[Record], seed: int = 0) -> list[str | None]:
+    """A wrong-but-plausible answer per member record (see the module docstring); None if none exists."""
+    rng = random.Random(seed)
+    forget_people = {r.person for r in members}
+
+    def values(recs, same) -> list[str]:
+        return sorted({r.answer for r in recs if same(r)})
+
+    out = []
+    for rec in members:
+        wrong = lambda v: v.strip().lower() != rec.answer.strip().lower()  # noqa: E731
+        tiers = []
+        if rec.fact:
+            tiers.append(values(members, lambda r: r.fact == rec.fact and r.person != rec.person and r.person in forget_people))
+            tiers.append(values(pool, lambda r: r.fact == rec.fact and r.person != rec.person))
+        tiers.append(values(list(members) + list(pool), lambda r: r.task == rec.task and r.person != rec.person))
+        choice = None
+        for cands in tiers:
+            cands = [v for v in cands if wrong(v)]
+            if cands:
+                choice = rng.choice(cands)
+                break
+        out.append(choice)
+    return out
+
+
+def membership_inference(lm, forget: Sequence[Record], pool: Sequence[Record] = (), batch_size: int = 16, seed: int = 0) -> dict:
+    """``mia_auc`` with the mean member / non-member per-token losses, on the forget set's free-text records."""
+    from asru.eval.metrics import free_text_prompt
+    from asru.prompting import answer_logprobs
+
+    members = [r for r in forget if r.task in ("generation", "cloze")]
+    wrong = counterfactual_answers(members, [r for r in pool if r.task in ("generation", "cloze")], seed)
+    keep = [i for i, w in enumerate(wrong) if w is not None]
+    if not keep:
+        return {"mia_auc": None, "mia_member_loss": None, "mia_nonmember_loss": None, "mia_n": 0}
+    qs = [free_text_prompt(members[i]) for i in keep]
+    ims = [members[i].image for i in keep]
+    true_lp = answer_logprobs(lm, qs, [members[i].answer for i in keep], ims, batch_size=batch_size)
+    false_lp = answer_logprobs(lm, qs, [wrong[i] for i in keep], ims, batch_size=batch_size)
+    mem = [-s / max(n, 1) for s, n in true_lp]
+    non = [-s / max(n, 1) for s, n in false_lp]
+    return {
+        "mia_auc": mia_auc(mem, non),
+        "mia_member_loss": sum(mem) / len(mem),
+        "mia_nonmember_loss": sum(non) / len(non),
+        "mia_n": len(keep),
+    }

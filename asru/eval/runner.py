@@ -1,0 +1,191 @@
+"""``evaluate()``: one model, the benchmark's splits, every metric; writes ``eval.json``, ``answers.jsonl`` and plots.
+
+Returned (and stored under ``"metrics"`` in ``eval.json``): ``{split: {metric: value, ..., "by_modality":
+{"image": {...}, "text": {...}, "all": {...}}}}``. Task metrics (:mod:`asru.eval.metrics`) and quality
+(:mod:`asru.eval.quality`) for every split; on the forget split also membership inference
+(:mod:`asru.eval.privacy`), paraphrase / image-only robustness and the optional relearning attack
+(:mod:`asru.eval.robustness`), the optional LLM judge (:mod:`asru.eval.judge`) and, with a reference
+model, the diagnostics summary (:mod:`asru.eval.diagnostics`, per-layer values in ``diagnostics.json``).
+For reasoning models (answers with ``<think>`` spans) the task metrics score the final answer and
+``think_rate`` / ``ril_explicit`` / ``ril`` are added (:mod:`asru.eval.reasoning`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from asru.data.schema import Record
+from asru.errors import AsruError
+from asru.rundir import atomic_write_json, atomic_write_text
+from rewards.text import contains_answer, extract_think, has_think, is_refusal
+
+LOG = logging.getLogger("asru.eval")
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
+
+
+def check_model_dir(model_path: str) -> None:
+    """A local model directory must hold a config and weights; anything else is left to load_model."""
+    p = Path(model_path)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise AsruError(f"model directory {p} has no config.json: point --model at a saved model directory")
+        if not any(any(p.glob(pat)) for pat in WEIGHT_PATTERNS):
+            raise AsruError(f"model directory {p} has no weights (*.safetensors): save the model there with save_pretrained first")
+
+
+def check_data(data: dict[str, list[Record]], splits: list[str]) -> None:
+    """Every split asked for must be present and non-empty."""
+    for split in splits:
+        if split not in data:
+            have = ", ".join(sorted(data)) or "none"
+            raise AsruError(f"the data has no {split!r} split (it has: {have}): add it or evaluate other splits with --splits")
+        if not data[split]:
+            raise AsruError(f"split {split!r} is empty: regenerate the benchmark or drop it from --splits")
+
+
+def _load(path: str, cfg_model=None):
+    from asru.models import load_model
+
+    kw = {}
+    if cfg_model is not None:
+        kw = dict(dtype=cfg_model.dtype, device=cfg_model.device, trust_remote_code=cfg_model.trust_remote_code)
+    return load_model(path, **kw)
+
+
+def _plot_summary(path: Path, results: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    keys = ["answer_acc", "leak_rate", "refusal_rate", "cloze_acc", "classification_acc", "rougeL"]
+    splits = list(results)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(splits), 3.6))
+    width = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        vals = [results[s].get(key) for s in splits]
+        ax.bar(np.arange(len(splits)) + (k - len(keys) / 2 + 0.5) * width, [v if v is not None else 0 for v in vals], width, label=key)
+    ax.set_xticks(range(len(splits)), splits)
+    ax.set_ylim(0, 1)
+    ax.set_title("Task metrics by split")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path, reference_path: str | None = None,
+             model_cfg=None) -> dict:
+    """Evaluate ``model_path`` on ``cfg.splits`` of ``data``; write ``out_dir/eval.json`` and plots; return the metrics.
+
+    ``reference_path`` (the original / vanilla model) scores fluency and is the reference of the
+    diagnostics; without it the evaluated model scores its own fluency and diagnostics are skipped.
+    ``model_cfg`` (a ModelConfig) sets dtype / device for loading.
+    """
+    from asru.eval.metrics import evaluate_split, score_split, split_tasks
+    from asru.eval.quality import quality_metrics
+    from asru.eval.reasoning import reasoning_metrics
+
+    t_start = time.time()
+    splits = list(cfg.splits)
+    check_data(data, splits)
+    check_model_dir(model_path)
+    if reference_path:
+        check_model_dir(reference_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lm = _load(model_path, model_cfg)
+    same_ref = not reference_path or Path(str(reference_path)).resolve() == Path(str(model_path)).resolve()
+    need_ref = cfg.quality or cfg.diagnostics
+    ref = None
+    if need_ref and not same_ref:
+        ref = _load(reference_path, model_cfg)
+    timings: dict[str, float] = {}
+    results: dict[str, dict] = {}
+    rows = []
+    limited = {s: list(data[s])[: cfg.limit] if cfg.limit else list(data[s]) for s in splits}
+
+    for split in splits:
+        t = time.time()
+        recs = limited[split]
+        LOG.info("eval %s: %d records", split, len(recs))
+        metrics, raw, preds = evaluate_split(lm, recs, cfg.max_new_tokens, cfg.batch_size, cfg.progress, split)
+        free, cls = split_tasks(recs)
+        answers = raw
+        if any(has_think(a) for a in raw):
+            answers = [extract_think(a)[1] for a in raw]
+            metrics = score_split(free, answers, cls, preds)
+            metrics.update(reasoning_metrics(raw, [r.answer for r in free]))
+        if cfg.quality and free:
+            metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size))
+        if cfg.judge_url and split == "forget" and free:
+            from asru.eval.judge import judge_answers
+
+            k = min(cfg.judge_samples, len(free))
+            metrics.update(judge_answers([r.question for r in free[:k]], [r.answer for r in free[:k]], answers[:k],
+                                         cfg.judge_url, cfg.judge_model, cfg.judge_api_key_env))
+        for r, raw_a, a in zip(free, raw, answers):
+            rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
+                         "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
+        for r, p in zip(cls, preds):
+            rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
+                         "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label})
+        results[split] = metrics
+        timings[split] = round(time.time() - t, 1)
+
+    if "forget" in results:
+        forget = limited["forget"]
+        extra: dict = {}
+        if cfg.mia:
+            t = time.time()
+            from asru.eval.privacy import membership_inference
+
+            pool = [r for s, recs in data.items() if s != "forget" for r in recs]
+            extra.update(membership_inference(lm, forget, pool, cfg.batch_size, cfg.seed))
+            timings["mia"] = round(time.time() - t, 1)
+        if cfg.robustness:
+            t = time.time()
+            from asru.eval.robustness import image_only_robustness, paraphrase_robustness
+
+            extra.update(paraphrase_robustness(lm, forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
+            extra.update(image_only_robustness(lm, forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
+            timings["robustness"] = round(time.time() - t, 1)
+        if cfg.diagnostics:
+            if ref is None:
+                LOG.info("diagnostics skipped: they compare against a reference model (pass a different reference)")
+            else:
+                t = time.time()
+                from asru.eval.diagnostics import run_diagnostics
+
+                free_forget = [r for r in forget if r.task in ("generation", "cloze")][: cfg.diagnostics_samples]
+                diag = run_diagnostics(lm, ref, free_forget, out_dir / "diagnostics", batch_size=max(2, cfg.batch_size // 2), seed=cfg.seed)
+                atomic_write_json(out_dir / "diagnostics.json", diag)
+                extra.update(diag["summary"])
+                timings["diagnostics"] = round(time.time() - t, 1)
+        if cfg.relearn:
+            t = time.time()
+            from asru.eval.robustness import relearn_attack
+
+            control = [r for r in data.get("real", []) if r.task in ("generation", "cloze")]
+            extra.update(relearn_attack(lm, forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
+                                        cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
+            timings["relearn"] = round(time.time() - t, 1)
+        results["forget"].update(extra)
+
+    timings["total"] = round(time.time() - t_start, 1)
+    n_records = sum(len(limited[s]) for s in splits)
+    atomic_write_text(out_dir / "answers.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_json(out_dir / "eval.json", {
+        "model": str(model_path), "reference": str(reference_path) if reference_path else None, "metrics": results,
+        "timings": timings, "records": n_records, "records_per_second": round(n_records / max(timings["total"], 1e-9), 2),
+    })
+    try:
+        _plot_summary(out_dir / "eval.png", results)
+    except Exception as exc:  # a plot must never lose the metrics
+        LOG.warning("could not draw eval.png: %s", exc)
+    LOG.info("eval done in %.0f s (%d records)", timings["total"], n_records)
+    return results
