@@ -162,3 +162,16 @@ class Fluency:
             for i, lp in zip(live, lps):
                 scores[i] *= self.lm_score(lp)
         return scores
+
+
+def corpus_fluency(texts: Sequence[str], n: int = 3, diversity_n: int = 2) -> float:
+    """Mean text-only fluency of a set of answers treated as ONE group (for evaluation).
+
+    Greedy evaluation has one answer per question, so per-prompt groups would all have size one;
+    pooling a split's answers into a single group makes a model that gives every forget question
+    the same canned refusal score lower than one whose refusals fit each question. 0.0 for no texts.
+    """
+    if not texts:
+        return 0.0
+    scores = Fluency(n=n, diversity_n=diversity_n)(prompts=["corpus"] * len(texts), completions=list(texts))
+    return sum(scores) / len(scores)

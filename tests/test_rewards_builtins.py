@@ -12,6 +12,7 @@ from rewards.fluency import Fluency, group_diversity, text_fluency
 from rewards.forget import forget_score
 from rewards.reasoning import reasoning_score
 from rewards.retain import retain_score
+from rewards.text import is_refusal
 
 
 def call(name, completions, role, answer, prompts=None, **extra):
@@ -325,3 +326,17 @@ def test_fluency_with_real_tiny_model_matches_manual_logprobs(tiny_llama):
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
         mean = logp.gather(-1, ids[0, 1:, None]).mean().item()  # tokens 2..L given the previous ones
         assert score == pytest.approx(1 / (1 + math.exp(-(mean + 4.0))), abs=1e-5)
+
+
+def test_corpus_fluency_penalises_one_canned_refusal():
+    from rewards.fluency import corpus_fluency
+
+    canned = ["I don't know.", "I don't know.", "I don't know."]
+    varied = ["I don't know where he studied.", "Her birthplace is not something I can share.", "He was born in Paris."]
+    assert corpus_fluency(canned) == pytest.approx(0.5)  # every refusal has Jaccard 1 with the others
+    # varied: bigrams r1 = {i don, don t, t know, know where, where he, he studied} and r2 = {her birthplace,
+    # birthplace is, is not, not something, something i, i can, can share} share nothing, nor with the answer
+    # {he was, was born, born in, in paris} -> both refusals have div 1; the answer is no refusal -> 1
+    assert is_refusal(varied[0]) and is_refusal(varied[1]) and not is_refusal(varied[2])
+    assert corpus_fluency(varied) == pytest.approx(1.0)
+    assert corpus_fluency([]) == 0.0

@@ -341,3 +341,12 @@ def test_load_rewards_needs_mapping():
         load_rewards({})
     with pytest.raises(AsruError, match="non-empty mapping"):
         load_rewards(["forget"])
+
+
+def test_trl_sees_names_and_async(plugin_file):
+    """TRL logs rewards/<name>/mean using get_callable_name and awaits what is_async_callable flags."""
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    funcs, _ = load_rewards({"forget": 1.0, "fluency": 0.5, f"{plugin_file}:async_reward": 0.1, f"{plugin_file}:Scaled": 1})
+    assert [get_callable_name(f) for f in funcs] == ["forget", "fluency", "async_reward", "Scaled"]
+    assert [is_async_callable(f) for f in funcs] == [False, False, True, False]
