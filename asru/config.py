@@ -201,6 +201,19 @@ class ExportConfig:
     verify_prompts: int = opt(4, "Greedy answers compared between the export and the in-memory model, per split.")
     allow_hooks: bool = opt(False, "Export even when unbakeable inference-time hooks were used, writing their description beside the checkpoint.")
     push_to_hub: str | None = opt(None, "Push the export to this hub repo id (needs access).")
+    hub_private: bool = opt(True, "Create the hub repo as private when pushing.")
+    overwrite: bool = opt(False, "Replace a non-empty export directory.")
+    dtype: str = opt("auto", "Saved weights dtype: auto (the dtype the source checkpoint was stored in), float32, bfloat16 or float16.")
+    device: str = opt("auto", "Device for merging and verification: auto (cuda if available), cpu or cuda[:N].")
+    max_shard_size: str = opt("5GB", "Largest safetensors shard (e.g. 2GB, 5GB).")
+    verify_max_new_tokens: int = opt(16, "Greedy tokens generated per verification prompt.")
+
+    def __post_init__(self):
+        _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), f"export.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+        _check(self.verify_prompts >= 1, "export.verify_prompts must be >= 1 (the export is always verified)")
+        _check(self.verify_max_new_tokens >= 1, "export.verify_max_new_tokens must be >= 1")
+        _check(self.push_to_hub is None or (self.push_to_hub.strip() != "" and self.push_to_hub.count("/") <= 1 and " " not in self.push_to_hub),
+               f"export.push_to_hub must be a hub repo id (name or owner/name), not {self.push_to_hub!r}")
 
 
 @dataclass
