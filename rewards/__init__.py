@@ -15,6 +15,7 @@ from rewards.registry import (
     load_reward,
     load_rewards,
     register_reward,
+    resolve_reward,
     reward_factory,
     validate_reward,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "load_reward",
     "load_rewards",
     "register_reward",
+    "resolve_reward",
     "reward_factory",
     "roles",
     "validate_reward",

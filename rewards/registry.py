@@ -49,6 +49,7 @@ __all__ = [
     "load_reward",
     "load_rewards",
     "register_reward",
+    "resolve_reward",
     "reward_factory",
     "validate_reward",
 ]
@@ -225,6 +226,15 @@ def _resolve(spec: str) -> tuple[str, Any]:
                 raise AsruError(f"reward {spec!r}: entry point {ep.value} failed to load: {type(exc).__name__}: {exc}") from None
     known = ", ".join(list_rewards())
     raise AsruError(f"unknown reward {spec!r} (known: {known}; or use module.sub:function or path/to/file.py:function)")
+
+
+def resolve_reward(spec: str) -> tuple[str, Any]:
+    """``(default name, object)`` for a spec without building or validating it (dry runs, planning).
+
+    The object is the reward function or the factory (check with :func:`is_factory`). Raises the
+    same AsruErrors as :func:`load_reward` for unknown names, bad paths and missing functions.
+    """
+    return _resolve(spec)
 
 
 # ---------------------------------------------------------------------------------------------

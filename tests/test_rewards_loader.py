@@ -350,3 +350,14 @@ def test_trl_sees_names_and_async(plugin_file):
     funcs, _ = load_rewards({"forget": 1.0, "fluency": 0.5, f"{plugin_file}:async_reward": 0.1, f"{plugin_file}:Scaled": 1})
     assert [get_callable_name(f) for f in funcs] == ["forget", "fluency", "async_reward", "Scaled"]
     assert [is_async_callable(f) for f in funcs] == [False, False, True, False]
+
+
+def test_resolve_reward_without_building(plugin_file):
+    from rewards import resolve_reward
+    from rewards.fluency import Fluency
+
+    assert resolve_reward("fluency") == ("fluency", Fluency)
+    name, obj = resolve_reward(f"{plugin_file}:Scaled")
+    assert name == "Scaled" and registry.is_factory(obj)
+    with pytest.raises(AsruError, match="unknown reward"):
+        resolve_reward("nope")
