@@ -1,0 +1,213 @@
+"""The RL stage: GRPO refinement of the refusal boundary with TRL's ``GRPOTrainer``.
+
+    run_rl_stage(cfg, model_path, data, out_dir, reference_path) -> <out_dir>/model
+
+1. refuse hook-based steering (rollouts must come from the weights, see :mod:`asru.rl_trainer`);
+2. load the model (``cfg.model`` dtype/device), build the boundary set (:mod:`asru.rl_boundary`);
+3. load the rewards of ``cfg.rl.rewards`` (name -> weight) through the rewards registry; a reward
+   factory that takes a ``ref_model`` (``fluency``) gets the reference model at ``reference_path``;
+   a weight-0 metric adds the forget refusal rate and leak rate to the per-step logs;
+4. train (LoRA or full), checkpointing to ``<out_dir>/checkpoints`` every ``rl.save_steps``; a
+   re-run with the same inputs resumes from the last checkpoint (a changed setup starts afresh);
+5. merge LoRA and save a standard checkpoint with its processor to ``<out_dir>/model``; write
+   ``<out_dir>/rl_summary.json`` (timings, per-step log history) next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from asru.errors import AsruError
+from asru.rundir import atomic_write_json
+
+LOG = logging.getLogger("asru.rl")
+
+# RL settings that only say how long / how to run, not what is trained: changing them keeps checkpoints.
+_RUN_ONLY = {
+    "max_steps", "epochs", "save_steps", "logging_steps", "save_total_limit", "report_to", "use_vllm",
+    "vllm_mode", "vllm_gpu_memory_utilization", "cache_implementation", "gradient_checkpointing",
+}
+
+
+def _wants_ref_model(spec: str, value) -> bool:
+    """True when reward ``spec`` is a factory accepting ``ref_model`` and not told to ignore it."""
+    import inspect
+
+    from rewards import is_factory
+    from rewards.registry import _resolve
+
+    _, obj = _resolve(spec)
+    if not is_factory(obj):
+        return False
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return False
+    if "ref_model" not in params:
+        return False
+    return not (isinstance(value, dict) and value.get("use_ref_model") is False)
+
+
+def reward_context(cfg, reference_path: str | None, device: str) -> tuple[dict, object | None]:
+    """The context offered to reward factories, loading the reference model only if a reward wants it."""
+    from asru.models import load_model
+
+    if not reference_path or not any(_wants_ref_model(s, v) for s, v in cfg.rl.rewards.items()):
+        return {}, None
+    LOG.info("loading the reference model for the rewards: %s", reference_path)
+    ref = load_model(reference_path, dtype=cfg.model.dtype, device=device, trust_remote_code=cfg.model.trust_remote_code)
+    ref.model.requires_grad_(False)
+    return {"ref_model": ref.model, "tokenizer": ref.tokenizer, "processor": ref.processor}, ref
+
+
+def load_reward_funcs(cfg, context: dict) -> tuple[list, list[float]]:
+    """``(reward_funcs, reward_weights)`` of ``cfg.rl.rewards`` plus the weight-0 ``refusal_rate`` metric."""
+    from asru.rl_trainer import unlearning_stats
+    from rewards import load_rewards
+
+    funcs, weights = load_rewards(cfg.rl.rewards, context=context)
+    if all(w == 0 for w in weights):
+        raise AsruError("rl.rewards: every weight is 0, so GRPO has nothing to optimise; give at least one reward a weight")
+    names = [getattr(f, "__name__", "") for f in funcs]
+    if "refusal_rate" in names:
+        raise AsruError("rl.rewards: the name refusal_rate is reserved for the logged forget refusal rate; rename that reward")
+    return funcs + [unlearning_stats], weights + [0.0]
+
+
+def stage_inputs(cfg, model_path: str, reference_path: str | None, ids: list[str]) -> dict:
+    """What the trained weights depend on (checkpoints from other inputs are not resumed)."""
+    rl = {k: v for k, v in asdict(cfg.rl).items() if k not in _RUN_ONLY}
+    return {"model": str(model_path), "reference": str(reference_path), "rl": rl, "boundary_ids": sorted(ids),
+            "dtype": cfg.model.dtype}
+
+
+def last_checkpoint(ckpt_dir: Path, inputs: dict) -> str | None:
+    """The last trainer checkpoint written for the same inputs, else None (stale checkpoints are removed)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not ckpt_dir.is_dir():
+        return None
+    marker = ckpt_dir / "rl_inputs.json"
+    same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(inputs, default=str))
+    if not same:
+        if any(ckpt_dir.glob("checkpoint-*")):
+            LOG.warning("rl: checkpoints in %s come from other inputs; starting afresh", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+        return None
+    return get_last_checkpoint(str(ckpt_dir))
+
+
+def save_merged(model, processor, model_path: str, out: Path) -> Path:
+    """Merge LoRA (if any) and save a standard safetensors checkpoint with the processor, atomically."""
+    from peft import PeftModel
+    from transformers import GenerationConfig
+
+    merged = model.merge_and_unload() if isinstance(model, PeftModel) else model
+    try:  # keep the original generation defaults, not the rollout sampling settings
+        merged.generation_config = GenerationConfig.from_pretrained(model_path)
+    except OSError:
+        pass
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
+    """GRPO on the boundary set; returns ``<out_dir>/model`` (LoRA merged). See the module docstring."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    from asru.models import load_model, pick_device, pick_dtype
+    from asru.rl_boundary import build_boundary_set
+    from asru.rl_trainer import (
+        check_rollout_source,
+        console_callback,
+        grpo_args,
+        lora_config,
+        make_trainer,
+        resolve_use_vllm,
+    )
+
+    t0 = time.time()
+    rl = cfg.rl
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_rollout_source(cfg)
+    device = pick_device(cfg.model.device)
+    use_vllm = resolve_use_vllm(rl.use_vllm, device)
+    dtype = pick_dtype(cfg.model.dtype, device)
+
+    lm = load_model(model_path, dtype=cfg.model.dtype, device=device, trust_remote_code=cfg.model.trust_remote_code,
+                    attn_implementation=cfg.model.attn_implementation)
+    check_rollout_source(cfg, lm.model)
+    dataset = build_boundary_set(data, rl, lm)
+    context, ref = reward_context(cfg, reference_path, device)
+    funcs, weights = load_reward_funcs(cfg, context)
+
+    ckpt_dir = out_dir / "checkpoints"
+    inputs = stage_inputs(cfg, model_path, reference_path, dataset["id"])
+    resume = last_checkpoint(ckpt_dir, inputs)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(ckpt_dir / "rl_inputs.json", json.loads(json.dumps(inputs, default=str)))
+
+    import torch
+
+    bf16 = str(device).startswith("cuda") and dtype == torch.bfloat16
+    args = grpo_args(rl, ckpt_dir, device=device, use_vllm=use_vllm, bf16=bf16, reward_weights=weights)
+    lm.model.train()
+    trainer = make_trainer(
+        model=lm.model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=dataset,
+        processing_class=lm.processor,
+        peft_config=lora_config(rl) if rl.lora else None,
+        callbacks=[console_callback()],
+        compile_generation=args.cache_implementation == "static" and str(device).startswith("cuda"),
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    LOG.info(
+        "rl: GRPO on %d prompts, %s, %d rollouts/prompt, %s rollouts, %s%s",
+        len(dataset), f"LoRA r={rl.lora_r}" if rl.lora else "full fine-tuning", rl.num_generations,
+        "vLLM" if use_vllm else f"HF generate ({args.cache_implementation or 'dynamic'} cache)", device,
+        f", resuming from {Path(resume).name}" if resume else "",
+    )
+    t_train = time.time()
+    trainer.train(resume_from_checkpoint=resume)
+    train_s = time.time() - t_train
+    trainer.save_state()
+
+    model_dir = save_merged(trainer.model, lm.processor, model_path, out_dir / "model")
+    history = trainer.state.log_history
+    steps = [h for h in history if "reward" in h]
+    step_times = [h["step_time"] for h in steps if h.get("step_time") is not None]
+    summary = {
+        "global_step": trainer.state.global_step,
+        "resumed_from": Path(resume).name if resume else None,
+        "use_vllm": use_vllm,
+        "device": str(device),
+        "boundary": {"size": len(dataset), "forget": dataset["role"].count("forget"), "retain": dataset["role"].count("retain"),
+                     "mode": rl.boundary},
+        "rewards": dict(zip([getattr(f, "__name__", "?") for f in funcs], weights)),
+        "train_seconds": round(train_s, 1),
+        "seconds_per_step": round(sum(step_times) / len(step_times), 2) if step_times else None,
+        "stage_seconds": round(time.time() - t0, 1),
+        "first": steps[0] if steps else None,
+        "last": steps[-1] if steps else None,
+        "log_history": history,
+    }
+    atomic_write_json(out_dir / "rl_summary.json", summary)
+    LOG.info("rl: %d steps in %.0f s (%s s/step); model saved to %s", trainer.state.global_step, train_s,
+             summary["seconds_per_step"], model_dir)
+    del trainer, ref
+    return model_dir

@@ -1,0 +1,173 @@
+"""The boundary set for GRPO: forget questions plus the retain questions the model must keep answering.
+
+Two ways to choose the retain side (``rl.boundary``):
+
+* ``random`` (the reference): a seeded random sample of the retain questions;
+* ``similar``: the retain questions nearest to the forget set, the harder boundary (a refusal
+  learnt on forget questions spreads first to questions that look like them). "Nearest" is the
+  highest cosine similarity to any forget question, measured by ``rl.similarity``:
+  ``hidden`` = the model's own mean-pooled last hidden state of the chat-templated prompt (image
+  included), or ``tfidf`` = TF-IDF vectors of the question texts (word uni+bigrams; no model needed).
+
+The result is a :class:`datasets.Dataset` in TRL's format: ``prompt`` (conversational messages, with
+an image content part for image questions), ``images`` (a list holding the question's PIL image, empty
+for text questions: TRL's multi-image column, which unlike ``image`` allows text and image questions in
+one batch),
+``role`` (``forget``/``retain``), ``answer`` (ground truth), ``question`` and ``id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Sequence
+
+from asru.errors import AsruError
+
+LOG = logging.getLogger("asru.rl")
+
+FREE_ANSWER_TASKS = ("generation", "cloze")
+
+
+def select_records(records: Sequence, tasks: Sequence[str], split: str) -> list:
+    """Records of ``tasks`` (free-answer questions), with an error naming the split when none are left."""
+    bad = [t for t in tasks if t not in FREE_ANSWER_TASKS]
+    if bad:
+        raise AsruError(f"rl.tasks: {bad} cannot be rewarded by free answers; use {', '.join(FREE_ANSWER_TASKS)}")
+    out = [r for r in records if r.task in tasks]
+    if not out:
+        raise AsruError(f"the {split} split has no {'/'.join(tasks)} questions for the RL boundary set: check the data or rl.tasks")
+    return out
+
+
+def _terms(text: str) -> list:
+    """Word unigrams and bigrams of the normalised text (rewards.text tokenisation)."""
+    from rewards.text import ngrams, tokens
+
+    toks = tokens(text)
+    return list(ngrams(toks, 1)) + list(ngrams(toks, 2))
+
+
+def tfidf_similarity(forget_texts: Sequence[str], retain_texts: Sequence[str]) -> list[float]:
+    """Max cosine similarity of each retain text to any forget text, on TF-IDF word 1-2-gram vectors.
+
+    tf = raw count, idf = ln((1 + N) / (1 + df)) + 1 over all N texts, vectors L2-normalised.
+    """
+    from collections import Counter
+
+    docs = [Counter(_terms(t)) for t in list(forget_texts) + list(retain_texts)]
+    df = Counter(term for d in docs for term in d)
+    n = len(docs)
+    idf = {term: math.log((1 + n) / (1 + c)) + 1 for term, c in df.items()}
+    vecs = []
+    for d in docs:
+        v = {term: c * idf[term] for term, c in d.items()}
+        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        vecs.append({term: x / norm for term, x in v.items()})
+    f, r = vecs[: len(forget_texts)], vecs[len(forget_texts) :]
+    return [max((sum(x * fv.get(t, 0.0) for t, x in rv.items()) for fv in f), default=0.0) for rv in r]
+
+
+def prompt_embeddings(lm, questions: Sequence[str], images: Sequence, batch_size: int = 16):
+    """Mean-pooled last-layer hidden states of the chat-templated prompts (L2-normalised), one row per question."""
+    import torch
+
+    from asru.prompting import encode_prompts, modality_batches
+
+    out = [None] * len(questions)
+    model = lm.model
+    for idx in modality_batches(images, len(questions), batch_size):
+        enc = encode_prompts(lm, [questions[i] for i in idx], [images[i] for i in idx])
+        with torch.no_grad():
+            hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1).cpu()
+        for j, i in enumerate(idx):
+            out[i] = pooled[j]
+    return torch.stack(out)
+
+
+def hidden_similarity(lm, forget: Sequence, retain: Sequence, batch_size: int = 16):
+    """Max cosine similarity of each retain question to any forget question in the model's hidden space."""
+    f = prompt_embeddings(lm, [r.question for r in forget], [r.image for r in forget], batch_size)
+    r = prompt_embeddings(lm, [x.question for x in retain], [x.image for x in retain], batch_size)
+    return (r @ f.T).max(dim=1).values.numpy()
+
+
+def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similarity: str = "hidden", lm=None, seed: int = 0) -> list:
+    """``n`` retain records: a seeded random sample, or the ``n`` most similar to the forget set."""
+    n = min(n, len(retain))
+    if mode == "random":
+        return random.Random(seed).sample(list(retain), n)
+    if mode != "similar":
+        raise AsruError(f"rl.boundary must be random or similar, not {mode!r}")
+    if similarity == "hidden":
+        if lm is None:
+            raise AsruError("rl.similarity=hidden needs the model; pass it, or use rl.similarity=tfidf")
+        scores = hidden_similarity(lm, forget, retain)
+    elif similarity == "tfidf":
+        scores = tfidf_similarity([r.question for r in forget], [r.question for r in retain])
+    else:
+        raise AsruError(f"rl.similarity must be hidden or tfidf, not {similarity!r}")
+    order = sorted(range(len(retain)), key=lambda i: (-float(scores[i]), retain[i].id))
+    LOG.info("similar boundary: %d retain questions, similarity %.3f..%.3f (%s)", n, float(scores[order[0]]), float(scores[order[n - 1]]), similarity)
+    return [retain[i] for i in order[:n]]
+
+
+def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
+    """``[(role, Record)]``: up to ``forget_size`` forget and ``retain_size`` retain free-answer questions."""
+    for split in ("forget", "retain"):
+        if not data.get(split):
+            raise AsruError(f"the RL stage needs a non-empty {split!r} split (got splits: {', '.join(sorted(data)) or 'none'})")
+    tasks = list(rl_cfg.tasks)
+    forget = select_records(data["forget"], tasks, "forget")
+    retain = select_records(data["retain"], tasks, "retain")
+    rng = random.Random(rl_cfg.seed)
+    forget = forget if len(forget) <= rl_cfg.forget_size else rng.sample(forget, rl_cfg.forget_size)
+    chosen = choose_retain(forget, retain, rl_cfg.retain_size, rl_cfg.boundary, rl_cfg.similarity, lm=lm, seed=rl_cfg.seed + 1)
+    return [("forget", r) for r in forget] + [("retain", r) for r in chosen]
+
+
+def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0):
+    """The TRL dataset (see the module docstring) for ``[(role, Record)]``, rows shuffled with ``seed``."""
+    from datasets import Dataset, Features, Image, List, Value
+
+    from asru.prompting import chat_messages
+
+    if any(r.image for _, r in pairs) and not is_vlm:
+        LOG.info("text-only model: image questions are left out of the boundary set")
+        pairs = [(role, r) for role, r in pairs if not r.image]
+    if not pairs:
+        raise AsruError("the RL boundary set is empty: no usable forget/retain questions for this model")
+    pairs = list(pairs)
+    random.Random(seed).shuffle(pairs)
+    rows = {
+        "prompt": [chat_messages(r.question, bool(r.image), is_vlm) for _, r in pairs],
+        "images": [[str(r.image)] if r.image else [] for _, r in pairs],
+        "role": [role for role, _ in pairs],
+        "answer": [r.answer for _, r in pairs],
+        "question": [r.question for _, r in pairs],
+        "id": [r.id for _, r in pairs],
+    }
+    if not any(rows["images"]):
+        del rows["images"]
+    features = Features({k: (List(Image()) if k == "images" else Value("string")) for k in rows if k != "prompt"})
+    ds = Dataset.from_dict({k: v for k, v in rows.items() if k != "prompt"}, features=features)
+    # the prompt column's type is inferred (message dicts); images: paths stored, PIL images on access
+    return ds.add_column("prompt", rows["prompt"])
+
+
+def build_boundary_set(data: dict, rl_cfg, lm=None, is_vlm: bool | None = None):
+    """Forget + retain questions for GRPO as a TRL dataset (``rl.forget_size``/``retain_size``/``boundary``).
+
+    ``lm`` (a LoadedModel) is needed for ``boundary=similar`` with ``similarity=hidden``; ``is_vlm``
+    defaults to ``lm.is_vlm`` (text-only models drop image questions).
+    """
+    vlm = lm.is_vlm if is_vlm is None and lm is not None else bool(is_vlm)
+    pairs = boundary_records(data, rl_cfg, lm)
+    ds = to_dataset(pairs, vlm, seed=rl_cfg.seed)
+    roles = ds["role"]
+    LOG.info("boundary set (%s): %d forget + %d retain questions", rl_cfg.boundary, roles.count("forget"), roles.count("retain"))
+    return ds

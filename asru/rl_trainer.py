@@ -1,0 +1,239 @@
+"""TRL GRPO wiring for the RL stage: rollout backend, GRPOConfig from RLConfig, a thin trainer subclass,
+per-step unlearning metrics and a compact console log.
+
+Rollouts come from the model's weights only. vLLM never sees forward hooks, and a hook-steered
+model trained with GRPO would be saved without its hooks, so the stage refuses steering that lives in
+hooks (``steer.mode`` add/gated) and a model that carries forward hooks on its decoder layers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import time
+
+from asru.errors import AsruError
+
+LOG = logging.getLogger("asru.rl")
+
+HOOK_MODES = ("add", "gated")
+VLLM_HINT = "pip install 'asru[vllm]'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollout backend
+# ---------------------------------------------------------------------------------------------
+def vllm_installed() -> bool:
+    """True when the ``vllm`` package can be imported (checked without importing it: that is slow)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def resolve_use_vllm(setting: str, device: str) -> bool:
+    """``rl.use_vllm`` -> bool. auto = installed and on a GPU; true without vLLM is an error naming the extra."""
+    setting = str(setting).lower()
+    if setting == "false":
+        return False
+    if setting == "true":
+        if not vllm_installed():
+            raise AsruError(f"rl.use_vllm=true but vLLM is not installed: {VLLM_HINT} (or set rl.use_vllm=auto/false)")
+        return True
+    if setting != "auto":
+        raise AsruError(f"rl.use_vllm must be auto, true or false, not {setting!r}")
+    return vllm_installed() and str(device).startswith("cuda")
+
+
+def cache_implementation(setting: str, device: str, use_vllm: bool) -> str | None:
+    """KV cache for HF-generate rollouts: auto = static (compiled) on GPU, the default dynamic cache on CPU."""
+    if use_vllm or setting == "dynamic":
+        return None
+    if setting == "static" or str(device).startswith("cuda"):
+        return "static"
+    return None
+
+
+def check_rollout_source(cfg, model=None) -> None:
+    """Refuse an RL stage whose rollouts would come from a model other than the one trained.
+
+    * ``steer.mode`` add/gated steers through inference-time hooks: vLLM never runs them and the
+      trained checkpoint would not contain them. Use ``steer.mode=redirect`` (trained into the weights)
+      or bake the steering first.
+    * a model carrying forward hooks on its decoder layers (steering attached in memory).
+    """
+    mode = getattr(cfg.steer, "mode", "redirect")
+    if mode in HOOK_MODES:
+        raise AsruError(
+            f"steer.mode={mode} steers with inference-time hooks, which GRPO rollouts (vLLM or a saved checkpoint) "
+            f"never see: use steer.mode=redirect (trained into the weights) for the rl stage, or drop rl from --stages"
+        )
+    if model is not None:
+        from asru.layers import decoder_layers
+
+        try:
+            layers = decoder_layers(model)
+        except Exception:  # noqa: BLE001 - an unknown architecture simply has nothing to check here
+            layers = []
+        hooked = [i for i, layer in enumerate(layers) if layer._forward_hooks or layer._forward_pre_hooks]
+        if hooked:
+            raise AsruError(
+                f"the model has forward hooks on decoder layer(s) {hooked}: GRPO rollouts must come from the weights; "
+                f"bake the steering into the weights (or remove the hooks) before the rl stage"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: a weight-0 'reward' that only measures
+# ---------------------------------------------------------------------------------------------
+def unlearning_stats(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+    """Logging only (weight 0): 1/0 refusal on forget rows (None on others), so TRL logs
+    ``rewards/refusal_rate/mean`` = the refusal rate on forget prompts. Also logs through TRL's
+    ``log_metric``: ``unlearn/forget_leak_rate`` (ground truth in the completion) and
+    ``unlearn/retain_refusal_rate``."""
+    from rewards.interface import column, completion_text, roles
+    from rewards.text import contains_answer, extract_think, is_refusal
+
+    n = len(completions)
+    role = roles(kwargs, n, "refusal_rate")
+    truth = column(kwargs, "answer", n, "refusal_rate")
+    texts = [completion_text(c) for c in completions]
+    refusal = [is_refusal(extract_think(t)[1]) for t in texts]
+    log = kwargs.get("log_metric")
+    if log is not None:
+        forget = [i for i in range(n) if role[i] == "forget"]
+        retain = [i for i in range(n) if role[i] == "retain"]
+        if forget:
+            log("unlearn/forget_leak_rate", sum(contains_answer(texts[i], truth[i]) for i in forget) / len(forget))
+        if retain:
+            log("unlearn/retain_refusal_rate", sum(refusal[i] for i in retain) / len(retain))
+    return [float(refusal[i]) if role[i] == "forget" else None for i in range(n)]
+
+
+unlearning_stats.__name__ = "refusal_rate"
+
+
+# ---------------------------------------------------------------------------------------------
+# GRPOConfig
+# ---------------------------------------------------------------------------------------------
+def grpo_args(rl, output_dir, *, device: str, use_vllm: bool, bf16: bool, report_to=None, **overrides):
+    """Map :class:`asru.config.RLConfig` onto TRL's ``GRPOConfig`` (checkpoints under ``output_dir``)."""
+    from trl import GRPOConfig
+
+    on_gpu = str(device).startswith("cuda")
+    gc = {"auto": on_gpu, "true": True, "false": False}[rl.gradient_checkpointing]
+    kwargs = dict(  # noqa: C408 - keyword form mirrors GRPOConfig
+        output_dir=str(output_dir),
+        per_device_train_batch_size=rl.batch_size,
+        gradient_accumulation_steps=rl.grad_accum,
+        num_generations=rl.num_generations,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        top_p=rl.top_p,
+        learning_rate=rl.lr,
+        weight_decay=rl.weight_decay,
+        lr_scheduler_type="linear",
+        beta=rl.beta,
+        loss_type=rl.loss_type,
+        num_train_epochs=rl.epochs,
+        max_steps=rl.max_steps,
+        logging_steps=rl.logging_steps,
+        save_strategy="steps",
+        save_steps=rl.save_steps,
+        save_total_limit=rl.save_total_limit,
+        report_to=list(report_to if report_to is not None else rl.report_to) or "none",
+        remove_unused_columns=False,
+        seed=rl.seed,
+        data_seed=rl.seed,
+        bf16=bf16,
+        use_cpu=not on_gpu,
+        gradient_checkpointing=gc,
+        use_vllm=use_vllm,
+        vllm_mode=rl.vllm_mode,
+        vllm_gpu_memory_utilization=rl.vllm_gpu_memory_utilization,
+        cache_implementation=cache_implementation(rl.cache_implementation, device, use_vllm),
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        log_completions=False,
+    )
+    kwargs.update(overrides)
+    return GRPOConfig(**kwargs)
+
+
+def lora_config(rl):
+    """LoRA on the language model's attention and MLP projections (vision tower and projector left out)."""
+    from peft import LoraConfig
+
+    targets = r"^(?!.*(visual|vision_tower|vision_model|multi_modal_projector|mm_projector)).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+    return LoraConfig(r=rl.lora_r, lora_alpha=rl.lora_r, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer subclass and callbacks
+# ---------------------------------------------------------------------------------------------
+def _trainer_class():
+    from trl import GRPOTrainer
+
+    class AsruGRPOTrainer(GRPOTrainer):
+        """TRL's GRPOTrainer plus (1) compiled static-cache generation on GPU (TRL builds its generation
+        config with ``disable_compile=True``, which would leave a static cache uncompiled) and (2) batches
+        that mix text-only and image questions."""
+
+        def __init__(self, *args, compile_generation: bool = False, **kwargs):
+            super().__init__(*args, **kwargs)
+            if compile_generation and not self.use_vllm and getattr(self, "generation_config", None) is not None:
+                self.generation_config.disable_compile = False
+
+        def _generate(self, prompts):
+            # TRL 1.16 marks a text-only prompt of a VLM batch with image list None, which the processor
+            # rejects next to image prompts (TypeError in fetch_images); an empty list means the same and
+            # lets text and image questions share a batch.
+            out = super()._generate(prompts)
+            images = out[6]
+            if images is not None and any(im is None for im in images):
+                images = [im if im is not None else [] for im in images]
+                out = (*out[:6], images, *out[7:])
+            return out
+
+    return AsruGRPOTrainer
+
+
+def make_trainer(**kwargs):
+    """Build the GRPO trainer (``compile_generation`` on GPU with a static cache)."""
+    return _trainer_class()(**kwargs)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
+
+
+def step_line(log: dict, max_steps: int | None = None) -> str:
+    """One compact console line from a trainer log dict."""
+    step = log.get("step", "?")
+    parts = [f"rl step {step}" + (f"/{max_steps}" if max_steps else "")]
+    parts.append(f"reward {_fmt(log.get('reward'))}")
+    rewards = [(k.split('/')[1], v) for k, v in log.items() if k.startswith("rewards/") and k.endswith("/mean")]
+    parts.append(" ".join(f"{name} {_fmt(v)}" for name, v in rewards if name != "refusal_rate"))
+    parts.append(f"forget refusal {_fmt(log.get('rewards/refusal_rate/mean'))} leak {_fmt(log.get('unlearn/forget_leak_rate'))}")
+    parts.append(f"retain refusal {_fmt(log.get('unlearn/retain_refusal_rate'))}")
+    parts.append(f"kl {_fmt(log.get('kl'))}")
+    parts.append(f"len {_fmt(log.get('completions/mean_length'))}")
+    if log.get("step_time") is not None:
+        parts.append(f"{log['step_time']:.1f} s/step")
+    return " | ".join(p for p in parts if p)
+
+
+def console_callback():
+    """A TrainerCallback logging one line per logging step to the ``asru.rl`` logger (console + run.log)."""
+    from transformers import TrainerCallback
+
+    class RLConsole(TrainerCallback):
+        def __init__(self):
+            self.t0 = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.time()
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and any(k.startswith("rewards/") for k in logs):
+                LOG.info(step_line({**logs, "step": state.global_step}, state.max_steps))
+
+    return RLConsole()

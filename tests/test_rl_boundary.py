@@ -1,0 +1,81 @@
+"""Boundary set builder: sizes, roles, TRL columns, random vs similar selection."""
+
+import pytest
+
+from asru.config import build_config
+from asru.errors import AsruError
+from asru.rl_boundary import boundary_records, build_boundary_set, choose_retain, tfidf_similarity
+from tests.rl_fixtures import rec, small_benchmark
+
+
+def _rl(**kw):
+    return build_config({"rl": kw}).rl
+
+
+def test_random_boundary_columns_and_sizes(red_image):
+    data = small_benchmark(red_image, n_forget=2, n_retain=4)
+    ds = build_boundary_set(data, _rl(forget_size=3, retain_size=5), is_vlm=True)
+    assert set(ds.column_names) == {"prompt", "images", "role", "answer", "question", "id"}
+    assert ds["role"].count("forget") == 3 and ds["role"].count("retain") == 5
+    assert "retain-cls" not in ds["id"]  # classification is not a free-answer task
+    for row in ds:
+        msg = row["prompt"][-1]
+        assert msg["role"] == "user"
+        types = [p["type"] for p in msg["content"]]
+        if row["id"].split("-")[2] == "image":
+            assert types == ["image", "text"] and len(row["images"]) == 1
+            assert row["images"][0].size == (64, 64)  # decoded to PIL
+        else:
+            assert types == ["text"] and row["images"] == []
+        assert msg["content"][-1]["text"] == row["question"]
+        assert row["answer"].startswith("Town")
+    # seeded: the same config gives the same rows in the same order
+    again = build_boundary_set(data, _rl(forget_size=3, retain_size=5), is_vlm=True)
+    assert again["id"] == ds["id"]
+    other = build_boundary_set(data, _rl(forget_size=3, retain_size=5, seed=1), is_vlm=True)
+    assert sorted(other["id"]) != sorted(ds["id"]) or other["id"] != ds["id"]
+
+
+def test_sizes_are_capped_and_text_models_drop_images(red_image):
+    data = small_benchmark(red_image, n_forget=2, n_retain=4)
+    ds = build_boundary_set(data, _rl(forget_size=100, retain_size=100), is_vlm=False)
+    assert ds["role"].count("forget") == 2 and ds["role"].count("retain") == 4  # text questions only
+    assert "images" not in ds.column_names
+    assert all(isinstance(row["prompt"][-1]["content"], str) for row in ds)
+
+
+def test_missing_split_or_tasks_are_user_errors(red_image):
+    data = small_benchmark(red_image)
+    with pytest.raises(AsruError, match="retain"):
+        build_boundary_set({"forget": data["forget"], "retain": []}, _rl(), is_vlm=True)
+    only_cls = {"forget": data["forget"], "retain": [r for r in data["retain"] if r.task == "classification"]}
+    with pytest.raises(AsruError, match="no generation/cloze questions"):
+        build_boundary_set(only_cls, _rl(), is_vlm=True)
+
+
+def test_tfidf_similar_picks_the_nearest_retain_questions(red_image):
+    forget = [rec("forget", 0, "text", None, question="Where was Ada Quill born?"),
+              rec("forget", 1, "text", None, question="What is the occupation of Ada Quill?")]
+    retain = [rec("retain", 2, "text", None, question="Name a river."),
+              rec("retain", 3, "text", None, question="Where was Ada Quill raised?"),
+              rec("retain", 4, "text", None, question="How many legs does a spider have?"),
+              rec("retain", 5, "text", None, question="What is the occupation of Bram Ode?")]
+    scores = tfidf_similarity([r.question for r in forget], [r.question for r in retain])
+    assert scores[1] > scores[3] > 0.3 and scores[0] == scores[2] == 0.0
+    chosen = choose_retain(forget, retain, 2, "similar", similarity="tfidf")
+    assert [r.question for r in chosen] == ["Where was Ada Quill raised?", "What is the occupation of Bram Ode?"]
+    assert tfidf_similarity(["Where was Ada Quill born?"], ["where was ada quill born"]) == [pytest.approx(1.0)]
+    rnd = choose_retain(forget, retain, 2, "random", seed=3)
+    assert rnd == choose_retain(forget, retain, 2, "random", seed=3) and len(rnd) == 2
+
+
+def test_hidden_similar_ranks_a_copy_of_a_forget_question_first(tiny_qwen3_vl, red_image):
+    forget = [rec("forget", 0, "image", red_image, question="Where was the person in this image born?")]
+    copy = rec("retain", 7, "image", red_image, question="Where was the person in this image born?")
+    retain = [rec("retain", 2, "text", None, question="Name a large river in Africa."),
+              rec("retain", 3, "text", None, question="What is two plus two?"), copy]
+    data = {"forget": forget, "retain": retain}
+    pairs = boundary_records(data, _rl(boundary="similar", similarity="hidden", retain_size=1), lm=tiny_qwen3_vl)
+    assert [(role, r.id) for role, r in pairs] == [("forget", forget[0].id), ("retain", copy.id)]
+    with pytest.raises(AsruError, match="needs the model"):
+        boundary_records(data, _rl(boundary="similar", similarity="hidden"), lm=None)

@@ -1,0 +1,78 @@
+"""GRPO stage on the tiny Qwen3-VL: two LoRA steps with images, per-step metrics, merged save, resume."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from asru.errors import AsruError
+from asru.models import load_model
+from asru.rl import run_rl_stage
+from tests.rl_fixtures import rl_config, small_benchmark
+
+
+def _weights(path):
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_two_grpo_steps_with_images_and_lora(tiny_qwen3_vl_path, red_image, tmp_path):
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    # batch_size 8 = 4 prompts per step, so text and image questions share a batch
+    cfg = rl_config(tmp_path, batch_size=8, num_generations=2)
+    out = run_rl_stage(cfg, str(tiny_qwen3_vl_path), data, tmp_path / "rl", reference_path=str(tiny_qwen3_vl_path))
+    assert out == tmp_path / "rl" / "model"
+
+    summary = json.loads((tmp_path / "rl" / "rl_summary.json").read_text())
+    assert summary["global_step"] == 2 and summary["resumed_from"] is None
+    assert summary["boundary"] == {"size": 8, "forget": 4, "retain": 4, "mode": "random"}
+    assert summary["rewards"]["refusal_rate"] == 0.0 and summary["rewards"]["forget"] == 1.0
+    steps = [h for h in summary["log_history"] if "reward" in h]
+    assert [h["step"] for h in steps] == [1, 2]
+    for h in steps:
+        for key in ("rewards/forget/mean", "rewards/retain/mean", "rewards/fluency/mean", "rewards/length_bonus/mean",
+                    "rewards/refusal_rate/mean", "unlearn/forget_leak_rate", "kl", "completions/mean_length", "step_time"):
+            assert key in h, key
+        assert 0 < h["completions/mean_length"] <= 8
+        assert 0.0 <= h["rewards/refusal_rate/mean"] <= 1.0
+    state = json.loads((tmp_path / "rl" / "checkpoints" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and any("rewards/forget/mean" in h for h in state["log_history"])
+
+    # a standard checkpoint with LoRA merged: no adapter tensors, same names as the input, some weights moved
+    before, after = _weights(tiny_qwen3_vl_path), _weights(out)
+    assert set(after) == set(before)
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert moved and all("language_model" in k and "proj" in k for k in moved)
+    lm = load_model(str(out), device="cpu")
+    assert lm.is_vlm and not lm.model.generation_config.do_sample
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_qwen3_vl_path, red_image, tmp_path):
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    out_dir = tmp_path / "rl"
+    run_rl_stage(rl_config(tmp_path, max_steps=2, save_steps=2), str(tiny_qwen3_vl_path), data, out_dir, None)
+    assert (out_dir / "checkpoints" / "checkpoint-2").is_dir()
+    run_rl_stage(rl_config(tmp_path, max_steps=4, save_steps=2), str(tiny_qwen3_vl_path), data, out_dir, None)
+    summary = json.loads((out_dir / "rl_summary.json").read_text())
+    assert summary["resumed_from"] == "checkpoint-2" and summary["global_step"] == 4
+    assert [h["step"] for h in summary["log_history"] if "reward" in h] == [1, 2, 3, 4]
+    # other training inputs (a new learning rate): the old checkpoints are not resumed
+    run_rl_stage(rl_config(tmp_path, max_steps=1, lr=1e-3), str(tiny_qwen3_vl_path), data, out_dir, None)
+    summary = json.loads((out_dir / "rl_summary.json").read_text())
+    assert summary["resumed_from"] is None and summary["global_step"] == 1
+
+
+def test_hook_steering_is_refused_before_loading(tmp_path, red_image):
+    cfg = rl_config(tmp_path)
+    cfg.steer.mode = "gated"
+    with pytest.raises(AsruError, match="steer.mode=gated .*hooks"):
+        run_rl_stage(cfg, str(tmp_path / "does-not-exist"), small_benchmark(red_image), tmp_path / "rl", None)
+
+
+def test_use_vllm_true_without_vllm_names_the_extra(tmp_path, red_image, monkeypatch):
+    import asru.rl_trainer as rt
+
+    monkeypatch.setattr(rt, "vllm_installed", lambda: False)
+    cfg = rl_config(tmp_path, use_vllm="true")
+    with pytest.raises(AsruError, match=r"pip install 'asru\[vllm\]'"):
+        run_rl_stage(cfg, str(tmp_path / "unused"), small_benchmark(red_image), tmp_path / "rl", None)
