@@ -106,36 +106,63 @@ class SteerConfig:
 
 @dataclass
 class RLConfig:
-    """GRPO refinement of the refusal boundary (REFERENCE.md section 1 step 3, section 6)."""
+    """GRPO refinement of the refusal boundary (REFERENCE.md section 1 step 3, section 6).
+
+    The defaults are the reference's values for Qwen3-VL (configs/qwen3-vl.yaml); configs/default.yaml
+    shrinks them for the offline demo model on a CPU.
+    """
 
     forget_size: int = opt(200, "Boundary set: forget questions (capped at what exists).")
     retain_size: int = opt(200, "Boundary set: retain questions (capped at what exists).")
     boundary: str = opt("random", "Boundary set selection: random (reference) or similar (retain questions nearest to the forget set).")
+    similarity: str = opt("hidden", "boundary=similar: hidden (cosine of the model's mean-pooled last hidden states of the prompts) or tfidf (of the question texts).")
+    tasks: list[str] = opt(["generation", "cloze"], "Question tasks in the boundary set (free-answer tasks: generation, cloze).")
     num_generations: int = opt(8, "Rollouts per prompt (GRPO group size).")
     temperature: float = opt(1.5, "Rollout temperature.")
     top_p: float = opt(0.95, "Rollout top-p.")
-    lr: float = opt(1e-6, "Learning rate.")
+    lr: float = opt(1e-6, "Learning rate (AdamW).")
     weight_decay: float = opt(0.01, "Weight decay.")
-    beta: float = opt(0.1, "KL coefficient (k3 estimator) against the reference model.")
+    beta: float = opt(0.1, "KL coefficient (k3 estimator) against the reference policy (with LoRA: the adapter-disabled model).")
+    loss_type: str = opt("dapo", "TRL GRPO loss: dapo (TRL default), grpo, bnpo, dr_grpo.")
     epochs: float = opt(6.0, "Epochs over the boundary set.")
-    max_steps: int = opt(-1, "Stop after this many steps (-1 = use epochs).")
-    batch_size: int = opt(8, "Completions per device per step (multiple of num_generations).")
+    max_steps: int = opt(-1, "Stop after this many optimiser steps (-1 = use epochs).")
+    batch_size: int = opt(8, "Completions per device per step (a multiple of num_generations: batch_size / num_generations prompts per step).")
+    grad_accum: int = opt(1, "Gradient accumulation steps (also TRL's steps per generation).")
     max_completion_length: int = opt(64, "Maximum generated tokens per rollout.")
-    lora: bool = opt(True, "Train LoRA adapters (merged for rollout sync and export) instead of all weights.")
-    lora_r: int = opt(16, "LoRA rank.")
+    lora: bool = opt(True, "Train LoRA adapters on the language model (merged for rollout sync and on save) instead of all weights.")
+    lora_r: int = opt(16, "LoRA rank (alpha = rank, dropout 0.05, all attention/MLP projections of the language model).")
     rewards: dict[str, float] = opt({"forget": 1.0, "retain": 1.0, "fluency": 0.5}, "Reward name -> weight. Names: built-ins, module:function, path/to/file.py:function, or an asru.rewards entry point.")
-    use_vllm: str = opt("auto", "Rollouts with vLLM: auto (when installed and on GPU), true, false.")
+    use_vllm: str = opt("auto", "Rollouts with vLLM: auto (when vLLM is installed and a GPU is present), true, false.")
+    vllm_mode: str = opt("colocate", "vLLM mode: colocate (in the training process) or server (`trl vllm-serve` running separately).")
     vllm_gpu_memory_utilization: float = opt(0.3, "Share of GPU memory vLLM may take in colocate mode.")
+    cache_implementation: str = opt("auto", "KV cache for rollouts without vLLM: auto (static + compiled on GPU, dynamic on CPU), static, dynamic.")
+    gradient_checkpointing: str = opt("auto", "Gradient checkpointing: auto (on GPU only), true, false.")
     logging_steps: int = opt(1, "Log every N steps.")
     save_steps: int = opt(10, "Checkpoint every N steps (resume continues from the last one).")
+    save_total_limit: int = opt(2, "Trainer checkpoints kept (older ones are deleted).")
     report_to: list[str] = opt([], "Experiment trackers passed to TRL (tensorboard, wandb) when installed.")
     seed: int = opt(0, "Seed.")
 
     def __post_init__(self):
         _check(self.boundary in ("random", "similar"), f"rl.boundary must be random or similar, not {self.boundary!r}")
+        _check(self.similarity in ("hidden", "tfidf"), f"rl.similarity must be hidden or tfidf, not {self.similarity!r}")
+        _check(bool(self.tasks) and all(t in ("generation", "cloze") for t in self.tasks), f"rl.tasks must list generation and/or cloze, not {self.tasks}")
+        _check(self.forget_size >= 1 and self.retain_size >= 0, "rl.forget_size must be >= 1 and rl.retain_size >= 0")
         _check(self.num_generations >= 2, "rl.num_generations must be >= 2 (GRPO compares completions within a group)")
         _check(self.batch_size % self.num_generations == 0, f"rl.batch_size ({self.batch_size}) must be a multiple of rl.num_generations ({self.num_generations})")
+        _check(self.grad_accum >= 1, "rl.grad_accum must be >= 1")
+        _check(self.max_steps == -1 or self.max_steps >= 1, "rl.max_steps must be -1 (use epochs) or >= 1")
+        _check(self.max_steps != -1 or self.epochs > 0, "rl.epochs must be > 0 when rl.max_steps is -1")
+        _check(self.temperature > 0 and 0 < self.top_p <= 1, "rl.temperature must be > 0 and rl.top_p in (0, 1]")
+        _check(self.lr > 0 and self.beta >= 0, "rl.lr must be > 0 and rl.beta >= 0")
+        _check(self.loss_type in ("dapo", "grpo", "bnpo", "dr_grpo"), f"rl.loss_type must be dapo, grpo, bnpo or dr_grpo, not {self.loss_type!r}")
+        _check(self.max_completion_length >= 1 and self.lora_r >= 1, "rl.max_completion_length and rl.lora_r must be >= 1")
         _check(self.use_vllm in ("auto", "true", "false"), "rl.use_vllm must be auto, true or false")
+        _check(self.vllm_mode in ("colocate", "server"), "rl.vllm_mode must be colocate or server")
+        _check(0 < self.vllm_gpu_memory_utilization < 1, "rl.vllm_gpu_memory_utilization must be in (0, 1)")
+        _check(self.cache_implementation in ("auto", "static", "dynamic"), "rl.cache_implementation must be auto, static or dynamic")
+        _check(self.gradient_checkpointing in ("auto", "true", "false"), "rl.gradient_checkpointing must be auto, true or false")
+        _check(self.logging_steps >= 1 and self.save_steps >= 1 and self.save_total_limit >= 1, "rl.logging_steps, rl.save_steps and rl.save_total_limit must be >= 1")
         _check(bool(self.rewards), "rl.rewards must name at least one reward")
 
 
