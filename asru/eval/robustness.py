@@ -138,6 +138,7 @@ def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], step
         return {"relearn_leak_before": None, "relearn_leak_rate": None, "relearn_control_leak_rate": None}
     out = {"relearn_leak_before": _leak_rate(lm, half_b, max_new_tokens, batch_size, progress, "relearn before")}
     base = lm.model
+    grad_flags = {name: prm.requires_grad for name, prm in base.named_parameters()}
     runs = [("relearn_leak_rate", half_a)]
     if control:
         runs.append(("relearn_control_leak_rate", list(control)[: max(len(half_a), 1)]))
@@ -151,4 +152,6 @@ def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], step
             restored = model.unload()
             restored.eval()
             lm.model = restored if restored is not None else base
+            for name, prm in lm.model.named_parameters():
+                prm.requires_grad_(grad_flags.get(name, prm.requires_grad))
     return out

@@ -1,0 +1,43 @@
+"""Robustness: paraphrases, relearning halves, and the relearning attack restoring the model."""
+
+import torch
+from eval_fixtures import rec, text_qa
+
+from asru.eval.robustness import image_only_robustness, paraphrase_robustness, paraphrases, relearn_attack, relearn_halves
+
+
+def test_paraphrases_deterministic():
+    assert paraphrases("Where was the person in this image born?") == [
+        "Where was the individual shown in this picture born?", "Could you tell me: where was the person in this image born?"]
+    assert paraphrases("Where was Aldric Ashgrove born?") == [
+        "Could you tell me: where was Aldric Ashgrove born?", "Where was Aldric Ashgrove born? Please answer briefly."]
+
+
+def test_relearn_halves_split_by_person_and_fact():
+    recs = [rec(f"{p}-{f}-{m}", modality="text", person=p, fact=f) for p in "AB" for f in ("x", "y") for m in (1, 2)]
+    a, b = relearn_halves(recs)
+    assert len(a) == len(b) == 4
+    key = lambda r: (r.person, r.fact)  # noqa: E731
+    assert not {key(r) for r in a} & {key(r) for r in b}  # a fact is never in both halves
+
+
+def test_relearn_attack_restores_model(tiny_llama):
+    before = {k: v.clone() for k, v in tiny_llama.model.state_dict().items()}
+    forget = text_qa("forget", "Aldric Ashgrove") + text_qa("forget", "Brenna Coldridge")
+    control = text_qa("real", "Someone Else")
+    out = relearn_attack(tiny_llama, forget, control, steps=2, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4)
+    assert set(out) == {"relearn_leak_before", "relearn_leak_rate", "relearn_control_leak_rate"}
+    assert all(0.0 <= v <= 1.0 for v in out.values())
+    after = tiny_llama.model.state_dict()
+    assert set(after) == set(before)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.requires_grad for p in tiny_llama.model.parameters())
+
+
+def test_paraphrase_and_image_only(tiny_llava, red_image):
+    forget = [rec("g", "generation", "image", "Where was the person in this image born?", "Oslo", image=str(red_image), person="Aldric"),
+              rec("t", "generation", "text", "Where was Aldric born?", "Oslo", person="Aldric")]
+    p = paraphrase_robustness(tiny_llava, forget, max_new_tokens=3, batch_size=4)
+    assert set(p) == {"paraphrase_leak_rate", "paraphrase_refusal_rate"} and 0 <= p["paraphrase_leak_rate"] <= 1
+    i = image_only_robustness(tiny_llava, forget, max_new_tokens=3, batch_size=4)
+    assert 0 <= i["image_only_leak_rate"] <= 1

@@ -1,0 +1,59 @@
+"""evaluate() end to end on a tiny VLM and a tiny synthetic benchmark, and its one-line errors."""
+
+import json
+import shutil
+
+import pytest
+
+from asru.config import EvalConfig
+from asru.errors import AsruError
+from asru.eval.metrics import METRIC_KEYS
+from asru.eval.runner import evaluate
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+
+    d = tmp_path_factory.mktemp("bench")
+    generate_benchmark(d, people=4, seed=0, overwrite=True)
+    return load_benchmark(d)
+
+
+def test_evaluate_tiny(tiny_llava_path, bench, tmp_path):
+    cfg = EvalConfig(max_new_tokens=4, batch_size=8, limit=10, progress=False)
+    m = evaluate(cfg, str(tiny_llava_path), bench, tmp_path / "eval")
+    assert list(m) == ["forget", "retain", "test", "real"]
+    for split, vals in m.items():
+        for key in METRIC_KEYS:
+            assert key in vals
+            assert vals[key] is None or 0.0 <= vals[key] <= 1.0
+        assert set(vals["by_modality"]) == {"image", "text", "all"}
+        assert vals["by_modality"]["all"]["n"] == 10
+    assert m["real"]["by_modality"]["image"]["n"] == 0
+    for key in ("mia_auc", "paraphrase_leak_rate", "image_only_leak_rate", "fluency", "garbled_rate"):
+        assert key in m["forget"]
+    saved = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert saved["metrics"] == json.loads(json.dumps(m)) and saved["records"] == 40
+    rows = (tmp_path / "eval" / "answers.jsonl").read_text().splitlines()
+    assert len(rows) == 40 and (tmp_path / "eval" / "eval.png").is_file()
+
+
+def test_bad_inputs(tiny_llava_path, bench, tmp_path):
+    cfg = EvalConfig(max_new_tokens=2, limit=2, progress=False)
+    no_weights = tmp_path / "noweights"
+    no_weights.mkdir()
+    shutil.copy(tiny_llava_path / "config.json", no_weights / "config.json")
+    with pytest.raises(AsruError, match="has no weights"):
+        evaluate(cfg, str(no_weights), bench, tmp_path / "a")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(AsruError, match="no config.json"):
+        evaluate(cfg, str(empty), bench, tmp_path / "b")
+    with pytest.raises(AsruError, match="has no 'real' split"):
+        evaluate(cfg, str(tiny_llava_path), {k: v for k, v in bench.items() if k != "real"}, tmp_path / "c")
+    with pytest.raises(AsruError, match="split 'test' is empty") as err:
+        evaluate(cfg, str(tiny_llava_path), {**bench, "test": []}, tmp_path / "d")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "a").exists()  # nothing is written before the inputs are checked
