@@ -240,63 +240,84 @@ def load_for_export(model_path: str, cfg: ExportConfig):
 
 @dataclass
 class HookSpec:
-    """Inference-time steering recorded by the steering stage (``hooks.json``)."""
+    """Inference-time steering recorded by the steering stage: ``hooks.json`` beside its model.
+
+    The file holds one hook (a dict) or a list of them, as :class:`steering.hooks.HookSpec` writes
+    them (``kind``, ``layer``, ``alpha``, ``threshold``, ``direction_file``, ``bakeable``); the direction
+    file (and its ``.json`` sidecar) sit beside ``hooks.json``.
+    """
 
     file: Path
-    mode: str
-    data: dict
-    baked: bool = False
+    hooks: list[dict]
+
+    @property
+    def kinds(self) -> list[str]:
+        """The hook kinds, in order."""
+        return [h["kind"] for h in self.hooks]
+
+    @property
+    def unbakeable(self) -> list[dict]:
+        """The hooks that cannot be folded into the weights (``add``, ``gated``)."""
+        return [h for h in self.hooks if h["kind"] in UNBAKEABLE_HOOKS]
 
     @property
     def files(self) -> list[Path]:
-        """The spec file and the direction files it names (relative to the spec's folder)."""
-        names = []
-        for key in ("direction", "direction_file", "directions", "retain_basis", "files"):
-            val = self.data.get(key)
-            if isinstance(val, str):
-                names.append(val)
-            elif isinstance(val, list):
-                names += [v for v in val if isinstance(v, str)]
+        """``hooks.json`` and the direction files (with sidecars) its hooks name."""
         out = [self.file]
-        for n in names:
-            p = (self.file.parent / n)
-            if p.is_file() and p not in out:
-                out.append(p)
-            sidecar = p.with_suffix(".json")
-            if sidecar.is_file() and sidecar not in out:
-                out.append(sidecar)
+        for h in self.hooks:
+            st = self.file.parent / h.get("direction_file", "direction.safetensors")
+            for f in (st, st.with_suffix(".json")):
+                if f.is_file() and f not in out:
+                    out.append(f)
         return out
 
 
-def find_hook_spec(model_path: str | Path, run_dir: str | Path | None = None) -> HookSpec | None:
-    """The hook spec that applies to ``model_path``: beside it, in its stage folder, or in ``<run>/steer``."""
-    places = [Path(model_path) / HOOK_SPEC_NAME, Path(model_path).parent / HOOK_SPEC_NAME]
-    if run_dir is not None:
-        places.append(Path(run_dir) / "steer" / HOOK_SPEC_NAME)
-    for f in places:
-        if f.is_file():
-            try:
-                data = json.loads(f.read_text())
-            except ValueError:
-                raise AsruError(f"{f} is not valid JSON: re-run the steering stage") from None
-            mode = data.get("mode")
-            if mode not in BAKEABLE_HOOKS + UNBAKEABLE_HOOKS:
-                raise AsruError(f"{f}: unknown hook mode {mode!r} (expected one of {', '.join(BAKEABLE_HOOKS + UNBAKEABLE_HOOKS)})")
-            return HookSpec(file=f, mode=mode, data=data, baked=bool(data.get("baked", False)))
-    return None
+def find_hook_spec(model_path: str | Path) -> HookSpec | None:
+    """The hooks recorded for ``model_path``: ``hooks.json`` in the model directory (where the steering stage writes it)."""
+    f = Path(model_path) / HOOK_SPEC_NAME
+    if not f.is_file():
+        return None
+    try:
+        data = json.loads(f.read_text())
+    except ValueError:
+        raise AsruError(f"{f} is not valid JSON: re-run the steering stage") from None
+    hooks = data if isinstance(data, list) else [data]
+    for h in hooks:
+        kind = h.get("kind", h.get("mode")) if isinstance(h, dict) else None
+        if kind not in BAKEABLE_HOOKS + UNBAKEABLE_HOOKS or not isinstance(h.get("layer"), int):
+            raise AsruError(f"{f}: each hook needs a kind ({', '.join(BAKEABLE_HOOKS + UNBAKEABLE_HOOKS)}) and a layer; "
+                            "re-run the steering stage")
+        h["kind"] = kind
+    return HookSpec(file=f, hooks=hooks)
 
 
-def bake_hooks(lm, spec: HookSpec) -> str:
-    """Bake directional ablation into the weights (via :mod:`steering.bake`); returns a one-line description."""
-    from steering.bake import bake_from_spec
+def bake_hooks(lm, spec: HookSpec) -> list[str]:
+    """Bake every ``ablate`` hook of ``spec`` into the weights (:func:`steering.bake.bake_ablation`).
 
-    bake_from_spec(lm.model, spec.file)
-    return f"directional ablation from {spec.file.name} (weight orthogonalisation)"
+    Returns one description line per baked hook. The direction (or the R-MUSE subspace saved with it)
+    is read from the hook's direction file, checked against the model.
+    """
+    from steering.bake import bake_ablation
+    from steering.io import load_direction
+
+    done = []
+    for h in spec.hooks:
+        if h["kind"] not in BAKEABLE_HOOKS:
+            continue
+        dirs, others, _ = load_direction(spec.file.parent / h.get("direction_file", "direction.safetensors"), lm.model)
+        layer = h["layer"]
+        vec = others.get(f"subspace_{layer}", dirs.get(layer))
+        if vec is None:
+            raise AsruError(f"{spec.file}: the direction file has no direction for layer {layer}; re-run the steering stage")
+        names = bake_ablation(lm.model, vec)
+        done.append(f"directional ablation of the layer-{layer} refusal direction ({len(names)} residual writers orthogonalised)")
+    return done
 
 
 def _refuse_hooks(spec: HookSpec) -> None:
+    kinds = "/".join(h["kind"] for h in spec.unbakeable)
     raise AsruError(
-        f"the run steered with '{spec.mode}' hooks ({spec.file}), which change activations at inference and cannot be "
+        f"the model was steered with {kinds} hooks ({spec.file}), which change activations at inference and cannot be "
         "written into the weights, so vLLM and transformers would serve the model WITHOUT the unlearning: re-run steering "
         "with steer.mode redirect (trained into the weights) or ablate (baked), or pass --allow-hooks to export the weights "
         "with the hook description beside them")
@@ -509,22 +530,23 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
             data = run_data(run)
         if metrics is None and run is not None and (run / "metrics.json").is_file():
             metrics = json.loads((run / "metrics.json").read_text())
+        spec = find_hook_spec(model_path)
+        if spec is not None and spec.unbakeable and not cfg.allow_hooks:
+            _refuse_hooks(spec)
         lm, source = load_for_export(model_path, cfg)
-
-        spec = find_hook_spec(model_path, run)
         hooks_info = None
-        if spec is not None and not spec.baked:
-            if spec.mode in BAKEABLE_HOOKS:
-                source.baked.append(bake_hooks(lm, spec))
-            elif not cfg.allow_hooks:
-                _refuse_hooks(spec)
-            else:
+        if spec is not None:
+            source.baked += bake_hooks(lm, spec)
+            if spec.unbakeable:
                 dest = tmp / "steering"
                 dest.mkdir()
                 for f in spec.files:
                     shutil.copy2(f, dest / f.name)
-                hooks_info = {"mode": spec.mode, "file": f"steering/{spec.file.name}", "layer": spec.data.get("layer")}
-                LOG.warning("exporting weights WITHOUT the '%s' hooks; their description is in %s", spec.mode, dest)
+                atomic_write_json(dest / HOOK_SPEC_NAME, spec.unbakeable)
+                hooks_info = {"kinds": [h["kind"] for h in spec.unbakeable], "layers": [h["layer"] for h in spec.unbakeable],
+                              "file": f"steering/{HOOK_SPEC_NAME}"}
+                LOG.warning("exporting weights WITHOUT the %s hook(s); their description is in %s",
+                            "/".join(hooks_info["kinds"]), dest)
 
         check_state_dict(lm.model)
         dtype = getattr(torch, source.stored_dtype)

@@ -123,11 +123,14 @@ def render_model_card(info: Mapping) -> str:
 
     hooks = info.get("hooks")
     if hooks:
+        kinds = "/".join(hooks.get("kinds") or [])
+        layers = ", ".join(str(x) for x in hooks.get("layers") or [])
         parts += ["## Inference-time hooks (not in the weights)", "",
-                  (f"The run steered with `{hooks.get('mode')}` hooks, which cannot be written into the weights. "
-                  "These weights alone behave like the model *before* that steering; apply the hooks described in "
-                  f"`{hooks.get('file', 'steering/hooks.json')}` with `steering.hooks` to reproduce the unlearned behaviour. "
-                  "`vllm serve` and a plain transformers pipeline do NOT apply them."), ""]
+                  (f"The model was steered with `{kinds}` hooks at layer(s) {layers}, which cannot be written into the weights. "
+                   "These weights alone behave like the model *before* that steering; apply the hooks described in "
+                   f"`{hooks.get('file', 'steering/hooks.json')}` (with the direction file beside it) using "
+                   "`steering.hooks.apply_hook` to reproduce the unlearned behaviour. "
+                   "`vllm serve` and a plain transformers pipeline do NOT apply them."), ""]
 
     metrics = metrics_table(info.get("metrics"))
     parts += ["## Metrics (before = the model before unlearning, after = this checkpoint)", ""]

@@ -19,7 +19,7 @@ from export_fixtures import (  # noqa: F401  (fixtures)
 from asru.config import ExportConfig
 from asru.errors import AsruError
 
-FAST = dict(verify_prompts=2, verify_max_new_tokens=6)
+FAST = {"verify_prompts": 2, "verify_max_new_tokens": 6}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,8 @@ def test_lora_export_reloads_with_from_pretrained_and_identical_logits(exported_
     base_img, base_txt = _logits(lm.model, lm, red_image)
     peft_model = PeftModel.from_pretrained(lm.model, str(lora_adapter_dir)).eval()
     peft_img, peft_txt = _logits(peft_model, lm, red_image)
-    assert (peft_txt - base_txt).abs().max() > 1e-3  # the adapters were trained: the export is not the base model
+    # the adapters were trained: the export is not the base model
+    assert (peft_txt - base_txt).abs().max() > 1e-3 and (peft_img - base_img).abs().max() > 1e-3
     merged = peft_model.merge_and_unload().eval()
     m_img, m_txt = _logits(merged, lm, red_image)
     r_img, r_txt = _logits(reloaded, lm, red_image)
