@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from asru.config import DataConfig, RunConfig, dump_yaml
@@ -253,16 +253,19 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
             metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=fingerprint(_model_fingerprint(path), eval_fp))
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
+    metrics["timings_s"] = timings
+    atomic_write_json(run / "metrics.json", metrics)
     if "export" in stages and stage_models:
         from asru.export import export_model
 
         t = time.time()
         out = Path(cfg.export.out) if cfg.export.out else run / "export"
-        export_model(current, out, cfg.export, run_dir=run)
+        # the run's own export folder belongs to this run: a resumed run replaces it
+        ecfg = replace(cfg.export, overwrite=cfg.export.overwrite or not cfg.export.out)
+        export_model(current, out, ecfg, run_dir=run, data=data, metrics=metrics)
         metrics["export"] = str(out)
         timings["export"] = round(time.time() - t, 1)
     timings["total"] = round(time.time() - t_start, 1)
-    metrics["timings_s"] = timings
     atomic_write_json(run / "metrics.json", metrics)
     if "before" in metrics:
         from asru.eval.report import format_table, write_report
