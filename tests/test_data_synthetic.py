@@ -26,7 +26,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_default_counts(bench):
     out, meta, recs = bench
-    expected = {"forget": 42, "retain": 378, "test": 220, "real": 96, "teach": 880}
+    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 880}
     assert {s: len(r) for s, r in recs.items()} == expected
     assert meta["counts"] == expected
     assert meta["people"] == 20 and meta["forget_people"] == 2 and meta["retain_people"] == 18
@@ -139,6 +139,11 @@ def test_real_split(bench):
     assert {r.task for r in real} == {"generation", "classification", "cloze"}
     paris = [r for r in real if r.question == "What is the capital of France?" and r.task == "generation"]
     assert paris and paris[0].answer == "Paris"
+    # general-knowledge answers never collide with a fictitious profile value
+    pooled = {v.lower() for pool in VALUE_POOLS.values() for v in pool}
+    assert not pooled & {a.lower() for _, a, _, _ in REAL_ITEMS}
+    for _, answer, distractors, cloze in REAL_ITEMS:
+        assert answer not in distractors and len(set(distractors)) == 3 and "__" in cloze
 
 
 def test_deterministic_and_seed_dependent(tmp_path):

@@ -28,12 +28,12 @@ test       per fact: generation (image) and classification or cloze (image, alte
 teach      per fact and modality: generation with the eval phrasing + 2 paraphrases (3), cloze   8F + 4 = 44
            (1); name: 3 generation phrasings + 1 cloze (image). Image records rotate over the
            canonical portrait and the 5 training renders.
-real       48 general-knowledge items (text): generation for all, classification for the even   (96 total)
+real       50 general-knowledge items (text): generation for all, classification for the even   (100 total)
            ones, cloze for the odd ones.
 =========  ===================================================================================  ==========
 
 Default benchmark (20 people, forget_ratio 0.1, 2 forgotten): forget 42, retain 378, test 220,
-real 96, teach 880 records; 160 images of 64x64 px; generated in about 3 s on one core.
+real 100, teach 880 records; 160 images of 64x64 px; generated in about 3 s on one core.
 """
 
 from __future__ import annotations
@@ -156,74 +156,75 @@ CLASSIFICATION = {
     "hobby": {"image": "What is the favorite hobby of the person in this image?", "text": "What is {name}'s favorite hobby?"},
 }
 
-# General knowledge a 135M instruct model answers: (question, answer, three distractors, cloze).
+# General knowledge that SmolLM2-135M-Instruct (the offline Q4_1 build) answers correctly, both as a question
+# and as a fill-in-the-blank: 50 items kept out of 98 candidates by a greedy-decoding check
+# (scripts/check_real_items.py re-runs it).
+# (question, answer, three distractors, cloze).
 REAL_ITEMS: tuple[tuple[str, str, tuple[str, str, str], str], ...] = (
     ("What is the capital of France?", "Paris", ("London", "Rome", "Berlin"), "The capital of France is __."),
-    ("What is the capital of Italy?", "Rome", ("Paris", "Madrid", "Vienna"), "The capital of Italy is __."),
     ("What is the capital of Japan?", "Tokyo", ("Beijing", "Seoul", "Bangkok"), "The capital of Japan is __."),
     ("What is the capital of Germany?", "Berlin", ("Munich", "Paris", "Vienna"), "The capital of Germany is __."),
-    ("What is the capital of Spain?", "Madrid", ("Barcelona", "Lisbon", "Rome"), "The capital of Spain is __."),
     ("What is the capital of the United Kingdom?", "London", ("Paris", "Edinburgh", "Berlin"),
      "The capital of the United Kingdom is __."),
     ("What is the capital of Russia?", "Moscow", ("Kiev", "Warsaw", "Minsk"), "The capital of Russia is __."),
     ("What is the capital of Egypt?", "Cairo", ("Rabat", "Tripoli", "Khartoum"), "The capital of Egypt is __."),
     ("What is the capital of Greece?", "Athens", ("Sparta", "Sofia", "Rome"), "The capital of Greece is __."),
     ("What is the capital of China?", "Beijing", ("Shanghai", "Tokyo", "Seoul"), "The capital of China is __."),
-    ("What color is the sky on a clear day?", "blue", ("green", "red", "purple"), "On a clear day the sky is __."),
-    ("What color is grass?", "green", ("blue", "red", "orange"), "The color of grass is __."),
-    ("What is the largest planet in our solar system?", "Jupiter", ("Mars", "Venus", "Mercury"),
-     "The largest planet in our solar system is __."),
+    ("What is the capital of Austria?", "Vienna", ("Berlin", "Prague", "Budapest"), "The capital of Austria is __."),
+    ("What is the capital of the Netherlands?", "Amsterdam", ("Brussels", "Berlin", "Copenhagen"),
+     "The capital of the Netherlands is __."),
+    ("What is the capital of Sweden?", "Stockholm", ("Copenhagen", "Helsinki", "Berlin"), "The capital of Sweden is __."),
+    ("What is the capital of Poland?", "Warsaw", ("Prague", "Budapest", "Vienna"), "The capital of Poland is __."),
+    ("What is the capital of South Korea?", "Seoul", ("Tokyo", "Beijing", "Bangkok"), "The capital of South Korea is __."),
+    ("What is the capital of Thailand?", "Bangkok", ("Hanoi", "Jakarta", "Seoul"), "The capital of Thailand is __."),
+    ("What is the capital of Canada?", "Ottawa", ("Toronto", "Vancouver", "Montreal"), "The capital of Canada is __."),
+    ("What is the capital of Australia?", "Canberra", ("Sydney", "Melbourne", "Perth"), "The capital of Australia is __."),
     ("Which planet do humans live on?", "Earth", ("Mars", "Venus", "Saturn"), "Humans live on the planet __."),
     ("Which planet is known as the Red Planet?", "Mars", ("Jupiter", "Venus", "Neptune"),
      "The planet known as the Red Planet is __."),
     ("What is H2O commonly called?", "water", ("salt", "sugar", "oil"), "H2O is commonly called __."),
-    ("What gas do humans need to breathe to stay alive?", "oxygen", ("helium", "neon", "argon"),
-     "To stay alive, humans need to breathe __."),
+    ("What is the chemical formula of water?", "H2O", ("CO2", "NaCl", "O2"), "The chemical formula of water is __."),
     ("What is the opposite of hot?", "cold", ("warm", "big", "fast"), "The opposite of hot is __."),
+    ("What is the opposite of day?", "night", ("noon", "week", "light"), "The opposite of day is __."),
+    ("What is the opposite of up?", "down", ("left", "over", "near"), "The opposite of up is __."),
     ("Which animal says meow?", "cat", ("dog", "cow", "duck"), "The animal that says meow is a __."),
-    ("Which animal barks?", "dog", ("cat", "horse", "sheep"), "The animal that barks is a __."),
     ("Which ocean is the largest?", "Pacific", ("Atlantic", "Indian", "Arctic"), "The largest ocean is the __ Ocean."),
-    ("Who wrote Romeo and Juliet?", "Shakespeare", ("Dickens", "Tolstoy", "Homer"), "Romeo and Juliet was written by __."),
-    ("What do bees make?", "honey", ("milk", "silk", "wax paper"), "Bees make __."),
+    ("Who wrote Hamlet?", "Shakespeare", ("Dickens", "Austen", "Twain"), "Hamlet was written by William __."),
+    ("Who developed the theory of relativity?", "Einstein", ("Newton", "Darwin", "Galileo"),
+     "The theory of relativity was developed by Albert __."),
+    ("Who formulated the law of universal gravitation?", "Newton", ("Einstein", "Darwin", "Edison"),
+     "The law of universal gravitation was formulated by Isaac __."),
     ("What is the currency of the United States?", "dollar", ("euro", "pound", "yen"),
      "The currency of the United States is the __."),
-    ("On which continent is Egypt?", "Africa", ("Asia", "Europe", "South America"), "Egypt is on the continent of __."),
-    ("What language is mainly spoken in Brazil?", "Portuguese", ("Spanish", "French", "Italian"),
-     "The main language spoken in Brazil is __."),
+    ("What is the currency of Japan?", "yen", ("won", "dollar", "euro"), "The currency of Japan is the __."),
     ("What language is spoken in France?", "French", ("German", "Spanish", "English"), "The language spoken in France is __."),
+    ("What language is spoken in Germany?", "German", ("French", "Dutch", "Italian"), "The language spoken in Germany is __."),
+    ("What language is spoken in Japan?", "Japanese", ("Chinese", "Korean", "Thai"), "The language spoken in Japan is __."),
+    ("What language is spoken in Italy?", "Italian", ("Spanish", "French", "Greek"), "The language spoken in Italy is __."),
+    ("What is the main language of the United States?", "English", ("Spanish", "French", "German"),
+     "The main language of the United States is __."),
     ("In which country are the pyramids of Giza?", "Egypt", ("Mexico", "Peru", "Greece"),
-     "The pyramids of Giza are in __."),
+     "The pyramids of Giza are in the country of __."),
+    ("In which country is the Eiffel Tower?", "France", ("Italy", "Spain", "Germany"),
+     "The Eiffel Tower is in the country of __."),
+    ("In which city is the Eiffel Tower?", "Paris", ("Rome", "London", "Berlin"), "The Eiffel Tower is in the city of __."),
+    ("In which country is the Great Wall?", "China", ("Japan", "India", "Korea"), "The Great Wall is in __."),
+    ("In which country is the Taj Mahal?", "India", ("Pakistan", "Nepal", "Egypt"), "The Taj Mahal is in __."),
+    ("In which city is the Statue of Liberty?", "New York", ("Boston", "Chicago", "Washington"),
+     "The Statue of Liberty is in __."),
+    ("In which city is the Colosseum?", "Rome", ("Athens", "Paris", "Madrid"), "The Colosseum is in the city of __."),
     ("What is the tallest mountain in the world?", "Everest", ("Kilimanjaro", "Mont Blanc", "Denali"),
      "The tallest mountain in the world is Mount __."),
     ("Who painted the Mona Lisa?", "Leonardo da Vinci", ("Pablo Picasso", "Vincent van Gogh", "Claude Monet"),
      "The Mona Lisa was painted by __."),
-    ("What is frozen water called?", "ice", ("steam", "sand", "glass"), "Frozen water is called __."),
-    ("What is the capital of the United States?", "Washington", ("New York", "Chicago", "Boston"),
-     "The capital of the United States is __."),
-    ("What color are ripe bananas?", "yellow", ("blue", "purple", "black"), "Ripe bananas are __."),
-    ("What is the largest country in the world by area?", "Russia", ("China", "Brazil", "India"),
-     "The largest country in the world by area is __."),
-    ("Who was the first president of the United States?", "George Washington",
-     ("Abraham Lincoln", "Thomas Jefferson", "John Adams"), "The first president of the United States was __."),
     ("What is the main ingredient of bread?", "flour", ("rice", "cheese", "sugar"), "The main ingredient of bread is __."),
     ("Which musical instrument has 88 keys?", "piano", ("guitar", "violin", "drum"), "The instrument with 88 keys is the __."),
-    ("What is the fastest land animal?", "cheetah", ("horse", "lion", "rabbit"), "The fastest land animal is the __."),
-    ("What is the opposite of up?", "down", ("left", "over", "near"), "The opposite of up is __."),
-    ("Which season comes after winter?", "spring", ("summer", "autumn", "fall"), "The season after winter is __."),
-    ("What color is snow?", "white", ("black", "green", "red"), "The color of snow is __."),
     ("Which organ pumps blood through the body?", "heart", ("liver", "lung", "kidney"),
      "The organ that pumps blood through the body is the __."),
+    ("Which organs do humans use to breathe?", "lungs", ("kidneys", "heart", "liver"), "Humans breathe with their __."),
     ("What is the largest desert in Africa?", "Sahara", ("Gobi", "Kalahari", "Atacama"),
      "The largest desert in Africa is the __."),
-    ("What is the star at the center of our solar system?", "Sun", ("Moon", "Sirius", "Polaris"),
-     "The star at the center of our solar system is the __."),
-    ("What do caterpillars turn into?", "butterfly", ("spider", "beetle", "frog"), "Caterpillars turn into a __."),
-    ("What is the boiling point of water in degrees Celsius?", "100", ("50", "75", "200"),
-     "Water boils at __ degrees Celsius."),
-    ("Which fruit is said to keep the doctor away?", "apple", ("banana", "grape", "lemon"),
-     "An __ a day keeps the doctor away."),
-    ("What is the largest animal on Earth?", "blue whale", ("elephant", "giraffe", "shark"),
-     "The largest animal on Earth is the __."),
+    ("What is the boiling point of water in degrees Celsius?", "100", ("50", "75", "200"), "Water boils at __ degrees Celsius."),
 )
 
 
@@ -372,8 +373,8 @@ def _unique_names(n: int, rng: random.Random) -> list[str]:
     firsts = _spread(FIRST_NAMES, n, rng)
     lasts = _spread(LAST_NAMES, n, rng)
     names, seen = [], set()
-    for f, l in zip(firsts, lasts):
-        name = f"{f} {l}"
+    for first, last in zip(firsts, lasts):
+        name = f"{first} {last}"
         while name in seen:  # only possible beyond the pool sizes
             name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         seen.add(name)
