@@ -46,6 +46,14 @@ def check_data(data: dict[str, list[Record]], splits: list[str]) -> None:
             raise AsruError(f"split {split!r} is empty: regenerate the benchmark or drop it from --splits")
 
 
+def subsample(records: list[Record], limit: int | None) -> list[Record]:
+    """At most ``limit`` records, evenly spaced over the split (covers every person and task), in order."""
+    records = list(records)
+    if not limit or limit >= len(records):
+        return records
+    return [records[(i * len(records)) // limit] for i in range(limit)]
+
+
 def _load(path: str, cfg_model=None):
     from asru.models import load_model
 
@@ -107,7 +115,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     timings: dict[str, float] = {}
     results: dict[str, dict] = {}
     rows = []
-    limited = {s: list(data[s])[: cfg.limit] if cfg.limit else list(data[s]) for s in splits}
+    limited = {s: subsample(data[s], cfg.limit) for s in splits}
 
     for split in splits:
         t = time.time()

@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Compare ASRU with the unlearning baselines on the same data and evaluation, side by side.
+
+Runs ``asru-train --method M`` (:func:`asru.pipeline.run_pipeline`) once per method, each in its own run
+directory under ``--runs``; the vanilla model (the taught demo VLM by default) and its evaluation are
+built once and reused by every run. Writes a markdown table (``docs/compare_methods.md``), the raw
+numbers (``docs/compare_methods.json``) and a scatter plot of forgetting vs retention vs quality
+(``docs/compare_methods.png``).
+
+    python scripts/compare_methods.py                                  # built-in default, all methods
+    python scripts/compare_methods.py --methods asru,npo --set eval.limit=20 --set baseline.steps=5
+    python scripts/compare_methods.py --config configs/default.yaml --runs runs/compare
+
+``--set KEY=VALUE`` overrides any config key (dotted, e.g. ``rl.max_steps=2``), applied to every method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DEFAULT_METHODS = ("asru", "ga", "graddiff", "kl", "npo", "idk")
+# (column label, split, metric key, format)
+COLUMNS = (
+    ("forget leak ↓", "forget", "leak_rate", "{:.2f}"),
+    ("forget refusal ↑", "forget", "refusal_rate", "{:.2f}"),
+    ("forget cls acc ↓", "forget", "classification_acc", "{:.2f}"),
+    ("retain acc ↑", "retain", "answer_acc", "{:.2f}"),
+    ("test acc", "test", "answer_acc", "{:.2f}"),
+    ("real acc ↑", "real", "answer_acc", "{:.2f}"),
+    ("fluency ↑", "forget", "fluency", "{:.2f}"),
+    ("refusal naturalness ↑", "forget", "refusal_naturalness", "{:.2f}"),
+    ("garbled ↓", "forget", "garbled_rate", "{:.2f}"),
+    ("MIA AUC (0.5)", "forget", "mia_auc", "{:.2f}"),
+)
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``["a.b=1", "c=x"]`` -> nested dict ``{"a": {"b": "1"}, "c": "x"}`` (values are coerced by the config)."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set needs KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _get(metrics: dict | None, split: str, key: str):
+    return (metrics or {}).get(split, {}).get(key)
+
+
+def _cell(v, fmt: str) -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The comparison table: one row per method (and the vanilla model first)."""
+    header = ["method"] + [c[0] for c in COLUMNS] + ["minutes"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        cells = [row["method"]] + [_cell(_get(row["metrics"], split, key), fmt) for _, split, key, fmt in COLUMNS]
+        cells.append("-" if row.get("minutes") is None else f"{row['minutes']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scatter(rows: list[dict], path: Path) -> None:
+    """Forget leak rate (x) vs retain accuracy (y); colour = fluency under the vanilla model; size = real accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(r["method"], _get(r["metrics"], "forget", "leak_rate"), _get(r["metrics"], "retain", "answer_acc"),
+            _get(r["metrics"], "forget", "fluency"), _get(r["metrics"], "real", "answer_acc")) for r in rows]
+    pts = [p for p in pts if p[1] is not None and p[2] is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    flu = [p[3] for p in pts if p[3] is not None]
+    vmin, vmax = (min(flu), max(flu)) if flu else (0, 1)
+    sc = ax.scatter([p[1] for p in pts], [p[2] for p in pts], c=[p[3] if p[3] is not None else vmin for p in pts],
+                    s=[60 + 340 * (p[4] or 0) for p in pts], cmap="viridis", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1,
+                    edgecolors="black")
+    for name, x, y, *_ in pts:
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    ax.set_xlabel("forget leak rate (lower = more forgetting)")
+    ax.set_ylabel("retain accuracy (higher = less collateral damage)")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.grid(alpha=0.3)
+    fig.colorbar(sc, ax=ax, label="fluency of forget answers (log-lik./token, vanilla model)")
+    ax.set_title("Unlearning methods: forgetting vs retention vs quality\n(marker size = real-split accuracy)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_method(method: str, base: dict, runs: Path) -> tuple[dict, float]:
+    """Run the pipeline for one method; returns (metrics.json dict, minutes)."""
+    from asru.config import build_config, merge
+    from asru.pipeline import run_pipeline
+
+    values = merge(base, {"method": method, "output_dir": str(runs / method), "overwrite": True, "resume": False})
+    values.setdefault("stages", ["data", "teach", "steer", "rl", "eval"])
+    cfg = build_config(values)
+    t = time.time()
+    metrics = run_pipeline(cfg)
+    return metrics, (time.time() - t) / 60
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run every method and write the table and the plot."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="Comma-separated methods (asru, steer_only, ga, graddiff, kl, npo, idk).")
+    p.add_argument("--config", help="Base config YAML (default: the built-in defaults).")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config override for every method (repeatable).")
+    p.add_argument("--runs", default="runs/compare", help="Parent directory of the per-method run directories.")
+    p.add_argument("--docs", default="docs", help="Where compare_methods.md/.png/.json are written.")
+    args = p.parse_args(argv)
+
+    from asru.config import load_yaml, merge
+    from asru.errors import AsruError
+    from asru.rundir import atomic_write_json, atomic_write_text
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    base = load_yaml(args.config) if args.config else {}
+    base = merge(base, parse_sets(args.set))
+    runs, docs = Path(args.runs), Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    raw: dict = {"methods": {}, "overrides": args.set, "config": args.config}
+    for method in methods:
+        print(f"=== {method} ===", flush=True)
+        try:
+            metrics, minutes = run_method(method, base, runs)
+        except AsruError as exc:
+            print(f"error: {method}: {exc}", file=sys.stderr)
+            return 1
+        if not rows and metrics.get("before"):
+            rows.append({"method": "vanilla (before)", "metrics": metrics["before"], "minutes": None})
+            raw["vanilla"] = metrics["before"]
+        rows.append({"method": method, "metrics": metrics.get("after"), "minutes": minutes})
+        raw["methods"][method] = {"after": metrics.get("after"), "minutes": round(minutes, 2), "run": str(runs / method),
+                                  "timings_s": metrics.get("timings_s")}
+        atomic_write_json(docs / "compare_methods.json", raw)
+    table = markdown_table(rows)
+    text = "\n".join([
+        "# ASRU vs unlearning baselines", "",
+        f"Generated by `python scripts/compare_methods.py` on {time.strftime('%Y-%m-%d %H:%M')} "
+        f"(overrides: {', '.join(args.set) or 'none'}). Same data, same vanilla model, same evaluation.", "",
+        "Forget split: leak = ground truth inside the answer, refusal = the shared refusal detector; retain / test / real: "
+        "answer accuracy. Fluency = mean per-token log-likelihood of the forget answers under the vanilla model; "
+        "refusal naturalness = mean of refusal diversity and contextual refusals; MIA AUC near 0.5 = the forget set "
+        "looks like unseen data. Minutes = wall time of the method's run including its evaluation.", "",
+        table, "", "![forget vs retain vs quality](compare_methods.png)", "",
+    ])
+    atomic_write_text(docs / "compare_methods.md", text)
+    scatter(rows, docs / "compare_methods.png")
+    print(table)
+    print(f"wrote {docs / 'compare_methods.md'} and {docs / 'compare_methods.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
