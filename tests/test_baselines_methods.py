@@ -28,7 +28,7 @@ def test_idk_answers_are_varied_refusals():
 
 
 def _cfg(**kw):
-    base = dict(steps=1, batch_size=4, lr=1e-2, lora_r=2, retain_weight=0.0, seed=0)
+    base = {"steps": 1, "batch_size": 4, "lr": 1e-2, "lora_r": 2, "retain_weight": 0.0, "seed": 0}
     return BaselineConfig(**{**base, **kw})
 
 
@@ -60,7 +60,7 @@ def test_gradient_ascent_raises_forget_loss_and_idk_teaches_refusals(tiny_llama_
     forget = text_qa()
     lm = load_model(str(tiny_llama_path))
     start = _forget_nll(lm, forget)
-    model, losses = train_baseline("ga", lm, forget, [], _cfg(steps=4))
+    _, losses = train_baseline("ga", lm, forget, [], _cfg(steps=4))
     assert _forget_nll(lm, forget) > start + 0.1 and losses[-1] < losses[0]
     lm = load_model(str(tiny_llama_path))
     _, losses = train_baseline("idk", lm, forget, text_qa("retain", "Brenna Coldridge"), _cfg(steps=5, retain_weight=0.5))

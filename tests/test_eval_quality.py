@@ -49,10 +49,10 @@ def test_fluency_uses_reference(tiny_llama, tiny_llama_path):
 
 
 class _Judge(BaseHTTPRequestHandler):
-    replies = []
-    seen = []
+    replies: list = []  # noqa: RUF012
+    seen: list = []  # noqa: RUF012
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Judge.seen.append((self.path, self.headers.get("Authorization"), body))
         reply = _Judge.replies.pop(0)

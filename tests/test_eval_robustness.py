@@ -17,7 +17,7 @@ def test_relearn_halves_split_by_person_and_fact():
     recs = [rec(f"{p}-{f}-{m}", modality="text", person=p, fact=f) for p in "AB" for f in ("x", "y") for m in (1, 2)]
     a, b = relearn_halves(recs)
     assert len(a) == len(b) == 4
-    key = lambda r: (r.person, r.fact)  # noqa: E731
+    key = lambda r: (r.person, r.fact)
     assert not {key(r) for r in a} & {key(r) for r in b}  # a fact is never in both halves
 
 

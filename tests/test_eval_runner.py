@@ -25,7 +25,7 @@ def test_evaluate_tiny(tiny_llava_path, bench, tmp_path):
     cfg = EvalConfig(max_new_tokens=4, batch_size=8, limit=10, progress=False)
     m = evaluate(cfg, str(tiny_llava_path), bench, tmp_path / "eval")
     assert list(m) == ["forget", "retain", "test", "real"]
-    for split, vals in m.items():
+    for vals in m.values():
         for key in METRIC_KEYS:
             assert key in vals
             assert vals[key] is None or 0.0 <= vals[key] <= 1.0

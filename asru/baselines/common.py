@@ -17,7 +17,7 @@ LOG = logging.getLogger("asru.baselines")
 
 def lm_linear_names(model) -> list[str]:
     """Full module names of the ``nn.Linear`` layers inside the language model's decoder layers."""
-    import torch.nn as nn
+    from torch import nn
 
     from asru.layers import decoder_layers
 

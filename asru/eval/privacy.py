@@ -57,20 +57,16 @@ def counterfactual_answers(members: Sequence[Record], pool: Sequence[Record], se
     rng = random.Random(seed)
     forget_people = {r.person for r in members}
 
-    def values(recs, same) -> list[str]:
-        return sorted({r.answer for r in recs if same(r)})
-
     out = []
     for rec in members:
-        wrong = lambda v: v.strip().lower() != rec.answer.strip().lower()  # noqa: E731
-        tiers = []
+        tiers: list[list[str]] = []
         if rec.fact:
-            tiers.append(values(members, lambda r: r.fact == rec.fact and r.person != rec.person and r.person in forget_people))
-            tiers.append(values(pool, lambda r: r.fact == rec.fact and r.person != rec.person))
-        tiers.append(values(list(members) + list(pool), lambda r: r.task == rec.task and r.person != rec.person))
+            tiers.append(sorted({r.answer for r in members if r.fact == rec.fact and r.person != rec.person and r.person in forget_people}))
+            tiers.append(sorted({r.answer for r in pool if r.fact == rec.fact and r.person != rec.person}))
+        tiers.append(sorted({r.answer for r in list(members) + list(pool) if r.task == rec.task and r.person != rec.person}))
         choice = None
         for cands in tiers:
-            cands = [v for v in cands if wrong(v)]
+            cands = [v for v in cands if v.strip().lower() != rec.answer.strip().lower()]
             if cands:
                 choice = rng.choice(cands)
                 break

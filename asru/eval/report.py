@@ -112,9 +112,10 @@ def render_report(metrics: dict, title: str = "ASRU evaluation report") -> str:
     if info:
         parts += info + [""]
     parts += [
-        "Forget split: lower leak / accuracy and higher refusal mean more forgetting; MIA AUC near 0.5 means the "
-        "forget set looks like unseen data. Other splits: accuracy should stay as before. Fluency is the mean "
-        "per-token log-likelihood of the answers under the original model (closer to 0 is better).", "",
+        ("Forget split: lower leak / accuracy and higher refusal mean more forgetting; MIA AUC near 0.5 means the "
+         "forget set looks like unseen data. Other splits: accuracy should stay as before. Fluency is the mean "
+         "per-token log-likelihood of the answers under the original model (closer to 0 is better)."),
+        "",
     ]
     parts.append(format_table(metrics, markdown=True))
     parts.append("")
@@ -148,5 +149,5 @@ def format_table(metrics: dict, markdown: bool = False) -> str:
     if markdown:
         return _md_table(header, rows)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

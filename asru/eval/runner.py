@@ -59,7 +59,7 @@ def _load(path: str, cfg_model=None):
 
     kw = {}
     if cfg_model is not None:
-        kw = dict(dtype=cfg_model.dtype, device=cfg_model.device, trust_remote_code=cfg_model.trust_remote_code)
+        kw = {"dtype": cfg_model.dtype, "device": cfg_model.device, "trust_remote_code": cfg_model.trust_remote_code}
     return load_model(path, **kw)
 
 
@@ -193,7 +193,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     })
     try:
         _plot_summary(out_dir / "eval.png", results)
-    except Exception as exc:  # a plot must never lose the metrics
+    except Exception as exc:  # noqa: BLE001 - a plot must never lose the metrics
         LOG.warning("could not draw eval.png: %s", exc)
     LOG.info("eval done in %.0f s (%d records)", timings["total"], n_records)
     return results
