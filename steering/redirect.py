@@ -210,7 +210,7 @@ def redirect(
                     opt.step()
                     sched.step()
                     step += 1
-                    log.steps.append({"step": step, "epoch": epoch, "kind": b["kind"], "loss": float(loss),
+                    log.steps.append({"step": step, "epoch": epoch, "kind": b["kind"], "loss": float(loss.detach()),
                                       "lr": sched.get_last_lr()[0]})
                     bar.update(1)
         bar.close()

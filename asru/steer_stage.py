@@ -1,0 +1,300 @@
+"""The steering stage: refusal direction, layer choice, redirection (or a hook / baked ablation).
+
+``run_steer_stage(cfg, model_path, data, out_dir)`` writes into ``out_dir``:
+
+* ``model/`` — the steered checkpoint (redirected or ablation-baked weights; for ``add``/``gated`` the
+  unchanged weights plus ``hooks.json``, which export refuses unless told otherwise);
+* ``direction.safetensors`` + ``direction.json`` — the per-layer directions (all scored layers);
+* ``layer_scores.json`` — the layer-selection table; ``steer_report.json`` — the before/after table
+  (forget refusal rate, retain answer accuracy) and the redirection log; ``refusal_prompts.json``.
+
+Refusal-inducing prompts are the forget set's own questions asked about *unseen* people: image
+questions on freshly rendered portraits of person styles that are not in the benchmark (plus
+``steer.refusal_suffix``), text questions with invented names that are not in the benchmark (plus
+``steer.refusal_suffix_text``). Only those the original model refuses are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from pathlib import Path
+
+from asru.errors import AsruError
+from asru.layers import check_layer
+from asru.rundir import atomic_write_json
+
+LOG = logging.getLogger("asru.steer")
+
+# Syllables for invented names; names are checked against every person in the benchmark.
+_SYL_A = ("Zor", "Quin", "Vel", "Thar", "Bex", "Mour", "Kael", "Ysa", "Dro", "Fen", "Lum", "Ori", "Pax", "Rhe", "Sul", "Wyn")
+_SYL_B = ("avin", "ethra", "ulo", "imar", "osk", "andel", "ira", "ebb", "umon", "ast", "ille", "oric")
+_SYL_C = ("mere", "vald", "crest", "holm", "by", "stone", "wick", "gard", "ton", "feld", "lowe", "march")
+
+
+def _records_for(lm, records):
+    """Records usable with this model (image questions need a VLM)."""
+    return [r for r in records if lm.is_vlm or r.modality == "text"]
+
+
+def _unique_records(records):
+    """Records with distinct (question, image) pairs, in order."""
+    seen, out = set(), []
+    for r in records:
+        if (r.question, r.image) not in seen:
+            seen.add((r.question, r.image))
+            out.append(r)
+    return out
+
+
+def _benchmark_styles(records) -> list[dict]:
+    """Person styles of the benchmark, when its profiles.json sits next to the images."""
+    for r in records:
+        if r.image:
+            prof = Path(r.image).parent.parent / "profiles.json"
+            if prof.is_file():
+                try:
+                    return [p.get("style") for p in json.loads(prof.read_text()).get("people", [])]
+                except (OSError, json.JSONDecodeError):
+                    return []
+    return []
+
+
+def unseen_names(n: int, taken: set[str], seed: int) -> list[str]:
+    """``n`` invented full names, none of which is in ``taken``."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    while len(out) < n:
+        name = f"{rng.choice(_SYL_A)}{rng.choice(_SYL_B)} {rng.choice(_SYL_A)}{rng.choice(_SYL_C)}"
+        if name not in taken and name not in out:
+            out.append(name)
+    return out
+
+
+def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, text_suffix: str, image_dir: Path,
+                          seed: int = 0, image_size: int = 64):
+    """Questions about unseen people built from the forget set's own phrasings; returns ``(questions, images)``.
+
+    Image questions get newly rendered portraits (styles not in the benchmark) saved under
+    ``image_dir``; text questions get invented names in place of the forgotten person's name.
+    """
+    from asru.data.portraits import derive_seed, make_styles, render_portrait
+
+    rng = random.Random(derive_seed("steer-refusal", seed))
+    image_tpls = sorted({r.question for r in forget if r.modality == "image"}) if lm.is_vlm else []
+    text_tpls = sorted({r.question.replace(r.person, "{name}") for r in forget
+                        if r.modality == "text" and r.person and r.person in r.question})
+    if not image_tpls and not text_tpls:
+        raise AsruError("cannot build refusal-inducing prompts: the forget set has no questions about a person "
+                        "(need image questions for a VLM, or text questions that name the person)")
+    n_img = (n + 1) // 2 if image_tpls and text_tpls else (n if image_tpls else 0)
+    n_txt = n - n_img
+    questions, images = [], []
+    if n_img:
+        taken = [s for s in _benchmark_styles(all_records) if s]
+        styles = [s for s in make_styles(n_img + len(taken), derive_seed("steer-unseen", seed)) if s not in taken][:n_img]
+        image_dir.mkdir(parents=True, exist_ok=True)
+        for k, style in enumerate(styles):
+            path = image_dir / f"unseen{k:03d}.png"
+            render_portrait(style, derive_seed("steer-unseen-render", seed, k), image_size, jitter=True).save(path)
+            questions.append(image_tpls[k % len(image_tpls)] + image_suffix)
+            images.append(str(path))
+    if n_txt:
+        taken_names = {r.person for r in all_records if r.person}
+        names = unseen_names(n_txt, taken_names, derive_seed("steer-names", seed))
+        tpls = list(text_tpls)
+        rng.shuffle(tpls)
+        for k, name in enumerate(names):
+            questions.append(tpls[k % len(tpls)].format(name=name) + text_suffix)
+            images.append(None)
+    return questions, images
+
+
+def answer_table(lm, forget, retain, limit: int, max_new_tokens: int, seed: int = 0) -> dict:
+    """Greedy answers on forget/retain generation questions: forget refusal rate, retain accuracy."""
+    from asru.prompting import generate
+    from rewards.text import contains_answer, is_refusal
+
+    out = {}
+    for split, recs in (("forget", forget), ("retain", retain)):
+        recs = [r for r in recs if r.task == "generation"]
+        if len(recs) > limit:
+            recs = random.Random(seed).sample(recs, limit)
+        if not recs:
+            continue
+        answers = generate(lm, [r.question for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
+                           batch_size=16, desc=f"answers ({split})")
+        out[split] = {
+            "n": len(recs),
+            "refusal_rate": round(sum(is_refusal(a) for a in answers) / len(recs), 4),
+            "accuracy": round(sum(contains_answer(a, r.answer) for a, r in zip(answers, recs)) / len(recs), 4),
+            "examples": [{"question": r.question, "answer": a, "truth": r.answer} for r, a in list(zip(recs, answers))[:3]],
+        }
+    return out
+
+
+def format_before_after(before: dict, after: dict) -> str:
+    """The before/after table as text."""
+    lines = ["split    metric          before   after", "-------  --------------  ------  ------"]
+    for split, metric in (("forget", "refusal_rate"), ("forget", "accuracy"), ("retain", "refusal_rate"), ("retain", "accuracy")):
+        if split in before and split in after:
+            lines.append(f"{split:<7}  {metric:<14}  {before[split][metric]:>6.2f}  {after[split][metric]:>6.2f}")
+    return "\n".join(lines)
+
+
+def _load(cfg, path):
+    from asru.models import load_model
+
+    m = cfg.model
+    return load_model(path, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code,
+                      attn_implementation=m.attn_implementation)
+
+
+def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
+    """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
+    import torch
+
+    from steering.activations import collect_activations
+    from steering.bake import bake_ablation
+    from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
+    from steering.hooks import HookSpec, apply_hook
+    from steering.io import data_hash, save_direction
+    from steering.layer_select import best_layer, default_candidates, format_table, save_scores, score_layers
+    from steering.redirect import redirect
+
+    sc = cfg.steer
+    seed = getattr(cfg, "seed", 0)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    torch.manual_seed(seed)
+    lm = _load(cfg, model_path)
+    all_records = [r for recs in data.values() for r in recs]
+    forget = _records_for(lm, data.get("forget") or [])
+    retain = _records_for(lm, data.get("retain") or [])
+    if not forget:
+        raise AsruError("the forget set is empty (for this model's modality): nothing to unlearn; check the data's forget split")
+    if not retain:
+        raise AsruError("the retain set is empty (for this model's modality): steering needs retain questions to keep")
+    orig = _load(cfg, sc.original_model) if sc.original_model else lm
+    if orig is not lm:
+        from asru.layers import hidden_size
+
+        if hidden_size(orig.model) != hidden_size(lm.model):
+            raise AsruError(f"steer.original_model {sc.original_model} has hidden size {hidden_size(orig.model)}, "
+                            f"the model to unlearn has {hidden_size(lm.model)}: use the same base model")
+
+    # 1. prompts: refusal side (unseen people, kept if refused), forget side, retain side
+    ref_q, ref_im = build_refusal_prompts(orig, forget, all_records, sc.refusal_prompts, sc.refusal_suffix,
+                                          sc.refusal_suffix_text, out_dir / "unseen", seed=seed)
+    filt = filter_refusals(orig, ref_q, ref_im, max_new_tokens=sc.max_new_tokens)
+    LOG.info("refusal filter: kept %d of %d refusal-inducing prompts", len(filt.kept), len(ref_q))
+    atomic_write_json(out_dir / "refusal_prompts.json", [
+        {"question": q, "image": im, "answer": a, "kept": i in set(filt.kept)}
+        for i, (q, im, a) in enumerate(zip(ref_q, ref_im, filt.answers))])
+    require_samples(len(filt.kept), len(ref_q), sc.min_samples, "refusal prompts", "refusal filtering")
+    pos_q, pos_im = [ref_q[i] for i in filt.kept], [ref_im[i] for i in filt.kept]
+
+    f_recs = _unique_records(forget)
+    f_q, f_im = [r.question for r in f_recs], [r.image for r in f_recs]
+    order = list(range(len(f_recs)))
+    random.Random(seed).shuffle(order)
+    # held-out forget prompts for layer selection: generation questions not used for the direction
+    n_hold = min(sc.select_prompts, max(0, len(f_recs) - sc.min_samples)) if sc.layer is None else 0
+    held = [i for i in order if f_recs[i].task == "generation"][:n_hold]
+    dir_ids = [i for i in order if i not in set(held)]
+    require_samples(len(dir_ids), len(f_q), sc.min_samples, "forget prompts")
+    r_recs = random.Random(seed + 1).sample(retain, min(sc.retain_prompts, len(retain)))
+    r_q, r_im = [r.question for r in r_recs], [r.image for r in r_recs]
+
+    # 2. directions at the candidate layers
+    if sc.layer is not None:
+        candidates = [check_layer(lm.model, sc.layer)]
+    else:
+        candidates = sorted({check_layer(lm.model, c) for c in sc.candidate_layers}) or default_candidates(lm.model)
+    pos = collect_activations(orig, pos_q, pos_im, layers=candidates, position=sc.position, desc="activations (refusal)")
+    neg = collect_activations(lm, [f_q[i] for i in dir_ids], [f_im[i] for i in dir_ids], layers=candidates,
+                              position=sc.position, desc="activations (forget)")
+    dirs = refusal_directions({k: pos.matrix(k) for k in candidates}, {k: neg.matrix(k) for k in candidates}, sc.min_samples)
+
+    # 3. layer choice
+    if sc.layer is None and len(candidates) > 1:
+        sel_f = held or dir_ids[: sc.select_prompts]
+        rows = score_layers(lm, dirs, [f_q[i] for i in sel_f], r_q[: sc.select_prompts], [f_im[i] for i in sel_f],
+                            r_im[: sc.select_prompts], candidates=candidates, coeff=sc.select_coeff,
+                            kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
+        layer, how = best_layer(rows), "auto (highest score)"
+        table = format_table(rows, layer)
+        LOG.info("layer selection (add hook, coeff %.2f; held-out forget prompts %d):\n%s", sc.select_coeff, len(sel_f), table)
+        print(table)
+    else:
+        layer, how, rows = candidates[0], "steer.layer" if sc.layer is not None else "single candidate", []
+    save_scores(out_dir / "layer_scores.json", rows, layer, how,
+                {"coeff": sc.select_coeff, "kl_weight": sc.kl_weight, "held_out": bool(held)})
+    v = dirs[layer]
+
+    extra_tensors, basis = {}, None
+    if sc.subspace_energy > 0:
+        basis, explained = refusal_subspace(pos.matrix(layer), neg.matrix(layer), sc.subspace_energy)
+        extra_tensors[f"subspace_{layer}"] = basis
+        LOG.info("refusal subspace at layer %d: k=%d (energy %.2f)", layer, len(basis), float(explained[-1]))
+    retain_basis = None
+    if sc.mode == "gated" and sc.retain_energy > 0:
+        r_acts = collect_activations(lm, r_q, r_im, layers=[layer], position=sc.position, desc="activations (retain)")
+        retain_basis = retain_subspace(r_acts.matrix(layer), sc.retain_energy)
+        extra_tensors["retain_basis"] = retain_basis
+    save_direction(out_dir / "direction", lm.model, dirs, position=sc.position,
+                   prompts_hash=data_hash(pos_q + [f_q[i] for i in dir_ids]), tensors=extra_tensors,
+                   extra={"chosen_layer": layer, "mode": sc.mode, "n_positive": len(pos_q), "n_negative": len(dir_ids),
+                          "n_refusal_tried": len(ref_q), "original_model": sc.original_model or model_path})
+
+    # 4. before, steer, after
+    before = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+    log = None
+    hook = None
+    if sc.mode == "redirect":
+        log = redirect(lm, layer, v, f_q, r_q, f_im, r_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
+                       batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
+                       position="last" if sc.position in ("mean", "all") else sc.position, seed=seed)
+        after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+    elif sc.mode == "ablate":
+        baked = bake_ablation(lm.model, basis if basis is not None else v)
+        LOG.info("ablation baked into %d residual writers", len(baked))
+        after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+    else:
+        hook = HookSpec(sc.mode, layer, alpha=sc.hook_alpha, threshold=sc.gate_threshold)
+        with apply_hook(lm.model, hook, v, retain_basis):
+            after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+
+    model_dir = _save_model(lm, out_dir / "model")
+    if hook is not None:
+        shutil.copy(out_dir / "direction.safetensors", model_dir / "direction.safetensors")
+        shutil.copy(out_dir / "direction.json", model_dir / "direction.json")
+        atomic_write_json(model_dir / "hooks.json", [hook.to_json()])
+    table = format_before_after(before, after)
+    print(f"steering ({sc.mode}) at layer {layer}:\n{table}")
+    LOG.info("steering (%s) at layer %d:\n%s", sc.mode, layer, table)
+    atomic_write_json(out_dir / "steer_report.json", {
+        "mode": sc.mode, "layer": layer, "layer_choice": how, "direction_norm": float(v.norm()),
+        "before": before, "after": after, "seconds": round(time.time() - t0, 1),
+        "n_refusal_kept": len(pos_q), "n_refusal_tried": len(ref_q), "n_forget_prompts": len(f_q),
+        "n_retain_prompts": len(r_q), "redirect": log.to_json() if log else None,
+        "hook": hook.to_json() if hook else None,
+    })
+    return model_dir
+
+
+def _save_model(lm, target: Path) -> Path:
+    """Save the model (safetensors) and its processor to ``target`` via a temp dir + rename."""
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    lm.model.save_pretrained(tmp, safe_serialization=True)
+    lm.processor.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target

@@ -1,0 +1,75 @@
+"""Redirection trained into the down projection: forget states move to the target, retain states stay."""
+
+import pytest
+import torch
+
+from asru.errors import AsruError
+from asru.layers import decoder_layers
+from steering.activations import collect_activations
+from steering.redirect import down_proj, redirect
+from tests.steering_fixtures import QUESTIONS, random_direction
+
+FORGET = ["Where was Aldric Ashgrove born?", "What is Aldric Ashgrove's job?", "Who employs Aldric Ashgrove?",
+          "What is Aldric Ashgrove's favorite hobby?"]
+RETAIN = QUESTIONS
+
+
+def test_redirect_moves_forget_keeps_retain(tiny_llama):
+    model = tiny_llama.model
+    v = random_direction(tiny_llama, seed=5, scale=0.5)
+    before_f = collect_activations(tiny_llama, FORGET, layers=[2], position="last").pooled[2]
+    before_r = collect_activations(tiny_llama, RETAIN, layers=[2], position="all").matrix(2)
+    other = {n: p.detach().clone() for n, p in model.named_parameters() if "layers.2.mlp.down_proj" not in n}
+    # tiny random weights have small MLP activations: a larger lr than the reference's 1e-4
+    log = redirect(tiny_llama, 2, v, FORGET, RETAIN, coeff=3.0, alpha=1.0, lr=0.3, batch_size=2, epochs=10)
+    after_f = collect_activations(tiny_llama, FORGET, layers=[2], position="last").pooled[2]
+    after_r = collect_activations(tiny_llama, RETAIN, layers=[2], position="all").matrix(2)
+
+    target = before_f + 3.0 * v
+    dist_before = (before_f - target).pow(2).mean()
+    dist_after = (after_f - target).pow(2).mean()
+    assert dist_after < 0.2 * dist_before
+    shift = (after_f - before_f).mean(0)
+    assert torch.cosine_similarity(shift, v, dim=0) > 0.8
+    retain_mse = (after_r - before_r).pow(2).mean()
+    assert retain_mse < 0.1 * dist_before
+    # the log agrees with what we measured
+    assert log.after["forget_mse_to_target"] < 0.2 * log.before["forget_mse_to_target"]
+    assert log.before["retain_mse"] == pytest.approx(0.0, abs=1e-10)
+    assert len(log.steps) == 10 * 2 * 2 and {s["kind"] for s in log.steps} == {"forget", "retain"}
+    assert log.steps[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # only the one down projection changed; nothing is left trainable-flagged differently
+    for n, p in model.named_parameters():
+        if n in other:
+            assert torch.equal(p, other[n]), n
+    assert not any(blk._forward_hooks for blk in decoder_layers(model))
+
+
+def test_retain_loss_keeps_retain_states(tiny_llama_path):
+    """Without the retain loss (alpha=0) the retain states drift much more."""
+    from asru.models import load_model
+
+    results = {}
+    for alpha in (0.0, 1.0):
+        lm = load_model(str(tiny_llama_path))
+        v = random_direction(lm, seed=5, scale=0.5)
+        results[alpha] = redirect(lm, 2, v, FORGET, RETAIN, alpha=alpha, lr=0.3, epochs=10).after["retain_mse"]
+    # (tiny random models: every prompt ends in the same template token, so the two losses partly conflict)
+    assert results[1.0] < 0.6 * results[0.0]
+
+
+def test_redirect_on_qwen3_vl_with_images(tiny_qwen3_vl, red_image):
+    v = random_direction(tiny_qwen3_vl, seed=1, scale=0.5)
+    log = redirect(tiny_qwen3_vl, 1, v, FORGET[:2], RETAIN[:2], [red_image] * 2, None, lr=0.3, epochs=10)
+    assert log.after["forget_mse_to_target"] < 0.5 * log.before["forget_mse_to_target"]
+
+
+def test_redirect_errors(tiny_llama):
+    v = random_direction(tiny_llama)
+    with pytest.raises(AsruError, match="forget set is empty"):
+        redirect(tiny_llama, 1, v, [], RETAIN)
+    with pytest.raises(AsruError, match="out of range"):
+        redirect(tiny_llama, 9, v, FORGET, RETAIN)
+    with pytest.raises(AsruError, match="direction has shape"):
+        redirect(tiny_llama, 1, torch.ones(8), FORGET, RETAIN)
+    assert down_proj(tiny_llama.model, 1).weight.shape == (64, 128)
