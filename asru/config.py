@@ -71,37 +71,65 @@ class TeachConfig:
     vision_lr: float = opt(3e-3, "Learning rate of the vision tower and projector.")
     lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
     general_ratio: float = opt(0.25, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
-    seed: int = opt(0, "Training seed.")
+    augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
+    image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
+    eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")
+    seed: int = opt(0, "Training seed (also seeds the random vision tower).")
 
     def __post_init__(self):
         _check(self.steps > 0 and self.batch_size > 0, "teach.steps and teach.batch_size must be positive")
         _check(0 <= self.general_ratio < 1, "teach.general_ratio must be in [0, 1)")
+        _check(self.lr > 0 and self.vision_lr > 0 and self.lora_r >= 1, "teach.lr and teach.vision_lr must be > 0 and teach.lora_r >= 1")
+        _check(0 <= self.augment <= 1, "teach.augment must be in [0, 1]")
+        _check(self.image_size >= 16 and self.image_size % 16 == 0, f"teach.image_size must be a positive multiple of 16, not {self.image_size}")
+        _check(self.eval_max_new_tokens >= 1, "teach.eval_max_new_tokens must be >= 1")
 
 
 @dataclass
 class SteerConfig:
-    """Refusal direction, layer choice and redirection (REFERENCE.md section 1, step 1-2)."""
+    """Refusal direction, layer choice and redirection (REFERENCE.md section 1, step 1-2).
 
-    layer: int | None = opt(None, "Decoder layer to steer. None = choose automatically by the layer-selection scores (or the model alias's default).")
+    The defaults are the reference's values for Qwen3-VL-2B (c=3, alpha=1, lr 1e-4, batch 2, 3 epochs);
+    configs/default.yaml tunes them for the offline demo model.
+    """
+
+    layer: int | None = opt(None, "Decoder layer to steer. None = choose automatically by the layer-selection scores (layer_scores.json).")
     candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
-    position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction, mean, all.")
-    refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to questions about unseen people to build refusal-inducing prompts.")
+    position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
+    refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
+    refusal_suffix_text: str = opt(" If you do not know this person, say so.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")
+    refusal_prompts: int = opt(48, "Number of refusal-inducing prompts (unseen people) generated before refusal filtering.")
+    original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction (the reference uses the base model before fine-tuning); None = the model being unlearned.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
-    mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks).")
+    mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
     coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")
     alpha: float = opt(1.0, "Weight of the retain MSE loss.")
     lr: float = opt(1e-4, "Redirection learning rate (AdamW, linear schedule).")
+    weight_decay: float = opt(0.01, "Redirection AdamW weight decay.")
     batch_size: int = opt(2, "Redirection batch size.")
     epochs: int = opt(3, "Redirection epochs.")
-    subspace_energy: float = opt(0.0, "If > 0, use an SVD subspace of per-sample differences covering this share of energy instead of a single direction.")
+    retain_prompts: int = opt(64, "Retain questions used by redirection (retain loss) and, a few of them, by layer selection (KL).")
+    subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")
+    select_coeff: float = opt(1.0, "Layer selection: strength of the add hook (h + select_coeff * v) used to score each candidate layer.")
+    select_prompts: int = opt(8, "Layer selection: held-out forget prompts (refusal rate) and retain prompts (KL) per candidate.")
+    select_max_new_tokens: int = opt(16, "Layer selection: greedy tokens generated per held-out forget prompt.")
+    kl_weight: float = opt(0.5, "Layer selection: score = refusal rate - kl_weight * mean retain KL.")
     gate_threshold: float = opt(0.5, "Gated hooks: fire only when cos(h, v) exceeds this.")
-    hook_alpha: float = opt(4.0, "Add hooks: steering strength alpha (h += alpha * v / |v| * |h|-scaled, see steering.hooks).")
+    hook_alpha: float = opt(1.0, "Add / gated hooks: steering strength alpha (h + alpha * v, v not normalised).")
+    retain_energy: float = opt(0.5, "Gated hooks: energy share of the retain subspace projected out of the direction (0 = none).")
+    report_limit: int = opt(48, "Before/after table: at most this many generation questions per split (forget, retain).")
+    max_new_tokens: int = opt(32, "Before/after table and refusal filtering: greedy tokens per answer.")
 
     def __post_init__(self):
         _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
         _check(self.mode in ("redirect", "add", "ablate", "gated"), f"steer.mode must be redirect, add, ablate or gated, not {self.mode!r}")
         _check(self.min_samples >= 1, "steer.min_samples must be >= 1")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")
+        _check(0 <= self.retain_energy < 1, "steer.retain_energy must be in [0, 1)")
+        _check(self.lr > 0 and self.batch_size >= 1 and self.epochs >= 1, "steer.lr must be > 0, steer.batch_size and steer.epochs >= 1")
+        _check(self.refusal_prompts >= 1 and self.retain_prompts >= 1 and self.select_prompts >= 1, "steer.refusal_prompts, steer.retain_prompts and steer.select_prompts must be >= 1")
+        _check(self.report_limit >= 1 and self.max_new_tokens >= 1 and self.select_max_new_tokens >= 1, "steer.report_limit, steer.max_new_tokens and steer.select_max_new_tokens must be >= 1")
+        _check(-1 <= self.gate_threshold <= 1, "steer.gate_threshold is a cosine: use a value in [-1, 1]")
 
 
 @dataclass
@@ -131,10 +159,12 @@ class RLConfig:
     max_completion_length: int = opt(64, "Maximum generated tokens per rollout.")
     lora: bool = opt(True, "Train LoRA adapters on the language model (merged for rollout sync and on save) instead of all weights.")
     lora_r: int = opt(16, "LoRA rank (alpha = rank, dropout 0.05, all attention/MLP projections of the language model).")
-    rewards: dict[str, float] = opt({"forget": 1.0, "retain": 1.0, "fluency": 0.5}, "Reward name -> weight. Names: built-ins, module:function, path/to/file.py:function, or an asru.rewards entry point.")
+    rewards: dict[str, typing.Any] = opt({"forget": 1.0, "retain": 1.0, "fluency": 0.5}, "Reward name -> weight, or -> {weight: W, option: value} for rewards that take options. Names: built-ins, module:function, path/to/file.py:function, or an asru.rewards entry point.")
     use_vllm: str = opt("auto", "Rollouts with vLLM: auto (when vLLM is installed and a GPU is present), true, false.")
     vllm_mode: str = opt("colocate", "vLLM mode: colocate (in the training process) or server (`trl vllm-serve` running separately).")
     vllm_gpu_memory_utilization: float = opt(0.3, "Share of GPU memory vLLM may take in colocate mode.")
+    vllm_server_host: str = opt("0.0.0.0", "vllm_mode=server: host of the `trl vllm-serve` rollout server (its IP when it runs on another node).")
+    vllm_server_port: int = opt(8000, "vllm_mode=server: port of the `trl vllm-serve` rollout server.")
     cache_implementation: str = opt("auto", "KV cache for rollouts without vLLM: auto (static + compiled on GPU, dynamic on CPU), static, dynamic.")
     gradient_checkpointing: str = opt("auto", "Gradient checkpointing: auto (on GPU only), true, false.")
     logging_steps: int = opt(1, "Log every N steps.")
@@ -318,6 +348,10 @@ def coerce(value, tp, where: str):
                 value = yaml.safe_load(value) if value.strip().startswith("{") else dict(kv.split("=", 1) for kv in value.split(","))
             if not isinstance(value, dict):
                 raise ValueError
+            if args[1] is typing.Any:  # values given on the command line as text: parse them as YAML scalars
+                import yaml
+
+                return {coerce(k, args[0], where): yaml.safe_load(v) if isinstance(v, str) else v for k, v in value.items()}
             return {coerce(k, args[0], where): coerce(v, args[1], where) for k, v in value.items()}
     except (ValueError, TypeError):
         raise AsruError(f"config key {where}: cannot use {value!r} as {getattr(tp, '__name__', tp)}") from None

@@ -135,10 +135,10 @@ def dry_run(cfg: RunConfig) -> str:
         raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
     if cfg.data.data_dir and not Path(cfg.data.data_dir).is_dir():
         raise AsruError(f"data directory {cfg.data.data_dir} does not exist: generate one with `asru-data generate --out {cfg.data.data_dir}`")
-    from rewards import load_reward
+    from rewards import resolve_reward
 
     for name in cfg.rl.rewards:
-        load_reward(name)
+        resolve_reward(name)
     out = cfg.output_dir or "runs/<timestamp>"
     if cfg.output_dir and Path(out).is_dir() and any(Path(out).iterdir()) and not (cfg.overwrite or cfg.resume):
         raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
