@@ -170,6 +170,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    timings: dict[str, float] = {}
+
+    def lap(name):
+        timings[name] = round(time.time() - t0 - sum(timings.values()), 1)
     torch.manual_seed(seed)
     lm = _load(cfg, model_path)
     all_records = [r for recs in data.values() for r in recs]
@@ -179,6 +183,11 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         raise AsruError("the forget set is empty (for this model's modality): nothing to unlearn; check the data's forget split")
     if not retain:
         raise AsruError("the retain set is empty (for this model's modality): steering needs retain questions to keep")
+    # check the layer options before any expensive work
+    if sc.layer is not None:
+        candidates = [check_layer(lm.model, sc.layer)]
+    else:
+        candidates = sorted({check_layer(lm.model, c) for c in sc.candidate_layers}) or default_candidates(lm.model)
     orig = _load(cfg, sc.original_model) if sc.original_model else lm
     if orig is not lm:
         from asru.layers import hidden_size
@@ -190,7 +199,9 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     # 1. prompts: refusal side (unseen people, kept if refused), forget side, retain side
     ref_q, ref_im = build_refusal_prompts(orig, forget, all_records, sc.refusal_prompts, sc.refusal_suffix,
                                           sc.refusal_suffix_text, out_dir / "unseen", seed=seed)
+    lap("load")
     filt = filter_refusals(orig, ref_q, ref_im, max_new_tokens=sc.max_new_tokens)
+    lap("refusal_filter")
     LOG.info("refusal filter: kept %d of %d refusal-inducing prompts", len(filt.kept), len(ref_q))
     atomic_write_json(out_dir / "refusal_prompts.json", [
         {"question": q, "image": im, "answer": a, "kept": i in set(filt.kept)}
@@ -211,13 +222,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     r_q, r_im = [r.question for r in r_recs], [r.image for r in r_recs]
 
     # 2. directions at the candidate layers
-    if sc.layer is not None:
-        candidates = [check_layer(lm.model, sc.layer)]
-    else:
-        candidates = sorted({check_layer(lm.model, c) for c in sc.candidate_layers}) or default_candidates(lm.model)
     pos = collect_activations(orig, pos_q, pos_im, layers=candidates, position=sc.position, desc="activations (refusal)")
     neg = collect_activations(lm, [f_q[i] for i in dir_ids], [f_im[i] for i in dir_ids], layers=candidates,
                               position=sc.position, desc="activations (forget)")
+    lap("activations")
     dirs = refusal_directions({k: pos.matrix(k) for k in candidates}, {k: neg.matrix(k) for k in candidates}, sc.min_samples)
 
     # 3. layer choice
@@ -232,6 +240,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         print(table)
     else:
         layer, how, rows = candidates[0], "steer.layer" if sc.layer is not None else "single candidate", []
+    lap("layer_selection")
     save_scores(out_dir / "layer_scores.json", rows, layer, how,
                 {"coeff": sc.select_coeff, "kl_weight": sc.kl_weight, "held_out": bool(held)})
     v = dirs[layer]
@@ -253,6 +262,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
 
     # 4. before, steer, after
     before = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+    lap("table_before")
     log = None
     hook = None
     if sc.mode == "redirect":
@@ -269,6 +279,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         with apply_hook(lm.model, hook, v, retain_basis):
             after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
 
+    lap("steer_and_table_after")
     model_dir = _save_model(lm, out_dir / "model")
     if hook is not None:
         shutil.copy(out_dir / "direction.safetensors", model_dir / "direction.safetensors")
@@ -282,7 +293,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         "before": before, "after": after, "seconds": round(time.time() - t0, 1),
         "n_refusal_kept": len(pos_q), "n_refusal_tried": len(ref_q), "n_forget_prompts": len(f_q),
         "n_retain_prompts": len(r_q), "redirect": log.to_json() if log else None,
-        "hook": hook.to_json() if hook else None,
+        "hook": hook.to_json() if hook else None, "timings": timings,
     })
     return model_dir
 

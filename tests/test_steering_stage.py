@@ -1,0 +1,128 @@
+"""The steering stage end to end on tiny models (mechanics), its errors, and the real check (slow)."""
+
+import json
+
+import pytest
+import torch
+
+from asru.config import build_config
+from asru.errors import AsruError
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """A small synthetic benchmark (4 people, 1 forgotten) loaded as the stage gets it."""
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+
+    d = tmp_path_factory.mktemp("bench")
+    generate_benchmark(d, people=4, forget_ratio=0.25, seed=0)
+    return load_benchmark(d, ["forget", "retain"])
+
+
+FAST = {"refusal_prompts": 6, "retain_prompts": 6, "select_prompts": 2, "report_limit": 4, "max_new_tokens": 4,
+        "select_max_new_tokens": 4, "epochs": 1, "lr": 1e-2}
+
+
+def _cfg(**steer):
+    return build_config({"model": {"device": "cpu", "dtype": "float32"}, "steer": {**FAST, **steer}})
+
+
+@pytest.fixture()
+def everything_refuses(monkeypatch):
+    """Random tiny models never refuse; count every answer as a refusal to exercise the mechanics."""
+    import rewards.text
+
+    monkeypatch.setattr(rewards.text, "is_refusal", lambda text: True)
+
+
+def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_refuses):
+    from asru.models import load_model
+    from asru.steer_stage import run_steer_stage
+
+    out = run_steer_stage(_cfg(candidate_layers=[1, 2]), str(tiny_llama_path), bench, tmp_path / "steer")
+    assert out == tmp_path / "steer" / "model"
+    scores = json.loads((tmp_path / "steer" / "layer_scores.json").read_text())
+    assert [r["layer"] for r in scores["rows"]] == [1, 2] and scores["chosen"] in (1, 2)
+    report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
+    assert report["layer"] == scores["chosen"] and report["mode"] == "redirect"
+    assert report["before"]["retain"]["n"] == 4 and "refusal_rate" in report["after"]["forget"]
+    assert report["redirect"]["steps"] and report["redirect"]["after"]["forget_mse_to_target"] < report["redirect"]["before"]["forget_mse_to_target"]
+    meta = json.loads((tmp_path / "steer" / "direction.json").read_text())
+    assert meta["chosen_layer"] == report["layer"] and meta["layers"] == [1, 2]
+    # only the chosen layer's down projection differs from the vanilla checkpoint
+    old, new = load_model(str(tiny_llama_path)).model, load_model(str(out)).model
+    new_params = dict(new.named_parameters())
+    changed = [n for n, p in old.named_parameters() if not torch.equal(p, new_params[n])]
+    assert changed == [f"model.layers.{report['layer']}.mlp.down_proj.weight"]
+
+
+def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):
+    from asru.models import load_model
+    from asru.steer_stage import run_steer_stage
+    from steering.hooks import ablate_direction
+    from steering.io import load_direction
+    from tests.steering_fixtures import QUESTIONS, logits
+
+    out = run_steer_stage(_cfg(mode="ablate", layer=2), str(tiny_qwen3_vl_path), bench, tmp_path / "steer")
+    vanilla = load_model(str(tiny_qwen3_vl_path))
+    dirs, _, meta = load_direction(tmp_path / "steer" / "direction", vanilla.model)
+    assert list(dirs) == [2] and meta["mode"] == "ablate"
+    assert any(p.suffix == ".png" for p in (tmp_path / "steer" / "unseen").iterdir())
+    with ablate_direction(vanilla.model, dirs[2]):
+        hooked, _ = logits(vanilla, QUESTIONS[:2], [red_image] * 2)
+    baked, _ = logits(load_model(str(out)), QUESTIONS[:2], [red_image] * 2)
+    assert (baked - hooked).abs().max() < 1e-4
+
+
+def test_stage_add_mode_writes_hook_spec(tiny_llama_path, bench, tmp_path, everything_refuses):
+    from asru.steer_stage import run_steer_stage
+
+    out = run_steer_stage(_cfg(mode="add", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")
+    spec = json.loads((out / "hooks.json").read_text())
+    assert spec == [{"kind": "add", "layer": 1, "alpha": 1.0, "threshold": 0.5, "direction_file": "direction.safetensors", "bakeable": False}]
+    assert (out / "direction.safetensors").is_file()
+
+
+def test_stage_errors(tiny_llama_path, bench, tmp_path):
+    from asru.steer_stage import run_steer_stage
+
+    # a random tiny model refuses nothing: the refusal side is empty after filtering
+    with pytest.raises(AsruError, match=r"kept 0 of 6 refusal prompts after refusal filtering; need >= 4"):
+        run_steer_stage(_cfg(layer=1), str(tiny_llama_path), bench, tmp_path / "a")
+    with pytest.raises(AsruError, match="forget set is empty"):
+        run_steer_stage(_cfg(layer=1), str(tiny_llama_path), {"forget": [], "retain": bench["retain"]}, tmp_path / "b")
+    with pytest.raises(AsruError, match="out of range"):
+        run_steer_stage(_cfg(layer=12), str(tiny_llama_path), bench, tmp_path / "c")
+
+
+def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, bench, tmp_path):
+    from asru.models import load_model
+    from asru.steer_stage import build_refusal_prompts
+
+    lm = load_model(str(tiny_qwen3_vl_path))
+    everyone = [r for recs in bench.values() for r in recs]
+    qs, ims = build_refusal_prompts(lm, bench["forget"], everyone, 8, " IMG", " TXT", tmp_path / "u")
+    assert len(qs) == 8 and sum(im is not None for im in ims) == 4
+    names = {r.person for r in everyone if r.person}
+    for q, im in zip(qs, ims):
+        assert q.endswith(" IMG" if im else " TXT")
+        assert not any(n in q for n in names)
+
+
+@pytest.mark.slow
+def test_demo_model_steering_real_check(tmp_path):
+    """On the taught demo VLM: forget refusal >= 60%, retain accuracy within 10 points of vanilla."""
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import build_demo_model
+    from asru.pipeline import ensure_data
+    from asru.steer_stage import run_steer_stage
+
+    cfg = build_config({"model": {"device": "cpu"}})
+    data_dir = ensure_data(cfg.data)
+    demo = build_demo_model(data_dir, cfg.teach)  # cached: returns at once when already built
+    data = load_benchmark(data_dir, ["forget", "retain"])
+    run_steer_stage(cfg, str(demo), data, tmp_path / "steer")
+    report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
+    assert report["after"]["forget"]["refusal_rate"] >= 0.6
+    assert report["after"]["retain"]["accuracy"] >= report["before"]["retain"]["accuracy"] - 0.10
