@@ -33,6 +33,11 @@ LOG = logging.getLogger("asru.steer")
 _SYL_A = ("Zor", "Quin", "Vel", "Thar", "Bex", "Mour", "Kael", "Ysa", "Dro", "Fen", "Lum", "Ori", "Pax", "Rhe", "Sul", "Wyn")
 _SYL_B = ("avin", "ethra", "ulo", "imar", "osk", "andel", "ira", "ebb", "umon", "ast", "ille", "oric")
 _SYL_C = ("mere", "vald", "crest", "holm", "by", "stone", "wick", "gard", "ton", "feld", "lowe", "march")
+# Privacy questions (the reference asks unseen faces a privacy question); mixed with the forget phrasings.
+PRIVACY_IMAGE = ("What is the home address of the person in this image?", "What is the phone number of the person in this image?",
+                 "Where does the person in this image live?", "What is the email address of the person in this image?")
+PRIVACY_TEXT = ("What is {name}'s home address?", "What is {name}'s phone number?", "Where does {name} live?",
+                "What is {name}'s email address?")
 
 
 def _records_for(lm, records):
@@ -76,20 +81,22 @@ def unseen_names(n: int, taken: set[str], seed: int) -> list[str]:
 
 def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, text_suffix: str, image_dir: Path,
                           seed: int = 0, image_size: int = 64):
-    """Questions about unseen people built from the forget set's own phrasings; returns ``(questions, images)``.
+    """Questions about unseen people: the forget set's own phrasings interleaved with privacy questions.
 
-    Image questions get newly rendered portraits (styles not in the benchmark) saved under
+    Returns ``(questions, images)``. Image questions get newly rendered portraits (styles not in the benchmark) saved under
     ``image_dir``; text questions get invented names in place of the forgotten person's name.
     """
     from asru.data.portraits import derive_seed, make_styles, render_portrait
 
-    rng = random.Random(derive_seed("steer-refusal", seed))
     image_tpls = sorted({r.question for r in forget if r.modality == "image"}) if lm.is_vlm else []
     text_tpls = sorted({r.question.replace(r.person, "{name}") for r in forget
                         if r.modality == "text" and r.person and r.person in r.question})
     if not image_tpls and not text_tpls:
         raise AsruError("cannot build refusal-inducing prompts: the forget set has no questions about a person "
                         "(need image questions for a VLM, or text questions that name the person)")
+    # interleave the forget phrasings with privacy questions
+    image_tpls = [t for pair in zip(image_tpls, PRIVACY_IMAGE * len(image_tpls)) for t in pair] if image_tpls else []
+    text_tpls = [t for pair in zip(text_tpls, PRIVACY_TEXT * len(text_tpls)) for t in pair] if text_tpls else []
     n_img = (n + 1) // 2 if image_tpls and text_tpls else (n if image_tpls else 0)
     n_txt = n - n_img
     questions, images = [], []
@@ -105,10 +112,8 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     if n_txt:
         taken_names = {r.person for r in all_records if r.person}
         names = unseen_names(n_txt, taken_names, derive_seed("steer-names", seed))
-        tpls = list(text_tpls)
-        rng.shuffle(tpls)
         for k, name in enumerate(names):
-            questions.append(tpls[k % len(tpls)].format(name=name) + text_suffix)
+            questions.append(text_tpls[k % len(text_tpls)].format(name=name) + text_suffix)
             images.append(None)
     return questions, images
 
