@@ -140,7 +140,7 @@ def main(argv=None) -> int:
 
     collect_activations(lm, qs[:2], layers=[layer], batch_size=2)  # warm-up
     t_b, acts = timed(lambda: collect_activations(lm, qs, layers=[layer], batch_size=args.batch_size), args.device)
-    t_s, acts1 = timed(lambda: collect_activations(lm, single_qs, layers=[layer], batch_size=1), args.device)
+    t_s, _ = timed(lambda: collect_activations(lm, single_qs, layers=[layer], batch_size=1), args.device)
     t_n, naive = timed(lambda: naive_one_at_a_time(lm, single_qs, layer), args.device)
     tok_single = collect_activations(lm, single_qs, layers=[layer], batch_size=len(single_qs)).n_tokens
     agree = float((acts.pooled[layer][: len(single_qs)] - naive).abs().max())

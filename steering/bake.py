@@ -59,7 +59,7 @@ def _child(module, names):
 
 def residual_writers(model) -> list[tuple[str, object]]:
     """``(name, module)`` of every module whose output is written into the language residual stream."""
-    import torch.nn as nn
+    from torch import nn
 
     base = unwrap(model)
     H = hidden_size(base)
@@ -136,7 +136,7 @@ def bake_ablation(model, direction) -> list[str]:
     Returns the names of the orthogonalised modules. Afterwards the model needs no hooks; its logits
     equal those of :func:`steering.hooks.ablate_direction` (``layers=None``) on the original weights.
     """
-    import torch.nn as nn
+    from torch import nn
 
     from steering.hooks import _unit_basis
 

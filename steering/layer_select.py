@@ -53,7 +53,6 @@ def next_token_logprobs(lm, questions: Sequence[str], images: Sequence | None = 
 
 def mean_kl(base_logprobs, new_logprobs) -> float:
     """Mean over rows of KL(base || new) for log-probability matrices."""
-    import torch
 
     p = base_logprobs.exp()
     return float((p * (base_logprobs - new_logprobs)).sum(-1).clamp(min=0).mean()) if len(p) else 0.0

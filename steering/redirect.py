@@ -87,7 +87,6 @@ class _LayerTap:
 
 
 def _prepare(lm, questions, images, batch_size, position, kind):
-    import torch
 
     n = len(questions)
     images = list(images) if images is not None else [None] * n

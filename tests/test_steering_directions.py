@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from asru.errors import AsruError
-from steering.directions import (diff_of_means, energy_basis, per_sample_differences, project_out, refusal_directions,
-                                 refusal_subspace, require_samples, retain_subspace)
+from steering.directions import (
+    diff_of_means,
+    energy_basis,
+    per_sample_differences,
+    project_out,
+    refusal_directions,
+    refusal_subspace,
+    require_samples,
+    retain_subspace,
+)
 
 
 def test_diff_of_means_values():
@@ -38,7 +46,7 @@ def test_energy_basis_picks_k():
     # rows spanned by two orthogonal directions with energies 9:1
     e1, e2 = torch.eye(6)[0], torch.eye(6)[1]
     m = torch.stack([3 * e1, 3 * e1, e2, -e2 * 1.0, 3 * e1, 3 * e1] + [e2] * 0)
-    basis, share = energy_basis(m, 0.8)
+    basis, _ = energy_basis(m, 0.8)
     assert basis.shape == (1, 6)
     assert torch.allclose(basis[0].abs(), e1, atol=1e-6)
     basis2, share2 = energy_basis(m, 0.99)
@@ -53,7 +61,7 @@ def test_subspace_first_direction_follows_diff_of_means():
     shift[3] = 4.0
     pos = torch.randn(12, 16, generator=g) * 0.3 + shift
     neg = torch.randn(10, 16, generator=g) * 0.3
-    basis, share = refusal_subspace(pos, neg, energy=0.5)
+    basis, _ = refusal_subspace(pos, neg, energy=0.5)
     v = diff_of_means(pos, neg)
     assert torch.cosine_similarity(basis[0], v, dim=0) > 0.95
     assert per_sample_differences(pos, neg).shape == (22, 16)

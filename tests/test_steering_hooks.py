@@ -32,9 +32,8 @@ def test_add_hook_shifts_the_layer_output_by_alpha_v(tiny_llama):
 
 def test_removed_even_on_error(tiny_llama):
     v = random_direction(tiny_llama)
-    with pytest.raises(RuntimeError):
-        with add_steering(tiny_llama.model, 1, v):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), add_steering(tiny_llama.model, 1, v):
+        raise RuntimeError("boom")
     assert all(not blk._forward_hooks for blk in decoder_layers(tiny_llama.model))
 
 
@@ -54,7 +53,7 @@ def test_ablation_removes_the_direction_everywhere(tiny_llama):
 def test_hooks_padding_safe(tiny_llama):
     v = random_direction(tiny_llama)
     with add_steering(tiny_llama.model, 1, v):
-        left, lm_ = logits(tiny_llama, QUESTIONS, padding_side="left")
+        left, _ = logits(tiny_llama, QUESTIONS, padding_side="left")
         right, rm_ = logits(tiny_llama, QUESTIONS, padding_side="right")
     for i in range(len(QUESTIONS)):
         l_last = left[i, -1]
