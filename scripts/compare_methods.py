@@ -31,6 +31,7 @@ COLUMNS = (
     ("forget leak ↓", "forget", "leak_rate", "{:.2f}"),
     ("forget refusal ↑", "forget", "refusal_rate", "{:.2f}"),
     ("forget cls acc ↓", "forget", "classification_acc", "{:.2f}"),
+    ("forget option acc ↓", "forget", "option_acc", "{:.2f}"),
     ("retain acc ↑", "retain", "answer_acc", "{:.2f}"),
     ("test acc", "test", "answer_acc", "{:.2f}"),
     ("real acc ↑", "real", "answer_acc", "{:.2f}"),

@@ -9,6 +9,8 @@ from asru.eval.metrics import (
     CLASSIFICATION_INSTRUCTION,
     classification_prompt,
     classify,
+    classify_by_options,
+    option_logprobs,
     evaluate_split,
     letter_logprobs,
     letter_token_ids,
@@ -30,7 +32,7 @@ def _hand_made():
 
 def test_score_split_exact_values():
     free, answers, cls, preds = _hand_made()
-    m = score_split(free, answers, cls, preds)
+    m = score_split(free, answers, cls, preds, option_predictions=[2, 0])
     bleu_g = (1 / 5 * 1 / 5 * 1 / 4 * 1 / 3) ** 0.25  # p1 1/5, smoothed p2..p4 1/5, 1/4, 1/3, BP 1
     assert m["n"] == 5
     assert m["answer_acc"] == 0.5
@@ -39,7 +41,7 @@ def test_score_split_exact_values():
     assert m["rougeL"] == pytest.approx((1 / 3 + 0) / 2)  # "he was born in oslo" vs "oslo": P 1/5, R 1 -> F 1/3
     assert m["bleu"] == pytest.approx(bleu_g / 2)
     assert m["cloze_acc"] == 1.0
-    assert m["classification_acc"] == 0.5
+    assert m["classification_acc"] == 0.5 and m["option_acc"] == 1.0
     img, txt = m["by_modality"]["image"], m["by_modality"]["text"]
     assert (img["n"], img["answer_acc"], img["leak_rate"], img["refusal_rate"], img["classification_acc"]) == (2, 1.0, 1.0, 0.0, 1.0)
     assert img["rougeL"] == pytest.approx(1 / 3) and img["cloze_acc"] is None
@@ -57,6 +59,7 @@ def test_empty_groups_are_none():
     m = score_split([], [], [rec("k", "classification", label=1)], [1])
     assert m["classification_acc"] == 1.0
     assert m["leak_rate"] is None and m["rougeL"] is None and m["by_modality"]["image"]["n"] == 0
+    assert m["option_acc"] is None
     with pytest.raises(ValueError):
         score_split([rec("a")], [])
 
@@ -99,7 +102,19 @@ def test_evaluate_split_on_tiny_vlm(tiny_llava, red_image):
     recs = [rec("g1", "generation", "image", "Where was the person in this image born?", "Oslo", image=str(red_image)),
             rec("g2", "generation", "text"), rec("c1", "cloze", "text"),
             rec("k1", "classification", "image", image=str(red_image), label=3)]
-    m, answers, preds = evaluate_split(tiny_llava, recs, max_new_tokens=4, batch_size=2)
-    assert len(answers) == 3 and len(preds) == 1
-    assert m["n"] == 4 and m["classification_acc"] in (0.0, 1.0)
+    m, answers, preds, opt_preds = evaluate_split(tiny_llava, recs, max_new_tokens=4, batch_size=2)
+    assert len(answers) == 3 and len(preds) == 1 and len(opt_preds) == 1
+    assert m["n"] == 4 and m["classification_acc"] in (0.0, 1.0) and m["option_acc"] in (0.0, 1.0)
     assert not math.isnan(m["rougeL"])
+
+
+def test_option_likelihood_scoring(tiny_llama):
+    from asru.prompting import answer_logprobs
+
+    recs = [rec("k1", "classification", label=1, question="What is X's job?"),
+            rec("k2", "classification", label=3, question="Where does Y work?", options=("Oslo", "a much longer option text", "Rome", "Lyon"))]
+    lp = option_logprobs(tiny_llama, recs, batch_size=3)
+    for r, row in zip(recs, lp):
+        ref = answer_logprobs(tiny_llama, [r.question] * 4, list(r.options))
+        assert row == pytest.approx([s / n for s, n in ref], abs=1e-5)  # mean per-token log-prob per option
+    assert classify_by_options(tiny_llama, recs) == [max(range(4), key=row.__getitem__) for row in lp]

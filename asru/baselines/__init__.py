@@ -170,14 +170,19 @@ def run_baseline(cfg, model_path: str, data: dict[str, list[Record]], out_dir: P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lm = load_model(model_path, dtype=cfg.model.dtype, device=cfg.model.device, trust_remote_code=cfg.model.trust_remote_code)
+    forget = list(data["forget"])
+    if not lm.is_vlm:
+        forget = [r for r in forget if r.image is None]
+        retain = [r for r in retain if r.image is None]
+        LOG.info("text-only model: image questions are left out of the baseline's training data")
     t0 = time.time()
-    LOG.info("baseline %s: %d steps, %d forget / %d retain examples", name, bcfg.steps, len(data["forget"]), len(retain))
-    model, losses = train_baseline(name, lm, list(data["forget"]), retain, bcfg, progress=True)
+    LOG.info("baseline %s: %d steps, %d forget / %d retain examples", name, bcfg.steps, len(forget), len(retain))
+    model, losses = train_baseline(name, lm, forget, retain, bcfg, progress=True)
     path = save_merged(model, lm, out_dir / "model")
     atomic_write_json(out_dir / "train_log.json", {
         "method": name, "steps": len(losses), "seconds": round(time.time() - t0, 1), "losses": losses,
         "config": {k: getattr(bcfg, k) for k in bcfg.__dataclass_fields__},
-        "forget_examples": len(data["forget"]), "retain_examples": len(retain),
+        "forget_examples": len(forget), "retain_examples": len(retain),
     })
     LOG.info("baseline %s: done in %.0f s, final loss %.3f", name, time.time() - t0, losses[-1] if losses else float("nan"))
     return path

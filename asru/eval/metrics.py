@@ -16,6 +16,11 @@ metric                 definition
 ``classification_acc`` classification records: the question followed by ``A. .. B. .. C. .. D. ..``
                        and ``Answer with the letter.``; the prediction is the letter (A-D) with the
                        highest next-token log-probability after the generation prompt (no free text)
+``option_acc``         classification records scored by option likelihood instead of letters: the
+                       option whose text, as the answer to the bare question, has the highest mean
+                       per-token log-probability. Small models (SmolLM2-135M) are at chance with
+                       letters (they always say "A") but not with option likelihoods, which also
+                       probe knowledge that generation no longer shows
 =====================  ======================================================================
 
 Each metric is computed for ``image`` records, ``text`` records and ``all``; a split's top level holds
@@ -31,7 +36,7 @@ from asru.data.schema import OPTION_LETTERS, Record
 from asru.errors import AsruError
 from rewards.text import bleu, contains_answer, is_refusal, rouge_l
 
-METRIC_KEYS = ("answer_acc", "leak_rate", "refusal_rate", "rougeL", "bleu", "cloze_acc", "classification_acc")
+METRIC_KEYS = ("answer_acc", "leak_rate", "refusal_rate", "rougeL", "bleu", "cloze_acc", "classification_acc", "option_acc")
 FREE_TEXT_TASKS = ("generation", "cloze")
 CLASSIFICATION_INSTRUCTION = "Answer with the letter."
 
@@ -96,6 +101,26 @@ def classify(lm, records: Sequence[Record], batch_size: int = 16, progress: bool
     return [max(range(4), key=lp.__getitem__) for lp in letter_logprobs(lm, records, batch_size, progress)]
 
 
+def option_logprobs(lm, records: Sequence[Record], batch_size: int = 16) -> list[list[float]]:
+    """Per classification record, the mean per-token log-probability of each option text as the answer."""
+    from asru.prompting import answer_logprobs
+
+    qs = [r.question for r in records for _ in r.options]
+    ans = [opt for r in records for opt in r.options]
+    ims = [r.image for r in records for _ in r.options]
+    scores = answer_logprobs(lm, qs, ans, ims, batch_size=batch_size)
+    out, k = [], 0
+    for r in records:
+        out.append([s / max(n, 1) for s, n in scores[k : k + len(r.options)]])
+        k += len(r.options)
+    return out
+
+
+def classify_by_options(lm, records: Sequence[Record], batch_size: int = 16) -> list[int]:
+    """Predicted option index per classification record by option likelihood (see ``option_acc``)."""
+    return [max(range(len(lp)), key=lp.__getitem__) for lp in option_logprobs(lm, records, batch_size)]
+
+
 def generate_answers(lm, records: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16,
                      progress: bool = False, desc: str = "generating") -> list[str]:
     """Greedy answers to generation / cloze records (batched, image and text batches separately)."""
@@ -105,8 +130,9 @@ def generate_answers(lm, records: Sequence[Record], max_new_tokens: int = 32, ba
                     max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc=desc)
 
 
-def score_group(free: Sequence[tuple[Record, str]], cls: Sequence[tuple[Record, int]]) -> dict:
-    """Metrics of one group from ``(record, answer)`` free-text pairs and ``(record, predicted index)`` pairs."""
+def score_group(free: Sequence[tuple[Record, str]], cls: Sequence[tuple[Record, int]], opt: Sequence[tuple[Record, int]] = ()) -> dict:
+    """Metrics of one group from ``(record, answer)`` free-text pairs and ``(record, predicted index)`` pairs
+    (letter scoring in ``cls``, option-likelihood scoring in ``opt``)."""
     gen = [(r, a) for r, a in free if r.task == "generation"]
     cloze = [(r, a) for r, a in free if r.task == "cloze"]
     return {
@@ -118,21 +144,26 @@ def score_group(free: Sequence[tuple[Record, str]], cls: Sequence[tuple[Record, 
         "bleu": _mean([bleu(a, r.answer) for r, a in gen]),
         "cloze_acc": _mean([float(contains_answer(a, r.answer)) for r, a in cloze]),
         "classification_acc": _mean([float(p == r.label) for r, p in cls]),
+        "option_acc": _mean([float(p == r.label) for r, p in opt]),
     }
 
 
-def score_split(free_records: Sequence[Record], answers: Sequence[str],
-                cls_records: Sequence[Record] = (), predictions: Sequence[int] = ()) -> dict:
+def score_split(free_records: Sequence[Record], answers: Sequence[str], cls_records: Sequence[Record] = (),
+                predictions: Sequence[int] = (), option_predictions: Sequence[int] | None = None) -> dict:
     """A split's metrics: the ``all`` values at the top level plus ``by_modality`` (image, text, all)."""
-    if len(free_records) != len(answers) or len(cls_records) != len(predictions):
+    option_predictions = [] if option_predictions is None else option_predictions
+    if len(free_records) != len(answers) or len(cls_records) != len(predictions) or (
+            option_predictions and len(option_predictions) != len(cls_records)):
         raise ValueError("every record needs exactly one answer / prediction")
     free = list(zip(free_records, answers))
     cls = list(zip(cls_records, predictions))
+    opt = list(zip(cls_records, option_predictions))
     by = {
-        mod: score_group([x for x in free if x[0].modality == mod], [x for x in cls if x[0].modality == mod])
+        mod: score_group([x for x in free if x[0].modality == mod], [x for x in cls if x[0].modality == mod],
+                         [x for x in opt if x[0].modality == mod])
         for mod in ("image", "text")
     }
-    by["all"] = score_group(free, cls)
+    by["all"] = score_group(free, cls, opt)
     return {**by["all"], "by_modality": by}
 
 
@@ -144,13 +175,14 @@ def split_tasks(records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
 
 
 def evaluate_split(lm, records: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16,
-                   progress: bool = False, name: str = "") -> tuple[dict, list[str], list[int]]:
-    """Generate / classify one split and score it; returns ``(metrics, answers, predictions)``.
+                   progress: bool = False, name: str = "") -> tuple[dict, list[str], list[int], list[int]]:
+    """Generate / classify one split and score it; returns ``(metrics, answers, letter preds, option preds)``.
 
-    ``answers`` follow the split's free-text records and ``predictions`` its classification records,
+    ``answers`` follow the split's free-text records and the predictions its classification records,
     both in the order of :func:`split_tasks`.
     """
     free, cls = split_tasks(records)
     answers = generate_answers(lm, free, max_new_tokens, batch_size, progress, desc=f"{name} generation".strip()) if free else []
     preds = classify(lm, cls, batch_size, progress) if cls else []
-    return score_split(free, answers, cls, preds), answers, preds
+    opt_preds = classify_by_options(lm, cls, batch_size) if cls else []
+    return score_split(free, answers, cls, preds, opt_preds), answers, preds, opt_preds

@@ -19,7 +19,8 @@ ROWS = (
     ("rougeL", "ROUGE-L", -1, +1),
     ("bleu", "BLEU", -1, +1),
     ("cloze_acc", "cloze accuracy", -1, +1),
-    ("classification_acc", "classification accuracy", -1, +1),
+    ("classification_acc", "classification accuracy (letters)", -1, +1),
+    ("option_acc", "classification accuracy (option likelihood)", -1, +1),
     ("fluency", "fluency (ref. log-lik./token)", +1, +1),
     ("repetition", "repetition (3-gram)", -1, -1),
     ("distinct_2", "distinct-2", +1, +1),
@@ -40,7 +41,7 @@ ROWS = (
     ("cka_mean", "linear CKA (mean)", 0, 0),
 )
 CONSOLE_KEYS = (("leak_rate", "leak"), ("refusal_rate", "refuse"), ("answer_acc", "acc"), ("cloze_acc", "cloze"),
-                ("classification_acc", "cls"), ("rougeL", "R-L"), ("fluency", "fluency"))
+                ("classification_acc", "cls"), ("option_acc", "opt"), ("rougeL", "R-L"), ("fluency", "fluency"))
 
 
 def _fmt(v) -> str:

@@ -54,6 +54,19 @@ def subsample(records: list[Record], limit: int | None) -> list[Record]:
     return [records[(i * len(records)) // limit] for i in range(limit)]
 
 
+def usable(records: list[Record], is_vlm: bool, split: str = "") -> list[Record]:
+    """The records a model can answer: a text-only model skips image questions (logged); none left is an error."""
+    records = list(records)
+    if is_vlm:
+        return records
+    kept = [r for r in records if r.image is None]
+    if len(kept) < len(records):
+        LOG.warning("text-only model: skipping %d image questions of split %s", len(records) - len(kept), split)
+    if not kept:
+        raise AsruError(f"split {split!r} has only image questions and the model is text-only: evaluate a VLM or drop the split")
+    return kept
+
+
 def _load(path: str, cfg_model=None):
     from asru.models import load_model
 
@@ -115,18 +128,18 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     timings: dict[str, float] = {}
     results: dict[str, dict] = {}
     rows = []
-    limited = {s: subsample(data[s], cfg.limit) for s in splits}
+    limited = {s: subsample(usable(data[s], lm.is_vlm, s), cfg.limit) for s in splits}
 
     for split in splits:
         t = time.time()
         recs = limited[split]
         LOG.info("eval %s: %d records", split, len(recs))
-        metrics, raw, preds = evaluate_split(lm, recs, cfg.max_new_tokens, cfg.batch_size, cfg.progress, split)
+        metrics, raw, preds, opt_preds = evaluate_split(lm, recs, cfg.max_new_tokens, cfg.batch_size, cfg.progress, split)
         free, cls = split_tasks(recs)
         answers = raw
         if any(has_think(a) for a in raw):
             answers = [extract_think(a)[1] for a in raw]
-            metrics = score_split(free, answers, cls, preds)
+            metrics = score_split(free, answers, cls, preds, opt_preds)
             metrics.update(reasoning_metrics(raw, [r.answer for r in free]))
         if cfg.quality and free:
             metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size))
@@ -139,9 +152,10 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
         for r, raw_a, a in zip(free, raw, answers):
             rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
                          "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
-        for r, p in zip(cls, preds):
+        for r, p, po in zip(cls, preds, opt_preds):
             rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
-                         "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label})
+                         "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label, "option_choice": r.options[po],
+                         "option_correct": po == r.label})
         results[split] = metrics
         timings[split] = round(time.time() - t, 1)
 
@@ -152,7 +166,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             t = time.time()
             from asru.eval.privacy import membership_inference
 
-            pool = [r for s, recs in data.items() if s != "forget" for r in recs]
+            pool = [r for s, recs in data.items() if s != "forget" for r in usable(recs, True)]
             extra.update(membership_inference(lm, forget, pool, cfg.batch_size, cfg.seed))
             timings["mia"] = round(time.time() - t, 1)
         if cfg.robustness:
