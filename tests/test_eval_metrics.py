@@ -10,10 +10,10 @@ from asru.eval.metrics import (
     classification_prompt,
     classify,
     classify_by_options,
-    option_logprobs,
     evaluate_split,
     letter_logprobs,
     letter_token_ids,
+    option_logprobs,
     score_split,
 )
 
