@@ -166,7 +166,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             t = time.time()
             from asru.eval.privacy import membership_inference
 
-            pool = [r for s, recs in data.items() if s != "forget" for r in usable(recs, True)]
+            pool = [r for s, recs in data.items() if s != "forget" for r in recs]
             extra.update(membership_inference(lm, forget, pool, cfg.batch_size, cfg.seed))
             timings["mia"] = round(time.time() - t, 1)
         if cfg.robustness:
