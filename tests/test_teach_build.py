@@ -1,0 +1,258 @@
+"""Teaching the demo VLM: loss goes down, fingerprint caching, overwrite rules, data sampling (tiny LLaVA)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from asru.config import TeachConfig
+from asru.errors import AsruError
+
+FEW_GENERAL = ("What is the capital of Canada?", "How many days are in a week?", "Name a primary color.")
+
+
+@pytest.fixture()
+def toy_data(tmp_path_factory):
+    """A 2-person synthetic benchmark with 32 px portraits (the tiny LLaVA's input size)."""
+    from asru.data.synthetic import generate_benchmark
+
+    d = tmp_path_factory.mktemp("toy") / "data"
+    generate_benchmark(d, people=2, forget_ratio=0.5, seed=0, image_size=32)
+    return d
+
+
+@pytest.fixture()
+def teach_env(monkeypatch, tmp_path):
+    """Isolated cache and a short general-QA list so base answers are quick."""
+    from asru.data import teach
+
+    monkeypatch.setenv("ASRU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(teach, "GENERAL_QUESTIONS", FEW_GENERAL)
+    return teach
+
+
+def small_cfg(**kw) -> TeachConfig:
+    base = dict(steps=2, batch_size=4, lr=1e-2, vision_lr=1e-2, lora_r=4, image_size=32, eval_max_new_tokens=3)
+    base.update(kw)
+    return TeachConfig(**base)
+
+
+def test_a_few_steps_reduce_the_answer_loss(tiny_llava, toy_data, teach_env):
+    import torch
+
+    from asru.data.loaders import load_benchmark
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    cfg = small_cfg(steps=16, batch_size=8, lr=5e-2, vision_lr=1e-2, lora_r=8, general_ratio=0.0, augment=0.0)
+    sampler = teach_env.ExampleSampler(recs, [], cfg, toy_data)
+    fixed = [(r.question, r.answer, r.image) for r in recs[:6]] + [(r.question, r.answer, r.image) for r in recs[-6:]]
+    assert any(f[2] is not None for f in fixed) and any(f[2] is None for f in fixed)
+    with torch.no_grad():
+        before, n, _ = teach_env.answer_loss(tiny_llava, fixed)
+    stats = teach_env.train(tiny_llava, sampler, cfg, progress=False)
+    with torch.no_grad():
+        after, n2, _ = teach_env.answer_loss(tiny_llava, fixed)
+    assert n == n2 == 12
+    # a random 151k-vocabulary tiny model starts at ~ln(V) = 11.9 nats per token; LoRA + vision steps pull it down
+    assert float(before) / n > 11.5
+    assert float(after) / n < float(before) / n - 0.3
+    assert stats["steps"] == 16 and len(stats["loss_curve"]) == 16 and stats["tokens"] > 0
+    assert stats["tokens_per_s"] > 0
+
+
+def test_answer_loss_matches_prompting_logprobs(tiny_llava, toy_data):
+    """Per-example mean NLL from the answer-only loss equals answer_logprobs' sum / count."""
+    import torch
+
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import answer_loss
+    from asru.prompting import answer_logprobs
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"][:3]
+    batch = [(r.question, r.answer, r.image) for r in recs]
+    with torch.no_grad():
+        loss, n, _ = answer_loss(tiny_llava, batch)
+    lp = answer_logprobs(tiny_llava, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch])
+    expected = sum(-s / c for s, c in lp)
+    assert n == 3
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+
+
+def test_build_caches_by_fingerprint(tiny_llava_path, toy_data, teach_env, tmp_path, monkeypatch):
+    from asru.models import load_model
+
+    out = tmp_path / "demo"
+    cfg = small_cfg()
+    path = teach_env.build_demo_model(toy_data, cfg, out, base_model=str(tiny_llava_path), progress=False)
+    assert path == out
+    report = json.loads((out / "teach_report.json").read_text())
+    assert report["fingerprint"] == teach_env.fingerprint(toy_data, cfg, str(tiny_llava_path))
+    assert set(report["accuracy"]) == {"forget", "retain", "test", "real"}
+    assert report["accuracy"]["forget"]["n_image"] == 6 and report["accuracy"]["forget"]["n_text"] == 5
+    assert report["accuracy"]["test"]["n_text"] == 0 and report["accuracy"]["test"]["text"] is None
+    from asru.data.synthetic import REAL_ITEMS
+
+    assert report["accuracy"]["real"]["n_text"] == len(REAL_ITEMS)
+    assert report["train"]["steps"] == 2 and report["peak_rss_gib"] > 0
+    assert 0.0 <= report["base_accuracy"]["real"]["text"] <= 1.0
+    assert not list(tmp_path.glob(".demo.tmp-*"))
+    lm = load_model(str(out))
+    assert lm.is_vlm and not hasattr(lm.model, "peft_config")
+
+    mtime = (out / "model.safetensors").stat().st_mtime_ns
+
+    def no_training(*a, **k):
+        raise AssertionError("a cached build must not train again")
+
+    monkeypatch.setattr(teach_env, "train", no_training)
+    assert teach_env.build_demo_model(toy_data, cfg, out, base_model=str(tiny_llava_path)) == out
+    assert (out / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_other_settings_need_overwrite(tiny_llava_path, toy_data, teach_env, tmp_path):
+    out = tmp_path / "demo"
+    teach_env.build_demo_model(toy_data, small_cfg(), out, base_model=str(tiny_llava_path), progress=False)
+    first = json.loads((out / "teach_report.json").read_text())["fingerprint"]
+    with pytest.raises(AsruError, match="--overwrite"):
+        teach_env.build_demo_model(toy_data, small_cfg(steps=3), out, base_model=str(tiny_llava_path))
+    teach_env.build_demo_model(toy_data, small_cfg(steps=3), out, overwrite=True, base_model=str(tiny_llava_path),
+                               progress=False)
+    report = json.loads((out / "teach_report.json").read_text())
+    assert report["fingerprint"] != first and report["train"]["steps"] == 3
+    assert not list(tmp_path.glob(".demo.*"))
+
+
+def test_unfinished_or_foreign_output_is_refused(toy_data, teach_env, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(AsruError, match="--overwrite"):
+        teach_env.build_demo_model(toy_data, small_cfg(), foreign)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(AsruError, match="not a directory"):
+        teach_env.build_demo_model(toy_data, small_cfg(), afile)
+    with pytest.raises(AsruError, match="does not exist"):
+        teach_env.build_demo_model(tmp_path / "nowhere", small_cfg(), tmp_path / "x")
+
+
+def test_failed_build_leaves_no_temp_dir(tiny_llava_path, toy_data, teach_env, tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(teach_env, "train", boom)
+    with pytest.raises(RuntimeError):
+        teach_env.build_demo_model(toy_data, small_cfg(), tmp_path / "demo", base_model=str(tiny_llava_path))
+    assert not (tmp_path / "demo").exists()
+    assert not list(tmp_path.glob(".demo.*"))
+
+
+def test_fingerprint_follows_data_and_config(toy_data, tmp_path):
+    from asru.data.synthetic import generate_benchmark
+    from asru.data.teach import fingerprint
+
+    a = fingerprint(toy_data, TeachConfig())
+    assert a == fingerprint(toy_data, TeachConfig())
+    assert a != fingerprint(toy_data, TeachConfig(steps=7))
+    assert a != fingerprint(toy_data, TeachConfig(), base_model=str(tmp_path))
+    same = tmp_path / "same"
+    generate_benchmark(same, people=2, forget_ratio=0.5, seed=0, image_size=32)
+    assert fingerprint(same, TeachConfig()) == a  # location-independent: identical benchmark
+    other = tmp_path / "other"
+    generate_benchmark(other, people=2, forget_ratio=0.5, seed=1, image_size=32)
+    assert fingerprint(other, TeachConfig()) != a
+
+
+def test_sampler_mixes_general_qa_and_augments_images(toy_data):
+    from PIL import Image
+
+    from asru.data.loaders import load_benchmark
+    from asru.data.portraits import render_portrait
+    from asru.data.synthetic import read_profiles
+    from asru.data.teach import ExampleSampler
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    general = [("What is 2 plus 3?", "5"), ("Name a primary color.", "Red.")]
+    cfg = TeachConfig(batch_size=8, general_ratio=0.25, augment=1.0)
+    s = ExampleSampler(recs, general, cfg, toy_data)
+    assert (s.n_teach, s.n_general) == (6, 2)
+    seen_q = set()
+    for _ in range(60):
+        batch = s.batch()
+        assert len(batch) == 8
+        assert sum(1 for q, a, im in batch if (q, a) in general) == 2
+        for q, a, im in batch:
+            seen_q.add(q)
+            if im is not None:
+                assert isinstance(im, Image.Image) and im.size == (32, 32)
+    assert {r.question for r in recs} <= seen_q  # every teach record is drawn (epoch shuffling)
+    # augmented images are fresh renders, never the test split's renders
+    prof = read_profiles(toy_data)
+    p0 = prof["people"][0]
+    test_pixels = {Image.open(toy_data / f).convert("RGB").tobytes() for f in p0["images"]["test"]}
+    s2 = ExampleSampler(recs, [], cfg, toy_data)
+    renders = [s2.image(None, p0["name"]).tobytes() for _ in range(5)]
+    assert len(set(renders)) == 5 and not set(renders) & test_pixels
+    assert s2.test_seeds and len(s2.styles) == 2
+    assert render_portrait(p0["style"], 0, 32, jitter=False).size == (32, 32)
+
+
+def test_sampler_without_profiles_jitters_the_file(toy_data, tmp_path):
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import ExampleSampler, jitter_image
+    from asru.prompting import load_image
+
+    recs = [r for r in load_benchmark(toy_data, ["forget"])["forget"] if r.image]
+    s = ExampleSampler(recs, [], TeachConfig(batch_size=4, general_ratio=0.0, augment=1.0), tmp_path)
+    assert s.styles == {}
+    img = s.image(recs[0].image, recs[0].person)
+    orig = load_image(recs[0].image)
+    assert img.size == orig.size and img.tobytes() != orig.tobytes()
+    j = jitter_image(orig, random.Random(1))
+    assert j.size == orig.size and j.tobytes() == jitter_image(orig, random.Random(1)).tobytes()
+    s0 = ExampleSampler(recs, [], TeachConfig(batch_size=4, general_ratio=0.0, augment=0.0), tmp_path)
+    assert s0.image(recs[0].image, recs[0].person).tobytes() == orig.tobytes()
+
+
+def test_batch_too_small_for_general_ratio(toy_data):
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import ExampleSampler
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    with pytest.raises(AsruError, match="batch"):
+        ExampleSampler(recs, [("q", "a")], TeachConfig(batch_size=1, general_ratio=0.9), toy_data)
+
+
+def test_general_questions_are_not_real_split_questions():
+    from asru.data.synthetic import REAL_ITEMS
+    from asru.data.teach import GENERAL_QUESTIONS
+    from rewards.text import normalize
+
+    real = {normalize(q) for q, *_ in REAL_ITEMS} | {normalize(c) for *_, c in REAL_ITEMS}
+    general = [normalize(q) for q in GENERAL_QUESTIONS]
+    assert len(set(general)) == len(general) >= 40
+    assert not real & set(general)
+
+
+def test_trim_answer_and_targets():
+    from asru.data.teach import _trim_answer, meets_targets
+
+    assert _trim_answer("Paris is the capital. It is also a big") == "Paris is the capital."
+    assert _trim_answer("Blue") == "Blue"
+    assert _trim_answer("Dr. Who is a show. It is old") == "Dr. Who is a show."
+    assert _trim_answer("10 - 4 = 6\n\nThis is simple") == "10 - 4 = 6"
+    assert _trim_answer("  ") == ""
+    good = {"forget": {"image": 0.9, "text": 0.8}, "retain": {"image": 0.85, "text": 0.95}, "test": {"image": 0.1}}
+    assert meets_targets(good)
+    assert not meets_targets({**good, "retain": {"image": 0.79, "text": 0.95}})
+
+
+@pytest.mark.parametrize("bad", [dict(augment=1.5), dict(image_size=40), dict(eval_max_new_tokens=0), dict(lr=0.0),
+                                 dict(general_ratio=1.0), dict(steps=0)])
+def test_teach_config_validation(bad):
+    with pytest.raises(AsruError, match="teach\\."):
+        TeachConfig(**bad)
