@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
@@ -35,7 +34,7 @@ def teach_env(monkeypatch, tmp_path):
 
 
 def small_cfg(**kw) -> TeachConfig:
-    base = dict(steps=2, batch_size=4, lr=1e-2, vision_lr=1e-2, lora_r=4, image_size=32, eval_max_new_tokens=3)
+    base = {"steps": 2, "batch_size": 4, "lr": 1e-2, "vision_lr": 1e-2, "lora_r": 4, "image_size": 32, "eval_max_new_tokens": 3}
     base.update(kw)
     return TeachConfig(**base)
 
@@ -251,8 +250,8 @@ def test_trim_answer_and_targets():
     assert not meets_targets({**good, "retain": {"image": 0.79, "text": 0.95}})
 
 
-@pytest.mark.parametrize("bad", [dict(augment=1.5), dict(image_size=40), dict(eval_max_new_tokens=0), dict(lr=0.0),
-                                 dict(general_ratio=1.0), dict(steps=0)])
+@pytest.mark.parametrize("bad", [{"augment": 1.5}, {"image_size": 40}, {"eval_max_new_tokens": 0}, {"lr": 0.0},
+                                 {"general_ratio": 1.0}, {"steps": 0}])
 def test_teach_config_validation(bad):
     with pytest.raises(AsruError, match="teach\\."):
         TeachConfig(**bad)

@@ -21,7 +21,7 @@ LOG = logging.getLogger("asru.data.demo_model")
 
 IMAGE_TOKEN = "<image>"
 PATCH_SIZE = 16
-VISION = dict(hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=3)
+VISION = {"hidden_size": 192, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 3}
 
 
 def vision_config(image_size: int) -> dict:
