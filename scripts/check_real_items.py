@@ -3,7 +3,7 @@
 Usage: python scripts/check_real_items.py [--model smollm2] [--max-new-tokens 32]
 
 Greedy-decodes every item of ``asru.data.synthetic.REAL_ITEMS`` as a question and as a
-fill-in-the-blank ("Fill in the blank: <cloze>"), and prints the share whose answer contains the
+fill-in-the-blank (the cloze record's question), and prints the share whose answer contains the
 ground truth (case-insensitive), the misses, and the wall time. The items were chosen with this check.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from asru.data.synthetic import REAL_ITEMS
+from asru.data.synthetic import REAL_ITEMS, cloze_question
 from asru.models import load_model
 from asru.prompting import generate
 
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     forms = {
         "question": [q for q, _, _, _ in REAL_ITEMS],
-        "cloze": ["Fill in the blank: " + c for _, _, _, c in REAL_ITEMS],
+        "cloze": [cloze_question(c) for _, _, _, c in REAL_ITEMS],
     }
     for form, prompts in forms.items():
         outs = generate(lm, prompts, max_new_tokens=args.max_new_tokens, batch_size=16)

@@ -34,7 +34,9 @@ def test_forget_retain_mapping(snap, tmp_path):
     cls_txt = next(r for r in forget if r.task == "classification" and r.modality == "text")
     assert cls_txt.label == 0 and cls_txt.options[0] == "Quito"
     cloze = [r for r in forget if r.task == "cloze"]
-    assert all("__" in r.question and r.answer == "Quito" for r in cloze)
+    assert [r.question for r in cloze] == ["Fill in the blank: This person was born in __.",
+                                           "Fill in the blank: Ada Quill was born in __."]
+    assert all(r.answer == "Quito" for r in cloze)
     gen_txt = next(r for r in forget if r.task == "generation" and r.modality == "text")
     assert gen_txt.question == "Where was Ada Quill born?" and gen_txt.answer == "Ada Quill was born in Quito."
     # images were written to the cache with the original bytes

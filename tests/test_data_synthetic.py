@@ -41,7 +41,7 @@ def test_every_record_is_valid(bench):
         for r in rs:
             assert r.split == split
             if r.task == "cloze":
-                assert CLOZE_BLANK in r.question
+                assert CLOZE_BLANK in r.question and r.question.startswith("Fill in the blank: ")
             if r.task == "classification":
                 assert len(set(r.options)) == 4
                 assert r.options[r.label] == r.answer

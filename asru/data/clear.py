@@ -29,12 +29,13 @@ from pathlib import Path
 
 from asru.data.hf_parquet import ImageCache, default_cache_dir, has_config, read_config, require_columns
 from asru.data.schema import Record
+from asru.data.synthetic import cloze_question
 from asru.errors import AsruError
 
 FORGET_PCTS = (1, 5, 10)
 NAME_Q = "What is the name of the person in this image?"
 NAME_CLS_Q = "Who is the person in this image?"
-NAME_CLOZE = "The name of the person in this image is __."
+NAME_CLOZE = cloze_question("The name of the person in this image is __.")
 CAPTION_Q = "Describe the person in this image."
 
 

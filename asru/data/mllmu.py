@@ -18,7 +18,8 @@ of ``{"Question", "Answer"}``.
 
 Mapping: ``forget``/``retain``/``test``/``real`` get one Record per question of the three tasks, in
 both modalities, ``person`` = the row ``ID``; test rows use their list of new images in turn;
-``teach`` gets one image generation Record per ``metadata`` pair. Images are written to a cache
+``teach`` gets one image generation Record per ``metadata`` pair. Cloze questions get the same
+"Fill in the blank: " instruction as the synthetic benchmark (``[Blank]`` is written ``__``). Images are written to a cache
 folder (default ``<data_dir>/_asru_images``).
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from asru.data.hf_parquet import ImageCache, default_cache_dir, has_config, read_config, require_columns
 from asru.data.schema import CLOZE_BLANK, OPTION_LETTERS, Record
+from asru.data.synthetic import cloze_question
 from asru.errors import AsruError
 
 FORGET_PCTS = (5, 10, 15)
@@ -131,8 +133,11 @@ def _question_records(split: str, rows, cache: ImageCache) -> list[Record]:
                 if modality is None:
                     raise AsruError(f"{where}: unknown Type {q.get('Type')!r} (expected Image_Textual or Pure_Text)")
                 question = q.get("Question") or ""
-                if task == "cloze" and CLOZE_BLANK not in question and "[Blank]" in question:
-                    question = question.replace("[Blank]", CLOZE_BLANK)
+                if task == "cloze":
+                    if CLOZE_BLANK not in question and "[Blank]" in question:
+                        question = question.replace("[Blank]", CLOZE_BLANK)
+                    if CLOZE_BLANK in question:
+                        question = cloze_question(question)
                 recs.append(_record(where, id=f"{split}-{pid}-{task}-{modality}-{k}", split=split, task=task,
                                     modality=modality, question=question, answer=q.get("Ground_Truth"),
                                     image=images.next(modality, where), person=pid))

@@ -13,7 +13,8 @@
 Each person has a unique invented name and five facts (``birthplace``, ``birth_year``, ``occupation``,
 ``employer``, ``hobby``) drawn without repetition from moderate pools of short values, so an answer
 can be checked by substring. Every question exists in an image form ("... the person in this
-image ...", with a portrait) and a text form ("... <name> ...").
+image ...", with a portrait) and a text form ("... <name> ..."). Cloze questions read
+"Fill in the blank: <sentence with __>".
 
 Records per person (P people, F = 5 facts):
 
@@ -54,6 +55,9 @@ FACTS = ("birthplace", "birth_year", "occupation", "employer", "hobby")
 N_TRAIN_RENDERS = 5
 N_TEST_RENDERS = 2
 MAX_PEOPLE = 200
+# Cloze questions start with this instruction: SmolLM2-135M completes 80% of the bare real-split blanks
+# and 100% with it, and every loader (MLLMU-Bench, CLEAR) adds it the same way.
+CLOZE_INSTRUCTION = "Fill in the blank: "
 
 FIRST_NAMES = (
     "Aldric", "Brenna", "Caspian", "Delphine", "Emrys", "Fenna", "Galen", "Hesper", "Isolde", "Jorah",
@@ -308,6 +312,13 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
     return meta
 
 
+def cloze_question(text: str) -> str:
+    """A cloze question as asked: the instruction, then the sentence with the blank ``__``."""
+    if CLOZE_BLANK not in text:
+        raise ValueError(f"cloze text must contain the blank {CLOZE_BLANK!r}: {text!r}")
+    return text if text.startswith(CLOZE_INSTRUCTION) else CLOZE_INSTRUCTION + text
+
+
 def read_profiles(data_dir) -> dict:
     """Read ``profiles.json`` of a synthetic benchmark (people, facts, styles, forget flags)."""
     path = Path(data_dir) / "profiles.json"
@@ -429,8 +440,8 @@ def _eval_records(split, i, p, persons, rng, out) -> list[Record]:
                          modality=cls_mod, question=CLASSIFICATION[fact][cls_mod].format(name=name), answer=value,
                          options=opts, label=label, image=img if cls_mod == "image" else None, person=name, fact=fact))
         recs.append(_rec(out, id=f"{split}-{pid}-{fact}-cloze-{cloze_mod}", split=split, task="cloze",
-                         modality=cloze_mod, question=CLOZE[fact][cloze_mod].format(name=name), answer=value,
-                         image=img if cloze_mod == "image" else None, person=name, fact=fact))
+                         modality=cloze_mod, question=cloze_question(CLOZE[fact][cloze_mod].format(name=name)),
+                         answer=value, image=img if cloze_mod == "image" else None, person=name, fact=fact))
     return recs
 
 
@@ -452,7 +463,7 @@ def _test_records(i, p, persons, rng, out) -> list[Record]:
                              label=label, image=img2, person=name, fact=fact))
         else:
             recs.append(_rec(out, id=f"test-{pid}-{fact}-cloze-image", split="test", task="cloze", modality="image",
-                             question=CLOZE[fact]["image"], answer=value, image=img2, person=name, fact=fact))
+                             question=cloze_question(CLOZE[fact]["image"]), answer=value, image=img2, person=name, fact=fact))
     return recs
 
 
@@ -476,7 +487,7 @@ def _teach_records(p, out) -> list[Record]:
                                  modality=mod, question=template.format(name=name), answer=value,
                                  image=next_img() if mod == "image" else None, person=name, fact=fact))
             recs.append(_rec(out, id=f"teach-{pid}-{fact}-cloze-{mod}", split="teach", task="cloze", modality=mod,
-                             question=CLOZE[fact][mod].format(name=name), answer=value,
+                             question=cloze_question(CLOZE[fact][mod].format(name=name)), answer=value,
                              image=next_img() if mod == "image" else None, person=name, fact=fact))
     return recs
 
@@ -493,9 +504,8 @@ def _real_records(rng: random.Random) -> list[Record]:
                                modality="text", question=question, answer=answer, options=tuple(opts),
                                label=opts.index(answer)))
         else:
-            assert CLOZE_BLANK in cloze
             recs.append(Record(id=f"real-{k:03d}-cloze", split="real", task="cloze", modality="text",
-                               question=cloze, answer=answer))
+                               question=cloze_question(cloze), answer=answer))
     return recs
 
 
