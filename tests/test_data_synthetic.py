@@ -99,6 +99,17 @@ def test_test_split_uses_new_renders_only(bench):
     digest = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
     assert {digest(p) for p in test_imgs}.isdisjoint({digest(p) for p in teach_imgs})
     assert len(test_imgs) == 40  # 2 renders per person
+    # profiles.json records the variant seeds, so teaching can re-render without hitting a test render
+    from asru.data.portraits import render_portrait
+
+    out = Path(next(iter(test_imgs))).parent.parent
+    p = read_profiles(out)["people"][0]
+    assert set(p["render_seeds"]["train"]).isdisjoint(p["render_seeds"]["test"])
+    again = render_portrait(p["style"], p["render_seeds"]["test"][0], 64)
+    from PIL import Image
+
+    with Image.open(out / p["images"]["test"][0]) as im:
+        assert im.convert("RGB").tobytes() == again.tobytes()
 
 
 def test_teach_covers_eval_phrasing_paraphrases_and_several_renders(bench):

@@ -8,7 +8,8 @@
 - ``test.jsonl``: image questions about all people, on the new renders;
 - ``real.jsonl``: general-knowledge questions a small instruct LLM already answers (collateral damage);
 - ``teach.jsonl``: the records the demo ("vanilla") model is taught from (never evaluated);
-- ``profiles.json`` (people, facts, portrait styles, who is forgotten) and ``meta.json``.
+- ``profiles.json`` (people, facts, portrait styles, image files and render seeds, who is forgotten)
+  and ``meta.json``.
 
 Each person has a unique invented name and five facts (``birthplace``, ``birth_year``, ``occupation``,
 ``employer``, ``hobby``) drawn without repetition from moderate pools of short values, so an answer
@@ -260,17 +261,16 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
         pid = p["id"]
         files = {"base": f"images/{pid}_base.png"}
         _save_png(out / files["base"], render_portrait(p["style"], 0, image_size, jitter=False))
-        files["train"] = []
-        for k in range(1, N_TRAIN_RENDERS + 1):
-            rel = f"images/{pid}_train{k}.png"
-            _save_png(out / rel, render_portrait(p["style"], derive_seed("train", seed, i, k), image_size))
-            files["train"].append(rel)
-        files["test"] = []
-        for k in range(1, N_TEST_RENDERS + 1):
-            rel = f"images/{pid}_test{k}.png"
-            _save_png(out / rel, render_portrait(p["style"], derive_seed("test", seed, i, k), image_size))
-            files["test"].append(rel)
+        seeds = {kind: [derive_seed(kind, seed, i, k) for k in range(1, n + 1)]
+                 for kind, n in (("train", N_TRAIN_RENDERS), ("test", N_TEST_RENDERS))}
+        for kind, kind_seeds in seeds.items():
+            files[kind] = []
+            for k, variant in enumerate(kind_seeds, 1):
+                rel = f"images/{pid}_{kind}{k}.png"
+                _save_png(out / rel, render_portrait(p["style"], variant, image_size))
+                files[kind].append(rel)
         p["images"] = files
+        p["render_seeds"] = seeds  # variant seeds of the jittered renders (teaching must avoid the test ones)
 
     splits: dict[str, list[Record]] = {s: [] for s in ALL_SPLITS}
     for i, p in enumerate(persons):
