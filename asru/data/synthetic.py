@@ -35,7 +35,7 @@ real       50 general-knowledge items (text): generation for all, classification
 =========  ===================================================================================  ==========
 
 Default benchmark (20 people, forget_ratio 0.1, 2 forgotten): forget 42, retain 378, test 220,
-real 100, teach 880 records; 160 images of 64x64 px; generated in about 3 s on one core.
+real 100, teach 880 records; 160 images of 64x64 px; generated in 3-5 s on one shared CPU core.
 """
 
 from __future__ import annotations
