@@ -130,7 +130,7 @@ def diagonal_fisher(lm, records: Sequence[Record], batch_size: int = 4, model=No
         flat = torch.cat([a.flatten() for a in acc]) / max(n_batches, 1)
         logf = torch.log10(flat + 1e-30)
         pick = torch.randperm(flat.numel(), generator=gen)[: min(FISHER_SAMPLE, flat.numel())]
-        out.append({"mean_log10": float(logf.mean()), "sample": logf[pick].numpy()})
+        out.append({"mean_log10": float(logf.mean()), "sample": logf[pick.to(logf.device)].cpu().numpy()})
     return out
 
 
