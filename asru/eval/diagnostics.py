@@ -59,7 +59,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     hsic_kl, hsic_kk, hsic_ll = float((k * l_).sum()), float((k * k).sum()), float((l_ * l_).sum())
     if hsic_kk <= 0 or hsic_ll <= 0:
         return float("nan")
-    return hsic_kl / np.sqrt(hsic_kk * hsic_ll)
+    return float(hsic_kl / np.sqrt(hsic_kk * hsic_ll))
 
 
 def hidden_states(lm, records: Sequence[Record], batch_size: int = 8, model=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
