@@ -57,3 +57,20 @@ def test_bad_inputs(tiny_llava_path, bench, tmp_path):
         evaluate(cfg, str(tiny_llava_path), {**bench, "test": []}, tmp_path / "d")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "a").exists()  # nothing is written before the inputs are checked
+
+
+def test_evaluate_with_reference_diagnostics_and_relearn(tiny_llava_path, bench, tmp_path):
+    from asru.tiny import tiny_llava
+
+    other = tiny_llava(tmp_path / "other", seed=1)  # same processor, different weights
+    cfg = EvalConfig(max_new_tokens=3, batch_size=8, limit=6, progress=False, diagnostics=True, diagnostics_samples=4,
+                     relearn=True, relearn_steps=1, splits=["forget", "real"])
+    m = evaluate(cfg, str(tiny_llava_path), bench, tmp_path / "eval", reference_path=str(other))
+    f = m["forget"]
+    assert 0.0 <= f["cka_mean"] <= 1.0 + 1e-9 and 0.0 <= f["pca_similarity_mean"] <= 1.0 + 1e-9
+    for key in ("relearn_leak_before", "relearn_leak_rate", "relearn_control_leak_rate"):
+        assert key in f
+    diag = json.loads((tmp_path / "eval" / "diagnostics.json").read_text())
+    assert len(diag["cka"]) == 4 and all(isinstance(x, float) for x in diag["cka"])
+    assert (tmp_path / "eval" / "diagnostics" / "fisher.png").is_file()
+    assert f["fluency"] is None or f["fluency"] < 0
