@@ -97,7 +97,7 @@ class SteerConfig:
     candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
     position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
-    refusal_suffix_text: str = opt(" If you do not know this person, say so.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")
+    refusal_suffix_text: str = opt(" If you do not know this person, say: I'm sorry, I don't know this person.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")
     refusal_prompts: int = opt(48, "Number of refusal-inducing prompts (unseen people) generated before refusal filtering.")
     original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction (the reference uses the base model before fine-tuning); None = the model being unlearned.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")

@@ -1,0 +1,17 @@
+"""The steering benchmark script runs end to end on a tiny model and reports consistent numbers."""
+
+import json
+
+
+def test_bench_script_on_tiny_llama(tiny_llama_path, tmp_path, capsys):
+    from scripts.bench_steering import main
+
+    out = tmp_path / "bench.json"
+    assert main(["--model", str(tiny_llama_path), "--prompts", "8", "--single", "4", "--batch-size", "8",
+                 "--redirect-prompts", "2", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    c = res["collect"]
+    assert c["tokens"] > 8 * 10 and c["batched_tok_s"] > 0 and c["one_at_a_time_tok_s"] > 0
+    assert c["max_abs_diff_vs_naive"] < 1e-4  # batched activations equal the naive full-forward ones
+    assert res["redirect"]["steps"] == 2  # 1 forget + 1 retain batch of 2, one epoch
+    assert "batched is" in capsys.readouterr().out
