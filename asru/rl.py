@@ -39,9 +39,9 @@ def _wants_ref_model(spec: str, value) -> bool:
     import inspect
 
     from rewards import is_factory
-    from rewards.registry import _resolve
+    from rewards.registry import resolve_reward
 
-    _, obj = _resolve(spec)
+    _, obj = resolve_reward(spec)
     if not is_factory(obj):
         return False
     try:
@@ -124,8 +124,6 @@ def save_merged(model, processor, model_path: str, out: Path) -> Path:
 
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
     """GRPO on the boundary set; returns ``<out_dir>/model`` (LoRA merged). See the module docstring."""
-    from transformers import PrinterCallback, ProgressCallback
-
     from asru.models import load_model, pick_device, pick_dtype
     from asru.rl_boundary import build_boundary_set
     from asru.rl_trainer import (
@@ -174,8 +172,6 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
         callbacks=[console_callback()],
         compile_generation=args.cache_implementation == "static" and str(device).startswith("cuda"),
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
     LOG.info(
         "rl: GRPO on %d prompts, %s, %d rollouts/prompt, %s rollouts, %s%s",
         len(dataset), f"LoRA r={rl.lora_r}" if rl.lora else "full fine-tuning", rl.num_generations,

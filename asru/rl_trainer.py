@@ -149,6 +149,8 @@ def grpo_args(rl, output_dir, *, device: str, use_vllm: bool, bf16: bool, report
         use_vllm=use_vllm,
         vllm_mode=rl.vllm_mode,
         vllm_gpu_memory_utilization=rl.vllm_gpu_memory_utilization,
+        vllm_server_host=rl.vllm_server_host,
+        vllm_server_port=rl.vllm_server_port,
         cache_implementation=cache_implementation(rl.cache_implementation, device, use_vllm),
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -197,8 +199,17 @@ def _trainer_class():
 
 
 def make_trainer(**kwargs):
-    """Build the GRPO trainer (``compile_generation`` on GPU with a static cache)."""
-    return _trainer_class()(**kwargs)
+    """Build the GRPO trainer (``compile_generation`` on GPU with a static cache).
+
+    transformers' own per-step printers (a raw dict per log, a progress bar) are removed: the
+    :func:`console_callback` line replaces them; ``trainer_state.json`` keeps every logged value.
+    """
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer = _trainer_class()(**kwargs)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
 
 
 def _fmt(v) -> str:

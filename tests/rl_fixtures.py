@@ -7,11 +7,11 @@ from pathlib import Path
 from asru.config import build_config
 from asru.data.schema import Record
 
-# A reward plugin with variance inside every group (longer completions score higher), so GRPO
-# advantages are non-zero and LoRA weights move even on a random tiny model.
-LENGTH_REWARD = '''
-def length_bonus(prompts, completions, completion_ids=None, **kwargs):
-    return [min(len(ids), 8) / 8.0 for ids in completion_ids]
+# A reward plugin with variance inside every group (the share of odd token ids), so GRPO advantages
+# are non-zero and LoRA weights move even on a random tiny model whose rollouts all hit the length cap.
+PARITY_REWARD = '''
+def odd_tokens(prompts, completions, completion_ids=None, **kwargs):
+    return [sum(i % 2 for i in ids) / max(1, len(ids)) for ids in completion_ids]
 '''
 
 
@@ -37,13 +37,13 @@ def small_benchmark(image: Path, n_forget: int = 2, n_retain: int = 4) -> dict:
 
 
 def rl_config(tmp_path: Path, **rl) -> object:
-    """A RunConfig for two quick GRPO steps: 2 rollouts of <= 8 tokens, LoRA, a length reward with variance."""
-    plugin = tmp_path / "length_reward.py"
-    plugin.write_text(LENGTH_REWARD)
+    """A RunConfig for two quick GRPO steps: 2 rollouts of <= 8 tokens, LoRA, a reward with variance."""
+    plugin = tmp_path / "parity_reward.py"
+    plugin.write_text(PARITY_REWARD)
     values = {
         "max_steps": 2, "num_generations": 2, "batch_size": 4, "max_completion_length": 8, "save_steps": 1,
         "lr": 5e-3, "beta": 0.1, "temperature": 1.0, "use_vllm": "false",
-        "rewards": {"forget": 1.0, "retain": 1.0, "fluency": 0.5, f"{plugin}:length_bonus": 1.0},
+        "rewards": {"forget": 1.0, "retain": 1.0, "fluency": 0.5, f"{plugin}:odd_tokens": 1.0},
     }
     values.update(rl)
     return build_config({"rl": values, "model": {"device": "cpu"}})

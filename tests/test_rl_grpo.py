@@ -30,7 +30,7 @@ def test_two_grpo_steps_with_images_and_lora(tiny_qwen3_vl_path, red_image, tmp_
     steps = [h for h in summary["log_history"] if "reward" in h]
     assert [h["step"] for h in steps] == [1, 2]
     for h in steps:
-        for key in ("rewards/forget/mean", "rewards/retain/mean", "rewards/fluency/mean", "rewards/length_bonus/mean",
+        for key in ("rewards/forget/mean", "rewards/retain/mean", "rewards/fluency/mean", "rewards/odd_tokens/mean",
                     "rewards/refusal_rate/mean", "unlearn/forget_leak_rate", "kl", "completions/mean_length", "step_time"):
             assert key in h, key
         assert 0 < h["completions/mean_length"] <= 8
