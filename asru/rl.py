@@ -139,7 +139,7 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
     rl = cfg.rl
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_rollout_source(cfg)
+    check_rollout_source(cfg, model_path=model_path)
     device = pick_device(cfg.model.device)
     use_vllm = resolve_use_vllm(rl.use_vllm, device)
     dtype = pick_dtype(cfg.model.dtype, device)

@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import math
 import time
+from pathlib import Path
 
 from asru.errors import AsruError
 
@@ -52,12 +53,13 @@ def cache_implementation(setting: str, device: str, use_vllm: bool) -> str | Non
     return None
 
 
-def check_rollout_source(cfg, model=None) -> None:
+def check_rollout_source(cfg, model=None, model_path=None) -> None:
     """Refuse an RL stage whose rollouts would come from a model other than the one trained.
 
     * ``steer.mode`` add/gated steers through inference-time hooks: vLLM never runs them and the
       trained checkpoint would not contain them. Use ``steer.mode=redirect`` (trained into the weights)
       or bake the steering first.
+    * a model directory with a ``hooks.json`` (the steering stage's record of unbaked hooks);
     * a model carrying forward hooks on its decoder layers (steering attached in memory).
     """
     mode = getattr(cfg.steer, "mode", "redirect")
@@ -65,6 +67,11 @@ def check_rollout_source(cfg, model=None) -> None:
         raise AsruError(
             f"steer.mode={mode} steers with inference-time hooks, which GRPO rollouts (vLLM or a saved checkpoint) "
             f"never see: use steer.mode=redirect (trained into the weights) for the rl stage, or drop rl from --stages"
+        )
+    if model_path is not None and (Path(str(model_path)) / "hooks.json").is_file():
+        raise AsruError(
+            f"{model_path} is steered by inference-time hooks (hooks.json), which GRPO rollouts never see: "
+            f"re-run the steer stage with steer.mode=redirect (or a baked ablation) before the rl stage"
         )
     if model is not None:
         from asru.layers import decoder_layers
@@ -114,6 +121,26 @@ unlearning_stats.__name__ = "refusal_rate"
 # ---------------------------------------------------------------------------------------------
 # GRPOConfig
 # ---------------------------------------------------------------------------------------------
+_TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
+                    "trackio": ("trackio",), "comet_ml": ("comet_ml",), "clearml": ("clearml",)}
+
+
+def check_report_to(trackers) -> list[str]:
+    """``rl.report_to`` as TRL wants it; a tracker that is not installed is a one-line error."""
+    out = []
+    for name in trackers or []:
+        name = str(name).strip().lower()
+        if name in ("", "none"):
+            continue
+        mods = _TRACKER_MODULES.get(name)
+        if mods is None:
+            raise AsruError(f"rl.report_to: unknown tracker {name!r} (known: {', '.join(_TRACKER_MODULES)})")
+        if not any(importlib.util.find_spec(m) is not None for m in mods):
+            raise AsruError(f"rl.report_to: {name} is not installed: pip install {mods[0]} (or drop it from rl.report_to)")
+        out.append(name)
+    return out
+
+
 def grpo_args(rl, output_dir, *, device: str, use_vllm: bool, bf16: bool, report_to=None, **overrides):
     """Map :class:`asru.config.RLConfig` onto TRL's ``GRPOConfig`` (checkpoints under ``output_dir``)."""
     from trl import GRPOConfig
@@ -139,7 +166,7 @@ def grpo_args(rl, output_dir, *, device: str, use_vllm: bool, bf16: bool, report
         save_strategy="steps",
         save_steps=rl.save_steps,
         save_total_limit=rl.save_total_limit,
-        report_to=list(report_to if report_to is not None else rl.report_to) or "none",
+        report_to=check_report_to(report_to if report_to is not None else rl.report_to) or "none",
         remove_unused_columns=False,
         seed=rl.seed,
         data_seed=rl.seed,

@@ -41,6 +41,17 @@ def test_grpo_args_map_the_config(tmp_path):
     assert args.epsilon == 0.2  # TRL's clipping default is kept
 
 
+def test_report_to_is_checked(monkeypatch):
+    assert rt.check_report_to([]) == [] and rt.check_report_to(["none"]) == []
+    monkeypatch.setattr(rt.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(AsruError, match="pip install tensorboard"):
+        rt.check_report_to(["tensorboard"])
+    with pytest.raises(AsruError, match="unknown tracker 'foo'"):
+        rt.check_report_to(["foo"])
+    monkeypatch.setattr(rt.importlib.util, "find_spec", lambda name: object() if name == "wandb" else None)
+    assert rt.check_report_to(["WandB"]) == ["wandb"]
+
+
 def test_lora_targets_only_the_language_model():
     import re
 
@@ -67,6 +78,14 @@ def test_check_rollout_source_refuses_hooks(tiny_llama):
         rt.check_rollout_source(cfg, tiny_llama.model)
     handle.remove()
     rt.check_rollout_source(cfg, tiny_llama.model)
+
+
+def test_check_rollout_source_refuses_a_hooks_json_model(tmp_path):
+    cfg = build_config({})
+    rt.check_rollout_source(cfg, model_path=tmp_path)
+    (tmp_path / "hooks.json").write_text("{}")
+    with pytest.raises(AsruError, match="hooks.json"):
+        rt.check_rollout_source(cfg, model_path=tmp_path)
 
 
 def test_unlearning_stats_values():
