@@ -218,3 +218,14 @@ def test_text_model_export_with_chat_template(tmp_path, tiny_llama_path):
     assert "<|im_start|>" in template and (out / "chat_template.jinja").read_text() == template
     card = (out / "README.md").read_text()
     assert "pipeline_tag: text-generation" in card and "generic: 2" in card and "Not recorded" in card
+
+
+def test_llava_export_keeps_the_checkpoint_layout(tmp_path, tiny_llava_path):
+    """LLaVA (the demo model's architecture) saves with legacy tensor names: the export keeps exactly them."""
+    from asru.export import checkpoint_keys, export_model
+
+    out = export_model(str(tiny_llava_path), tmp_path / "out", ExportConfig(**FAST))
+    keys = checkpoint_keys(out)
+    assert keys == checkpoint_keys(tiny_llava_path)
+    assert any(k.startswith("language_model.model.layers.") for k in keys)
+    assert "image-text-to-text" in (out / "README.md").read_text()
