@@ -112,13 +112,13 @@ class SteerConfig:
     subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")
     select_coeff: float = opt(1.0, "Layer selection: strength of the add hook (h + select_coeff * v) used to score each candidate layer.")
     select_prompts: int = opt(8, "Layer selection: held-out forget prompts (refusal rate) and retain prompts (KL) per candidate.")
-    select_max_new_tokens: int = opt(16, "Layer selection: greedy tokens generated per held-out forget prompt.")
+    select_max_new_tokens: int = opt(16, "Layer selection and refusal filtering: greedy tokens generated per prompt (refusals show in the first tokens).")
     kl_weight: float = opt(0.5, "Layer selection: score = refusal rate - kl_weight * mean retain KL.")
     gate_threshold: float = opt(0.5, "Gated hooks: fire only when cos(h, v) exceeds this.")
     hook_alpha: float = opt(1.0, "Add / gated hooks: steering strength alpha (h + alpha * v, v not normalised).")
     retain_energy: float = opt(0.5, "Gated hooks: energy share of the retain subspace projected out of the direction (0 = none).")
     report_limit: int = opt(48, "Before/after table: at most this many generation questions per split (forget, retain).")
-    max_new_tokens: int = opt(32, "Before/after table and refusal filtering: greedy tokens per answer.")
+    max_new_tokens: int = opt(32, "Before/after table: greedy tokens per answer.")
 
     def __post_init__(self):
         _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")

@@ -205,7 +205,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     ref_q, ref_im = build_refusal_prompts(orig, forget, all_records, sc.refusal_prompts, sc.refusal_suffix,
                                           sc.refusal_suffix_text, out_dir / "unseen", seed=seed)
     lap("load")
-    filt = filter_refusals(orig, ref_q, ref_im, max_new_tokens=sc.max_new_tokens)
+    filt = filter_refusals(orig, ref_q, ref_im, max_new_tokens=sc.select_max_new_tokens)
     lap("refusal_filter")
     LOG.info("refusal filter: kept %d of %d refusal-inducing prompts", len(filt.kept), len(ref_q))
     atomic_write_json(out_dir / "refusal_prompts.json", [
