@@ -76,3 +76,15 @@ def test_use_vllm_true_without_vllm_names_the_extra(tmp_path, red_image, monkeyp
     cfg = rl_config(tmp_path, use_vllm="true")
     with pytest.raises(AsruError, match=r"pip install 'asru\[vllm\]'"):
         run_rl_stage(cfg, str(tmp_path / "unused"), small_benchmark(red_image), tmp_path / "rl", None)
+
+
+def test_full_finetuning_on_a_text_model(tiny_llama_path, red_image, tmp_path):
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)  # image questions are dropped for a text model
+    cfg = rl_config(tmp_path, lora=False, max_steps=1, beta=0.1, lr=1e-3)
+    out = run_rl_stage(cfg, str(tiny_llama_path), data, tmp_path / "rl", reference_path=str(tiny_llama_path))
+    summary = json.loads((tmp_path / "rl" / "rl_summary.json").read_text())
+    assert summary["global_step"] == 1 and summary["boundary"] == {"size": 4, "forget": 2, "retain": 2, "mode": "random"}
+    before, after = _weights(tiny_llama_path), _weights(out)
+    assert set(after) == set(before)
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any("layers" in k for k in moved)  # full fine-tuning: not only adapter targets
