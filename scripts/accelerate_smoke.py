@@ -1,7 +1,11 @@
 #!/usr/bin/env python
 """The redirection and GRPO under ``accelerate launch`` (several processes), on a tiny random Qwen3-VL.
 
-    accelerate launch --cpu --num_processes 2 scripts/accelerate_smoke.py --work DIR --out result.json
+    accelerate launch --multi_gpu --num_processes 2 scripts/accelerate_smoke.py --work DIR --out result.json
+
+On a machine without GPUs this starts two CPU processes (torchrun launcher, gloo backend): in accelerate
+1.x, ``accelerate launch --cpu --num_processes 2`` starts a single process unless MPI is set up
+(``--mpirun_hostfile``), so the torchrun launcher is used and the processes run on the CPU.
 
 * redirection (:func:`steering.redirect.redirect`): each process trains on its shard of the forget and
   retain prompts; the trained weight's gradient is averaged over the processes (an all-reduce hook), so
@@ -119,13 +123,15 @@ def main(argv=None) -> int:
     p.add_argument("--work", required=True, help="Working folder shared by the processes.")
     p.add_argument("--out", required=True, help="Result JSON (written by process 0).")
     p.add_argument("--parts", default="redirect,grpo", help="Comma-separated: redirect, grpo.")
+    p.add_argument("--expect-processes", type=int, default=2, help="Fail unless this many processes took part.")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    import torch
     from accelerate import PartialState
 
     from asru.tiny import tiny_qwen3_vl
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())
     rank, world = state.process_index, state.num_processes
     work = Path(args.work)
     base = work / "base"
@@ -147,7 +153,7 @@ def main(argv=None) -> int:
     if "grpo" in result:
         g = result["grpo"]
         checks += [g["weights_equal_across_processes"], g["weight_changed"], g["global_step"] == 2]
-    result["ok"] = all(checks) and world >= 1
+    result["ok"] = all(checks) and world == args.expect_processes
     if state.is_main_process:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))

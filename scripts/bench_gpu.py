@@ -312,8 +312,14 @@ def bench_rollouts_vllm(lm, args, workdir: Path, res):
     lm.model.config.save_pretrained(d)
     lm.model.generation_config.save_pretrained(d)
     lm.processor.save_pretrained(d)
+    if not (d / "video_preprocessor_config.json").exists():  # vLLM's Qwen3-VL processor loading wants one
+        ip = lm.processor.image_processor
+        (d / "video_preprocessor_config.json").write_text(json.dumps({
+            "video_processor_type": "Qwen3VLVideoProcessor", "processor_class": "Qwen3VLProcessor",
+            "patch_size": ip.patch_size, "temporal_patch_size": ip.temporal_patch_size, "merge_size": ip.merge_size,
+            "image_mean": list(ip.image_mean), "image_std": list(ip.image_std), "do_sample_frames": False}))
     llm = LLM(model=str(d), load_format="dummy", dtype="bfloat16", gpu_memory_utilization=args.vllm_memory,
-              max_model_len=args.rollout_prompt + args.rollout_new + 64, seed=0)
+              max_model_len=args.rollout_prompt + args.rollout_new + 64, seed=0, limit_mm_per_prompt={"image": 1, "video": 0})
     import random
 
     rng = random.Random(0)
@@ -356,6 +362,9 @@ def bench_grpo(lm, shapes, args, image, workdir: Path, peak, res, cuda):
     summary = json.loads((Path(out).parent / "rl_summary.json").read_text())
     steps = [h for h in summary["log_history"] if h.get("step_time") is not None]
     timed = steps[1:] if len(steps) > 1 else steps  # the first step includes compilation
+    if not timed:  # no per-step timing logged: fall back to the stage's average (includes the first step)
+        timed = [{"step_time": summary["train_seconds"] / max(1, summary["global_step"])}]
+        steps = timed
     step_s = sum(h["step_time"] for h in timed) / len(timed)
     comp_len = sum(h.get("completions/mean_length", args.grpo_new) for h in timed) / len(timed)
     prompt_len = sum(token_lengths(lm, qs[: args.grpo_batch], None, args.grpo_batch)) / args.grpo_batch
