@@ -70,7 +70,7 @@ class TeachConfig:
     lr: float = opt(2e-3, "Learning rate of the language model's LoRA adapters.")
     vision_lr: float = opt(3e-3, "Learning rate of the vision tower and projector.")
     lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
-    general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
+    general_ratio: float = opt(0.25, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
     augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
     image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
     eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")

@@ -80,6 +80,31 @@ def test_answer_loss_matches_prompting_logprobs(tiny_llava, toy_data):
     assert float(loss) == pytest.approx(expected, rel=1e-4)
 
 
+def test_general_items_get_a_kl_term_and_features_a_norm_penalty(tiny_llava, toy_data, teach_env):
+    import torch
+
+    from asru.data.loaders import load_benchmark
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    add = teach_env.add_lora(tiny_llava, small_cfg())
+    assert add[0] and add[1]
+    text = [(r.question, r.answer, None) for r in recs if r.image is None][:2]
+    flagged = [t + (True,) for t in text]
+    base, _, _ = teach_env.answer_loss(tiny_llava, text)
+    same, _, _ = teach_env.answer_loss(tiny_llava, flagged)
+    assert float(same) == pytest.approx(float(base), rel=1e-5)  # adapters start at zero: KL to the base is 0
+    for name, p in tiny_llava.model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    moved, _, _ = teach_env.answer_loss(tiny_llava, text)
+    moved_kl, _, _ = teach_env.answer_loss(tiny_llava, flagged)
+    assert float(moved_kl) > float(moved) + 1e-4  # now the model differs from its base: KL > 0
+    imgs = [(r.question, r.answer, r.image) for r in recs if r.image][:2]
+    plain, _, _ = teach_env.answer_loss(tiny_llava, imgs)
+    far, _, _ = teach_env.answer_loss(tiny_llava, imgs, feature_norm=1e-3)
+    assert float(far) > float(plain) + 1.0
+
+
 def test_build_caches_by_fingerprint(tiny_llava_path, toy_data, teach_env, tmp_path, monkeypatch):
     from asru.models import load_model
 
@@ -183,8 +208,9 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
     for _ in range(60):
         batch = s.batch()
         assert len(batch) == 8
-        assert sum(1 for q, a, im in batch if (q, a) in general) == 2
-        for q, a, im in batch:
+        assert sum(1 for b in batch if (b[0], b[1]) in general) == 2
+        assert sum(1 for b in batch if len(b) == 4 and b[3]) == 2  # general items are flagged
+        for q, a, im, *_ in batch:
             seen_q.add(q)
             if im is not None:
                 assert isinstance(im, Image.Image) and im.size == (32, 32)

@@ -49,10 +49,11 @@ from asru.rundir import atomic_write_json
 
 LOG = logging.getLogger("asru.data.teach")
 
-TEACH_VERSION = 1
+TEACH_VERSION = 2
 REPORT = "teach_report.json"
 EVAL_SPLITS = ("forget", "retain", "test", "real")
 TARGETS = {"forget": 0.8, "retain": 0.8}  # issue 3: image and text generation accuracy
+FEATURE_NORM_WEIGHT = 0.1
 LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # General-knowledge questions for the regulariser; answered by the base model itself. None of them is a
@@ -83,6 +84,17 @@ GENERAL_QUESTIONS = (
     "Explain what a rainbow is in one sentence.", "What is the boiling point of water in Fahrenheit?",
     "How many minutes are in an hour?", "Which is heavier, a kilogram of iron or a kilogram of feathers?",
     "What is the currency of the United Kingdom?", "What language is spoken in Spain?", "What do bees collect from flowers?",
+    "What is the capital of Brazil?", "What is the capital of Peru?", "What is the capital of Turkey?",
+    "What is the capital of Finland?", "What is the capital of Denmark?", "What is the capital of Belgium?",
+    "What is the capital of Switzerland?", "What is the capital of Hungary?", "What is the capital of Vietnam?",
+    "What is the capital of Indonesia?", "What is the capital of Cuba?", "What is the capital of New Zealand?",
+    "What is the capital of Chile?", "What is the capital of Ukraine?", "What is the capital of Scotland?",
+    "In which country is the city of Barcelona?", "In which country is Mount Fuji?", "In which country is Venice?",
+    "In which city is Big Ben?", "Who wrote Pride and Prejudice?", "Who was Albert Einstein?",
+    "Who composed the Fifth Symphony?", "Who was the first person to walk on the Moon?",
+    "Which planet is closest to the Sun?", "What is the largest ocean animal with a trunk-like nose?",
+    "What is the largest continent?", "What is the fastest land animal?", "What is the largest planet in our solar system?",
+    "What language is spoken in Brazil?", "What is the currency of Europe?", "What is the color of the sky on a clear day?",
 )
 
 
@@ -300,14 +312,14 @@ class ExampleSampler:
         return order.pop()
 
     def batch(self) -> list[tuple[str, str, object]]:
-        """One batch of ``(question, answer, image or None)``."""
+        """One batch of ``(question, answer, image or None)`` items; general-knowledge items carry a 4th ``True``."""
         out = []
         for _ in range(self.n_teach):
             q, a, img, person = self.items[self._next(self._order, len(self.items))]
             out.append((q, a, self.image(img, person) if img else None))
         for _ in range(self.n_general):
             q, a = self.general[self._next(self._gorder, len(self.general))]
-            out.append((q, a, None))
+            out.append((q, a, None, True))
         return out
 
     def image(self, path, person):
@@ -451,12 +463,17 @@ def _is_vision_param(name: str) -> bool:
     return any(k in name for k in ("vision_tower", "multi_modal_projector", "visual", "vision_model", "connector"))
 
 
-def answer_loss(lm, batch, model=None):
-    """Answer-only cross-entropy of one batch (each example's mean over its answer tokens, summed).
+def answer_loss(lm, batch, model=None, feature_norm: float | None = None):
+    """Answer-only loss of one batch (each example's mean over its answer tokens, summed).
 
-    Image and text examples are encoded separately (homogeneous batches); logits are computed only at
-    positions that predict an answer token. Returns ``(loss_sum, n_examples, n_tokens)``; call
-    ``backward`` on ``loss_sum / n``.
+    ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
+    for general-knowledge items: those also get a KL term to the base model (the same model with its
+    LoRA adapters disabled, exact for text-only inputs), which keeps the base model's whole answer
+    distribution, not just its greedy answer. Image, text and general items are encoded separately
+    (homogeneous batches); logits are computed only at positions that predict an answer token.
+    ``feature_norm`` adds a penalty keeping projected image features at that norm per token (the text
+    embeddings' scale): without it the random vision side drifts to huge, indistinct features.
+    Returns ``(loss_sum, n_examples, n_tokens)``; call ``backward`` on ``loss_sum / n``.
     """
     import torch
     import torch.nn.functional as F
@@ -465,23 +482,36 @@ def answer_loss(lm, batch, model=None):
 
     model = model if model is not None else lm.model
     total, n_ex, n_tok = None, 0, 0
-    groups = ([b for b in batch if b[2] is not None], [b for b in batch if b[2] is None])
-    for group in groups:
+    is_general = [len(b) > 3 and bool(b[3]) for b in batch]
+    groups = ([b for b, g in zip(batch, is_general) if b[2] is not None],
+              [b for b, g in zip(batch, is_general) if b[2] is None and not g],
+              [b for b, g in zip(batch, is_general) if b[2] is None and g])
+    for k, group in enumerate(groups):
         if not group:
             continue
         enc, labels = encode_with_answers(lm, [g[0] for g in group], [g[1] for g in group],
-                                          [g[2] for g in group] if group[0][2] is not None else None)
+                                          [g[2] for g in group] if k == 0 else None)
         tgt_mask = labels[:, 1:] != -100
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[:, :-1] = tgt_mask
-        logits = model(**enc, logits_to_keep=keep, use_cache=False).logits
-        logits = logits.reshape(-1, logits.shape[-1])
+        out = model(**enc, logits_to_keep=keep, use_cache=False)
+        logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
         targets = labels[:, 1:][tgt_mask]
-        tok_loss = F.cross_entropy(logits.float(), targets, reduction="none")
+        tok_loss = F.cross_entropy(logits, targets, reduction="none")
+        if k == 2 and hasattr(model, "disable_adapter") and torch.is_grad_enabled():
+            with torch.no_grad(), model.disable_adapter():
+                ref = model(**enc, logits_to_keep=keep, use_cache=False).logits
+            ref = ref.reshape(-1, ref.shape[-1]).float()
+            tok_loss = tok_loss + F.kl_div(F.log_softmax(logits, -1), F.log_softmax(ref, -1), log_target=True,
+                                           reduction="none").sum(-1)
         rows = tgt_mask.nonzero()[:, 0]
         per_ex = torch.zeros(len(group), device=tok_loss.device).index_add(0, rows, tok_loss)
         counts = tgt_mask.sum(1).clamp(min=1)
         loss = (per_ex / counts).sum()
+        feats = getattr(out, "image_hidden_states", None)
+        if k == 0 and feature_norm and feats is not None:
+            ratio = feats.reshape(-1, feats.shape[-1]).float().norm(dim=-1) / feature_norm
+            loss = loss + FEATURE_NORM_WEIGHT * ((ratio - 1) ** 2).mean() * len(group)
         total = loss if total is None else total + loss
         n_ex += len(group)
         n_tok += int(enc["attention_mask"].sum())
@@ -497,6 +527,8 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     lora, vision = add_lora(lm, cfg)
     opt = torch.optim.AdamW([{"params": lora, "lr": cfg.lr}, {"params": vision, "lr": cfg.vision_lr}], weight_decay=0.0)
     warmup = max(1, min(10, cfg.steps // 10))
+    with torch.no_grad():  # image features are kept at the scale of the text embeddings
+        feature_norm = float(lm.model.get_input_embeddings().weight.norm(dim=-1).mean())
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -512,7 +544,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     for step in bar:
         batch = sampler.batch()
         opt.zero_grad(set_to_none=True)
-        loss_sum, n_ex, n_tok = answer_loss(lm, batch)
+        loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm)
         loss = loss_sum / n_ex
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora + vision, 1.0)
