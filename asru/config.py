@@ -99,7 +99,7 @@ class SteerConfig:
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
     refusal_suffix_text: str = opt(" If you do not know this person, say: I'm sorry, I don't know this person.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")
     refusal_prompts: int = opt(48, "Number of refusal-inducing prompts (unseen people) generated before refusal filtering.")
-    original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction (the reference uses the base model before fine-tuning); None = the model being unlearned.")
+    original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction (the reference uses the base model before fine-tuning); None = the base model recorded in the model's teach_report.json (the demo VLM), else the model being unlearned.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
     mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
     coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")

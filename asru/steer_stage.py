@@ -150,6 +150,20 @@ def format_before_after(before: dict, after: dict) -> str:
     return "\n".join(lines)
 
 
+def recorded_base_model(model_path) -> str | None:
+    """The base model a taught model was built from (``teach_report.json``'s ``base_model``), if it exists.
+
+    The demo VLM records the untaught model it was fine-tuned from; that is the reference's "original
+    model" whose refusals give the positive side of the direction (the taught model answers everything).
+    """
+    report = Path(model_path) / "teach_report.json"
+    try:
+        base = json.loads(report.read_text(encoding="utf-8")).get("base_model") if report.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+    return str(base) if base and (Path(base) / "config.json").is_file() else None
+
+
 def _load(cfg, path):
     from asru.models import load_model
 
@@ -193,7 +207,9 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         candidates = [check_layer(lm.model, sc.layer)]
     else:
         candidates = sorted({check_layer(lm.model, c) for c in sc.candidate_layers}) or default_candidates(lm.model)
-    orig = _load(cfg, sc.original_model) if sc.original_model else lm
+    orig_path = sc.original_model or recorded_base_model(model_path)
+    orig = _load(cfg, orig_path) if orig_path else lm
+    LOG.info("refusal side from %s", orig_path or f"{model_path} (the model being unlearned)")
     if orig is not lm:
         from asru.layers import hidden_size
 
@@ -263,7 +279,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     save_direction(out_dir / "direction", lm.model, dirs, position=sc.position,
                    prompts_hash=data_hash(pos_q + [f_q[i] for i in dir_ids]), tensors=extra_tensors,
                    extra={"chosen_layer": layer, "mode": sc.mode, "n_positive": len(pos_q), "n_negative": len(dir_ids),
-                          "n_refusal_tried": len(ref_q), "original_model": sc.original_model or model_path})
+                          "n_refusal_tried": len(ref_q), "original_model": orig_path or model_path})
 
     # 4. before, steer, after
     before = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)

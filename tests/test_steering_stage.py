@@ -126,3 +126,15 @@ def test_demo_model_steering_real_check(tmp_path):
     report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
     assert report["after"]["forget"]["refusal_rate"] >= 0.6
     assert report["after"]["retain"]["accuracy"] >= report["before"]["retain"]["accuracy"] - 0.10
+
+
+def test_recorded_base_model(tmp_path, tiny_llama_path):
+    from asru.steer_stage import recorded_base_model
+
+    taught = tmp_path / "taught"
+    taught.mkdir()
+    assert recorded_base_model(taught) is None
+    (taught / "teach_report.json").write_text(json.dumps({"base_model": str(tiny_llama_path)}))
+    assert recorded_base_model(taught) == str(tiny_llama_path)
+    (taught / "teach_report.json").write_text(json.dumps({"base_model": str(tmp_path / "gone")}))
+    assert recorded_base_model(taught) is None
