@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -86,13 +87,45 @@ def run_redirect(base: Path, rank: int, world: int, layer: int = 1) -> dict:
             "weight_changed": bool((weight.detach() - start).abs().max() > 0), "seconds": round(log.seconds, 2)}
 
 
-def run_grpo(base: Path, work: Path, rank: int) -> dict:
-    """Two GRPO steps through the RL stage under DDP (each process writes its own output folder)."""
-    from safetensors.torch import load_file
+def _effective_weight(model, suffix: str):
+    """The LoRA-merged weight of the module whose name ends with ``suffix`` (float32 copy)."""
+    for name, module in model.named_modules():
+        if name.endswith(suffix) and hasattr(module, "base_layer"):
+            w = module.base_layer.weight.detach().float().clone()
+            if not module.merged:
+                for adapter in module.active_adapters:
+                    w = w + module.get_delta_weight(adapter).detach().float()
+            return w
+    raise KeyError(suffix)
 
+
+def run_grpo(base: Path, work: Path, rank: int) -> dict:
+    """Two GRPO steps through the RL stage under DDP (each process writes its own output folder).
+
+    The trained (LoRA-merged) weight is read from each process's trainer at the end of training, since in
+    a distributed run only the main process writes weights in ``save_pretrained``.
+    """
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    import asru.rl_trainer as rt
     from asru.config import build_config
     from asru.data.schema import Record
     from asru.rl import run_rl_stage
+
+    suffix = "language_model.layers.1.self_attn.o_proj"
+    seen = {}
+
+    class Probe(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kw):
+            seen["trained"] = _effective_weight(model, suffix)
+            seen["step"] = state.global_step
+
+    real = rt.make_trainer
+
+    def make(**kw):
+        kw["callbacks"] = list(kw.get("callbacks") or []) + [Probe()]
+        return real(**kw)
 
     def rec(i, split, q, a):
         return Record(id=f"{split}{i}", split=split, task="generation", modality="text", question=q, answer=a,
@@ -108,13 +141,16 @@ def run_grpo(base: Path, work: Path, rank: int) -> dict:
                "rewards": {f"{Path(__file__).resolve()}:varied_length_reward": 1.0}, "save_steps": 1000, "logging_steps": 1},
     })
     t = time.time()
-    out = run_rl_stage(cfg, str(base), data, work / f"rl-process{rank}", reference_path=None)
-    name = "model.language_model.layers.1.self_attn.o_proj.weight"
-    trained, start = load_file(str(Path(out) / "model.safetensors"))[name], load_file(str(base / "model.safetensors"))[name]
-    same, diff = _all_equal(trained)
-    summary = json.loads((Path(out).parent / "rl_summary.json").read_text())
-    return {"global_step": summary["global_step"], "weights_equal_across_processes": same, "max_diff_across_processes": diff,
-            "weight_changed": bool((trained - start).abs().max() > 0), "seconds": round(time.time() - t, 1)}
+    shutil.rmtree(work / f"rl-process{rank}", ignore_errors=True)  # a fresh run, never a resume
+    rt.make_trainer = make
+    try:
+        run_rl_stage(cfg, str(base), data, work / f"rl-process{rank}", reference_path=None)
+    finally:
+        rt.make_trainer = real
+    start = load_file(str(base / "model.safetensors"))[f"model.{suffix}.weight"]
+    same, diff = _all_equal(seen["trained"])
+    return {"global_step": seen["step"], "weights_equal_across_processes": same, "max_diff_across_processes": diff,
+            "weight_changed": bool((seen["trained"] - start).abs().max() > 0), "seconds": round(time.time() - t, 1)}
 
 
 def main(argv=None) -> int:
