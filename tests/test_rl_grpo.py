@@ -88,3 +88,14 @@ def test_full_finetuning_on_a_text_model(tiny_llama_path, red_image, tmp_path):
     assert set(after) == set(before)
     moved = [k for k in before if not torch.equal(before[k], after[k])]
     assert any("layers" in k for k in moved)  # full fine-tuning: not only adapter targets
+
+
+def test_llava_batch_mixing_image_and_text_questions(tiny_llava_path, red_image, tmp_path):
+    # the demo model is a LLaVA: one step whose single batch holds image and text questions
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    cfg = rl_config(tmp_path, batch_size=16, num_generations=2, max_steps=1)
+    out = run_rl_stage(cfg, str(tiny_llava_path), data, tmp_path / "rl", reference_path=None)
+    summary = json.loads((tmp_path / "rl" / "rl_summary.json").read_text())
+    assert summary["global_step"] == 1 and summary["boundary"]["size"] == 8
+    assert summary["last"]["num_tokens"] > 0 and summary["last"]["completions/mean_length"] > 0
+    assert load_model(str(out), device="cpu").is_vlm
