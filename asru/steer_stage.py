@@ -257,8 +257,8 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                             kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
         layer, how = best_layer(rows), "auto (highest score)"
         table = format_table(rows, layer)
-        LOG.info("layer selection (add hook, coeff %.2f; held-out forget prompts %d):\n%s", sc.select_coeff, len(sel_f), table)
-        print(table)
+        LOG.debug("layer selection (add hook, coeff %.2f; held-out forget prompts %d):\n%s", sc.select_coeff, len(sel_f), table)
+        print(f"layer selection (add hook h + {sc.select_coeff:g} * v; {len(sel_f)} held-out forget prompts):\n{table}")
     else:
         layer, how, rows = candidates[0], "steer.layer" if sc.layer is not None else "single candidate", []
     lap("layer_selection")
@@ -308,7 +308,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         atomic_write_json(model_dir / "hooks.json", [hook.to_json()])
     table = format_before_after(before, after)
     print(f"steering ({sc.mode}) at layer {layer}:\n{table}")
-    LOG.info("steering (%s) at layer %d:\n%s", sc.mode, layer, table)
+    LOG.debug("steering (%s) at layer %d:\n%s", sc.mode, layer, table)
     atomic_write_json(out_dir / "steer_report.json", {
         "mode": sc.mode, "layer": layer, "layer_choice": how, "direction_norm": float(v.norm()),
         "before": before, "after": after, "seconds": round(time.time() - t0, 1),
