@@ -204,6 +204,7 @@ class EvalConfig:
     max_new_tokens: int = opt(32, "Generation length for answers.")
     batch_size: int = opt(16, "Generation batch size.")
     quality: bool = opt(True, "Generation quality metrics (reference-model fluency, repetition, distinct-n, naturalness).")
+    option_scoring: bool = opt(True, "Also score classification questions by option likelihood (option_acc; 4 scoring passes per question).")
     mia: bool = opt(True, "Loss-based membership inference AUC (forget vs held-out).")
     robustness: bool = opt(True, "Paraphrased and image-only questions about the forget set (leak and refusal rates).")
     relearn: bool = opt(False, "Relearning attack (fine-tune on half the forget set, measure the other half).")

@@ -175,7 +175,7 @@ def split_tasks(records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
 
 
 def evaluate_split(lm, records: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16,
-                   progress: bool = False, name: str = "") -> tuple[dict, list[str], list[int], list[int]]:
+                   progress: bool = False, name: str = "", option_scoring: bool = True) -> tuple[dict, list[str], list[int], list[int]]:
     """Generate / classify one split and score it; returns ``(metrics, answers, letter preds, option preds)``.
 
     ``answers`` follow the split's free-text records and the predictions its classification records,
@@ -184,5 +184,5 @@ def evaluate_split(lm, records: Sequence[Record], max_new_tokens: int = 32, batc
     free, cls = split_tasks(records)
     answers = generate_answers(lm, free, max_new_tokens, batch_size, progress, desc=f"{name} generation".strip()) if free else []
     preds = classify(lm, cls, batch_size, progress) if cls else []
-    opt_preds = classify_by_options(lm, cls, batch_size) if cls else []
+    opt_preds = classify_by_options(lm, cls, batch_size) if cls and option_scoring else []
     return score_split(free, answers, cls, preds, opt_preds), answers, preds, opt_preds

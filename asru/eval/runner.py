@@ -134,7 +134,8 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
         t = time.time()
         recs = limited[split]
         LOG.info("eval %s: %d records", split, len(recs))
-        metrics, raw, preds, opt_preds = evaluate_split(lm, recs, cfg.max_new_tokens, cfg.batch_size, cfg.progress, split)
+        metrics, raw, preds, opt_preds = evaluate_split(lm, recs, cfg.max_new_tokens, cfg.batch_size, cfg.progress, split,
+                                                        cfg.option_scoring)
         free, cls = split_tasks(recs)
         answers = raw
         if any(has_think(a) for a in raw):
@@ -152,10 +153,12 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
         for r, raw_a, a in zip(free, raw, answers):
             rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
                          "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
-        for r, p, po in zip(cls, preds, opt_preds):
-            rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
-                         "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label, "option_choice": r.options[po],
-                         "option_correct": po == r.label})
+        for k, (r, p) in enumerate(zip(cls, preds)):
+            row = {"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
+                   "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label}
+            if opt_preds:
+                row.update(option_choice=r.options[opt_preds[k]], option_correct=opt_preds[k] == r.label)
+            rows.append(row)
         results[split] = metrics
         timings[split] = round(time.time() - t, 1)
 
