@@ -70,7 +70,9 @@ class TeachConfig:
     lr: float = opt(2e-3, "Learning rate of the language model's LoRA adapters.")
     vision_lr: float = opt(3e-3, "Learning rate of the vision tower and projector.")
     lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
-    general_ratio: float = opt(0.25, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
+    general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
+    general_kl: bool = opt(False, "Add a KL term to the base model (LoRA disabled) on the general-knowledge items (keeps more general knowledge, slows profile learning).")
+    feature_norm_weight: float = opt(0.0, "Weight of a penalty keeping projected image features at the text embeddings' norm (0 = off).")
     augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
     image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
     eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")
@@ -81,6 +83,7 @@ class TeachConfig:
         _check(0 <= self.general_ratio < 1, "teach.general_ratio must be in [0, 1)")
         _check(self.lr > 0 and self.vision_lr > 0 and self.lora_r >= 1, "teach.lr and teach.vision_lr must be > 0 and teach.lora_r >= 1")
         _check(0 <= self.augment <= 1, "teach.augment must be in [0, 1]")
+        _check(self.feature_norm_weight >= 0, "teach.feature_norm_weight must be >= 0")
         _check(self.image_size >= 16 and self.image_size % 16 == 0, f"teach.image_size must be a positive multiple of 16, not {self.image_size}")
         _check(self.eval_max_new_tokens >= 1, "teach.eval_max_new_tokens must be >= 1")
 

@@ -91,17 +91,19 @@ def test_general_items_get_a_kl_term_and_features_a_norm_penalty(tiny_llava, toy
     text = [(r.question, r.answer, None) for r in recs if r.image is None][:2]
     flagged = [t + (True,) for t in text]
     base, _, _ = teach_env.answer_loss(tiny_llava, text)
-    same, _, _ = teach_env.answer_loss(tiny_llava, flagged)
+    same, _, _ = teach_env.answer_loss(tiny_llava, flagged, general_kl=True)
     assert float(same) == pytest.approx(float(base), rel=1e-5)  # adapters start at zero: KL to the base is 0
     for name, p in tiny_llava.model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.5)
     moved, _, _ = teach_env.answer_loss(tiny_llava, text)
-    moved_kl, _, _ = teach_env.answer_loss(tiny_llava, flagged)
+    moved_kl, _, _ = teach_env.answer_loss(tiny_llava, flagged, general_kl=True)
     assert float(moved_kl) > float(moved) + 1e-4  # now the model differs from its base: KL > 0
+    no_kl, _, _ = teach_env.answer_loss(tiny_llava, flagged, general_kl=False)
+    assert float(no_kl) == pytest.approx(float(moved), rel=1e-5)
     imgs = [(r.question, r.answer, r.image) for r in recs if r.image][:2]
     plain, _, _ = teach_env.answer_loss(tiny_llava, imgs)
-    far, _, _ = teach_env.answer_loss(tiny_llava, imgs, feature_norm=1e-3)
+    far, _, _ = teach_env.answer_loss(tiny_llava, imgs, feature_norm=1e-3, feature_norm_weight=0.1)
     assert float(far) > float(plain) + 1.0
 
 
@@ -277,7 +279,7 @@ def test_trim_answer_and_targets():
 
 
 @pytest.mark.parametrize("bad", [{"augment": 1.5}, {"image_size": 40}, {"eval_max_new_tokens": 0}, {"lr": 0.0},
-                                 {"general_ratio": 1.0}, {"steps": 0}])
+                                 {"general_ratio": 1.0}, {"steps": 0}, {"feature_norm_weight": -1.0}])
 def test_teach_config_validation(bad):
     with pytest.raises(AsruError, match="teach\\."):
         TeachConfig(**bad)

@@ -53,7 +53,6 @@ TEACH_VERSION = 2
 REPORT = "teach_report.json"
 EVAL_SPLITS = ("forget", "retain", "test", "real")
 TARGETS = {"forget": 0.8, "retain": 0.8}  # issue 3: image and text generation accuracy
-FEATURE_NORM_WEIGHT = 0.1
 LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # General-knowledge questions for the regulariser; answered by the base model itself. None of them is a
@@ -84,17 +83,6 @@ GENERAL_QUESTIONS = (
     "Explain what a rainbow is in one sentence.", "What is the boiling point of water in Fahrenheit?",
     "How many minutes are in an hour?", "Which is heavier, a kilogram of iron or a kilogram of feathers?",
     "What is the currency of the United Kingdom?", "What language is spoken in Spain?", "What do bees collect from flowers?",
-    "What is the capital of Brazil?", "What is the capital of Peru?", "What is the capital of Turkey?",
-    "What is the capital of Finland?", "What is the capital of Denmark?", "What is the capital of Belgium?",
-    "What is the capital of Switzerland?", "What is the capital of Hungary?", "What is the capital of Vietnam?",
-    "What is the capital of Indonesia?", "What is the capital of Cuba?", "What is the capital of New Zealand?",
-    "What is the capital of Chile?", "What is the capital of Ukraine?", "What is the capital of Scotland?",
-    "In which country is the city of Barcelona?", "In which country is Mount Fuji?", "In which country is Venice?",
-    "In which city is Big Ben?", "Who wrote Pride and Prejudice?", "Who was Albert Einstein?",
-    "Who composed the Fifth Symphony?", "Who was the first person to walk on the Moon?",
-    "Which planet is closest to the Sun?", "What is the largest ocean animal with a trunk-like nose?",
-    "What is the largest continent?", "What is the fastest land animal?", "What is the largest planet in our solar system?",
-    "What language is spoken in Brazil?", "What is the currency of Europe?", "What is the color of the sky on a clear day?",
 )
 
 
@@ -463,16 +451,17 @@ def _is_vision_param(name: str) -> bool:
     return any(k in name for k in ("vision_tower", "multi_modal_projector", "visual", "vision_model", "connector"))
 
 
-def answer_loss(lm, batch, model=None, feature_norm: float | None = None):
+def answer_loss(lm, batch, model=None, feature_norm: float | None = None, feature_norm_weight: float = 0.1,
+                general_kl: bool = True):
     """Answer-only loss of one batch (each example's mean over its answer tokens, summed).
 
     ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
-    for general-knowledge items: those also get a KL term to the base model (the same model with its
-    LoRA adapters disabled, exact for text-only inputs), which keeps the base model's whole answer
-    distribution, not just its greedy answer. Image, text and general items are encoded separately
+    for general-knowledge items: with ``general_kl`` those also get a KL term to the base model (the
+    same model with its LoRA adapters disabled, exact for text-only inputs), which keeps the base
+    model's whole answer distribution, not just its greedy answer. Image, text and general items are encoded separately
     (homogeneous batches); logits are computed only at positions that predict an answer token.
-    ``feature_norm`` adds a penalty keeping projected image features at that norm per token (the text
-    embeddings' scale): without it the random vision side drifts to huge, indistinct features.
+    ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
+    that norm per token (the text embeddings' scale).
     Returns ``(loss_sum, n_examples, n_tokens)``; call ``backward`` on ``loss_sum / n``.
     """
     import torch
@@ -498,7 +487,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None):
         logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
         targets = labels[:, 1:][tgt_mask]
         tok_loss = F.cross_entropy(logits, targets, reduction="none")
-        if k == 2 and hasattr(model, "disable_adapter") and torch.is_grad_enabled():
+        if k == 2 and general_kl and hasattr(model, "disable_adapter") and torch.is_grad_enabled():
             with torch.no_grad(), model.disable_adapter():
                 ref = model(**enc, logits_to_keep=keep, use_cache=False).logits
             ref = ref.reshape(-1, ref.shape[-1]).float()
@@ -511,7 +500,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None):
         feats = getattr(out, "image_hidden_states", None)
         if k == 0 and feature_norm and feats is not None:
             ratio = feats.reshape(-1, feats.shape[-1]).float().norm(dim=-1) / feature_norm
-            loss = loss + FEATURE_NORM_WEIGHT * ((ratio - 1) ** 2).mean() * len(group)
+            loss = loss + feature_norm_weight * ((ratio - 1) ** 2).mean() * len(group)
         total = loss if total is None else total + loss
         n_ex += len(group)
         n_tok += int(enc["attention_mask"].sum())
@@ -544,7 +533,8 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     for step in bar:
         batch = sampler.batch()
         opt.zero_grad(set_to_none=True)
-        loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm)
+        loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm if cfg.feature_norm_weight > 0 else None,
+                                            feature_norm_weight=cfg.feature_norm_weight, general_kl=cfg.general_kl)
         loss = loss_sum / n_ex
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora + vision, 1.0)
