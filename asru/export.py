@@ -190,10 +190,11 @@ def stored_dtype(path: str) -> str:
     return _dtype_name(getattr(conf, "dtype", None) or getattr(conf, "torch_dtype", None))
 
 
-def load_for_export(model_path: str, cfg: ExportConfig):
+def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
     """Load ``model_path`` (a checkpoint or a PEFT adapter directory, merged) -> ``(LoadedModel, Source)``.
 
-    Weights are loaded in float32 on CPU (exact LoRA merge) and in the target dtype on GPU.
+    Weights are loaded in float32 when they will be changed (a LoRA merge, or ``edit``: baking) or on the
+    CPU, so the edit is exact before the cast to the saved dtype; otherwise in the saved dtype directly.
     """
     from asru.models import LoadedModel, load_model, pick_device
 
@@ -209,7 +210,7 @@ def load_for_export(model_path: str, cfg: ExportConfig):
         base = str(model_path)
         src_dtype = stored_dtype(base)
     target = src_dtype if cfg.dtype == "auto" else cfg.dtype
-    load_dtype = "float32" if device == "cpu" or target == "float32" else target
+    load_dtype = "float32" if device == "cpu" or edit or is_adapter_dir(path) else target
     lm = load_model(base, dtype=load_dtype, device=device)
     source = Source(path=str(model_path), base=base, adapter=is_adapter_dir(path), stored_dtype=target)
     if source.adapter:
@@ -533,7 +534,7 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
         spec = find_hook_spec(model_path)
         if spec is not None and spec.unbakeable and not cfg.allow_hooks:
             _refuse_hooks(spec)
-        lm, source = load_for_export(model_path, cfg)
+        lm, source = load_for_export(model_path, cfg, edit=spec is not None)
         hooks_info = None
         if spec is not None:
             source.baked += bake_hooks(lm, spec)
