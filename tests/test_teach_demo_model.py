@@ -108,12 +108,15 @@ def test_taught_demo_model_knows_the_profiles(tmp_path):
     """Build (or reuse the cached) demo VLM on the default benchmark; check the issue's accuracy targets."""
     from asru.config import TeachConfig
     from asru.data.synthetic import generate_benchmark
-    from asru.data.teach import build_demo_model
-    from asru.models import load_model
+    from asru.data.teach import build_demo_model, fingerprint, is_built
+    from asru.models import cache_dir, load_model
 
     data = tmp_path / "data"
     generate_benchmark(data, people=20, forget_ratio=0.1, seed=0)
-    out = build_demo_model(data, TeachConfig())
+    cfg = TeachConfig()
+    cached = cache_dir() / "demo-vlm"
+    # reuse the cached build when it is current; never replace a differently built cached model here
+    out = build_demo_model(data, cfg, cached if is_built(cached, fingerprint(data, cfg)) else tmp_path / "demo-vlm")
     report = json.loads((out / "teach_report.json").read_text())
     acc = report["accuracy"]
     for split in ("forget", "retain"):
@@ -121,4 +124,4 @@ def test_taught_demo_model_knows_the_profiles(tmp_path):
         assert acc[split]["text"] >= 0.8, (split, acc[split])
     assert acc["real"]["text"] >= report["base_accuracy"]["real"]["text"] - 0.1
     assert report["meets_targets"]
-    assert load_model("demo").is_vlm
+    assert load_model(str(out)).is_vlm
