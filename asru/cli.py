@@ -158,6 +158,11 @@ def train_main(argv: list[str] | None = None) -> int:
         fixed["stages"] = args.stages
     if args.method:
         fixed["method"] = args.method
+    return _run_or_plan(args, fixed)
+
+
+def _run_or_plan(args: argparse.Namespace, fixed: dict) -> int:
+    """Build the config; print the plan for ``--dry-run``, else run the pipeline."""
     cfg = config_from_args(args, fixed)
     from asru.pipeline import dry_run, run_pipeline
 
@@ -186,14 +191,7 @@ def steer_main(argv: list[str] | None = None) -> int:
     args = steer_parser().parse_args(argv)
     fixed = _shortcuts(args)
     fixed["stages"] = ["data", "teach", "steer"]
-    cfg = config_from_args(args, fixed)
-    from asru.pipeline import dry_run, run_pipeline
-
-    if args.dry_run:
-        print(dry_run(cfg))
-        return 0
-    run_pipeline(cfg, verbose=args.verbose)
-    return 0
+    return _run_or_plan(args, fixed)
 
 
 def eval_parser() -> argparse.ArgumentParser:

@@ -119,15 +119,26 @@ def materialize_smollm2(target: Path | None = None) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config.name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
-    tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    if target.exists():
-        import shutil
+    return save_checkpoint(model, tok, target)
 
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+
+def save_checkpoint(model, processor, out: Path) -> Path:
+    """Save ``model`` (safetensors) and its processor/tokenizer to ``out`` atomically.
+
+    Written into ``out.tmp`` first and renamed into place, replacing an older ``out``, so a crash never
+    leaves a half-written checkpoint where a stage's output is expected.
+    """
+    import shutil
+
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
 
 
 def _offline_path(hub_id: str) -> Path:
