@@ -148,11 +148,11 @@ def vllm_model(trainer):
 
 def vllm_param(trainer, suffix: str):
     """The language-model parameter of the vLLM engine's model whose name ends with ``suffix``
-    (e.g. ``layers.0.self_attn.o_proj.weight``), as float32 on the CPU."""
+    (e.g. ``layers.0.self_attn.o_proj.weight``), a CPU copy in vLLM's dtype (CPU vLLM runs bf16)."""
     params = {n: p for n, p in vllm_model(trainer).named_parameters() if n.endswith(suffix) and "visual" not in n}
     if len(params) != 1:
         raise KeyError(f"{suffix}: {len(params)} matches in the vLLM model ({sorted(params)[:4]})")
-    return next(iter(params.values())).detach().float().cpu().clone()
+    return next(iter(params.values())).detach().cpu().clone()
 
 
 def merged_weight(model, module_suffix: str):
