@@ -256,6 +256,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                             r_im[: sc.select_prompts], candidates=candidates, coeff=sc.select_coeff,
                             kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
         layer, how = best_layer(rows), "auto (highest score)"
+        if max(r["refusal"] for r in rows) == 0:
+            LOG.warning("no candidate layer induced refusals with the add hook (steer.select_coeff %g): the layer was "
+                        "chosen by retain KL alone; consider a larger steer.select_coeff or an explicit --layer", sc.select_coeff)
+            how = "auto (no layer induced refusals: lowest retain KL)"
         table = format_table(rows, layer)
         LOG.debug("layer selection (add hook, coeff %.2f; held-out forget prompts %d):\n%s", sc.select_coeff, len(sel_f), table)
         print(f"layer selection (add hook h + {sc.select_coeff:g} * v; {len(sel_f)} held-out forget prompts):\n{table}")
