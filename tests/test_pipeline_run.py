@@ -1,0 +1,46 @@
+"""The stage graph end to end on a tiny model: data -> baseline -> eval -> export, then --resume reuse."""
+
+import json
+
+import pytest
+
+from asru import cli
+
+
+@pytest.fixture()
+def tiny_bench(tmp_path):
+    from asru.data.synthetic import generate_benchmark
+
+    out = tmp_path / "bench"
+    generate_benchmark(out, people=4, forget_ratio=0.25, seed=1, image_size=32)
+    return out
+
+
+def _argv(model, data, run, *extra):
+    return ["--model", str(model), "--data", str(data), "--output-dir", str(run), "--method", "ga",
+            "--baseline.steps", "2", "--baseline.batch_size", "2", "--eval.limit", "4", "--eval.max_new_tokens", "4",
+            "--eval.mia", "false", "--eval.robustness", "false", "--eval.quality", "false", "--eval.progress", "false",
+            "--export.verify_prompts", "1", *extra]
+
+
+def test_pipeline_baseline_eval_export_and_resume(tmp_path, tiny_llava_path, tiny_bench, monkeypatch, capsys):
+    monkeypatch.setenv("ASRU_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert cli.train_main(_argv(tiny_llava_path, tiny_bench, run)) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["method"] == "ga"
+    for key in ("before", "after"):
+        assert set(metrics[key]) >= {"forget", "retain", "test", "real"}
+        for split in ("forget", "retain"):
+            assert {"leak_rate", "refusal_rate", "rougeL", "cloze_acc", "classification_acc"} <= set(metrics[key][split])
+            assert 0.0 <= metrics[key][split]["leak_rate"] <= 1.0
+    stage = json.loads((run / "ga" / "stage.json").read_text())
+    assert stage["model"].endswith("model") and (run / "export" / "config.json").is_file()
+    assert (run / "export" / "README.md").is_file() and (run / "report.md").is_file()
+    assert (run / "config.yaml").read_text().count("method: ga") == 1
+    # a non-empty run dir is refused, and --resume reuses the finished stage (same fingerprint)
+    assert cli.train_main(_argv(tiny_llava_path, tiny_bench, run)) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert cli.train_main(_argv(tiny_llava_path, tiny_bench, run, "--resume")) == 0
+    assert json.loads((run / "ga" / "stage.json").read_text())["fingerprint"] == stage["fingerprint"]
+    assert "inputs unchanged, reusing" in (run / "run.log").read_text()
