@@ -299,8 +299,8 @@ def data_main(argv: list[str] | None = None) -> int:
         return 0
     fixed = {"data": {"data_dir": args.data}} if args.data else {}
     cfg = config_from_args(args, fixed)
-    from asru.pipeline import ensure_data
     from asru.data.teach import build_demo_model
+    from asru.pipeline import ensure_data
 
     data_dir = ensure_data(cfg.data)
     path = build_demo_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)

@@ -42,7 +42,7 @@ def decoder_layers(model):
 
     Works for Qwen3-VL, Qwen2.5-VL, LLaVA, SmolVLM, Llama/SmolLM2, Qwen3 and their PEFT-wrapped forms.
     """
-    import torch.nn as nn
+    from torch import nn
 
     base = unwrap(model)
     for path in _LAYER_PATHS:

@@ -207,7 +207,7 @@ def load_model(
     except ValueError as exc:
         raise AsruError(f"cannot load the config of {name!r}: {str(exc).splitlines()[0]}") from None
     vlm = is_vlm_config(config)
-    kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if vlm:

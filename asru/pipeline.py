@@ -240,7 +240,7 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     elif "rl" in stages or "steer" in stages:
         from asru.baselines import run_baseline
 
-        section = asdict(getattr(cfg, "baseline")) if hasattr(cfg, "baseline") else {}
+        section = asdict(cfg.baseline) if hasattr(cfg, "baseline") else {}
         model_stage(cfg.method, section, lambda out: run_baseline(cfg, current, data, out))
 
     metrics: dict = {"method": cfg.method, "model": cfg.model.name, "vanilla": vanilla, "final_model": current}

@@ -8,7 +8,6 @@ steering, RL and evaluation see the same token sequences. Batches are homogeneou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from asru.errors import AsruError
 

@@ -88,14 +88,14 @@ def qwen3_vl_config(size: str = "tiny", head_dim: int = 16, layers: int = 4):
     """A Qwen3-VL config: ``tiny`` (random test model) or ``2b`` (Qwen3-VL-2B-Instruct's shapes)."""
     from transformers import Qwen3VLConfig
 
-    ids = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652, vision_end_token_id=151653)
+    ids = {"image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652, "vision_end_token_id": 151653}
     if size == "2b":
-        text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
-                    num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
-                    rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20], "mrope_interleaved": True})
-        vision = dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
-                      patch_size=16, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304,
-                      deepstack_visual_indexes=[5, 11, 17])
+        text = {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 28,
+                    "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 262144,
+                    "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20], "mrope_interleaved": True}}
+        vision = {"depth": 24, "hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16, "out_hidden_size": 2048,
+                      "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 2304,
+                      "deepstack_visual_indexes": [5, 11, 17]}
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
     if size != "tiny":
         raise ValueError(f"unknown size {size}")
@@ -103,11 +103,11 @@ def qwen3_vl_config(size: str = "tiny", head_dim: int = 16, layers: int = 4):
     hidden = heads * head_dim
     half = head_dim // 2
     section = [half - 2 * (half // 3), half // 3, half // 3]
-    text = dict(vocab_size=151936, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), head_dim=head_dim, max_position_embeddings=2048,
-                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section, "mrope_interleaved": True})
-    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden, patch_size=16,
-                  spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=16, deepstack_visual_indexes=[0])
+    text = {"vocab_size": 151936, "hidden_size": hidden, "intermediate_size": hidden * 2, "num_hidden_layers": layers,
+                "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2), "head_dim": head_dim, "max_position_embeddings": 2048,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section, "mrope_interleaved": True}}
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": hidden, "patch_size": 16,
+                  "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16, "deepstack_visual_indexes": [0]}
     return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
 
 
@@ -149,11 +149,11 @@ def tiny_llava(out: Path, layers: int = 4, hidden: int = 64, image_size: int = 3
     image_token_id = tok.convert_tokens_to_ids("<image>")
     torch.manual_seed(seed)
     config = LlavaConfig(
-        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2, image_size=image_size, patch_size=8),
-        text_config=dict(model_type="llama", vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True),
+        vision_config={"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                           "num_attention_heads": 2, "image_size": image_size, "patch_size": 8},
+        text_config={"model_type": "llama", "vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": hidden * 2,
+                         "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+                         "tie_word_embeddings": True},
         image_token_id=image_token_id, vision_feature_select_strategy="full", vision_feature_layer=-1,
         image_seq_length=(image_size // 8) ** 2, tie_word_embeddings=True,
     )

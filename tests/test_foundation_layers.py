@@ -41,10 +41,10 @@ def test_qwen3_and_qwen2_5_vl_from_config():
     q3 = Qwen3ForCausalLM(Qwen3Config(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                                       num_attention_heads=2, num_key_value_heads=1, head_dim=16))
     assert len(decoder_layers(q3)) == 3 and decoder_layers(q3) is q3.model.layers
-    cfg = Qwen2_5_VLConfig(text_config=dict(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                            num_attention_heads=2, num_key_value_heads=1,
-                                            rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3]}),
-                           vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=1, out_hidden_size=32))
+    cfg = Qwen2_5_VLConfig(text_config={"vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                            "num_attention_heads": 2, "num_key_value_heads": 1,
+                                            "rope_parameters": {"rope_type": "default", "mrope_section": [2, 3, 3]}},
+                           vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 1, "out_hidden_size": 32})
     q25 = Qwen2_5_VLForConditionalGeneration(cfg)
     assert decoder_layers(q25) is q25.model.language_model.layers
     assert decoder_layers(_lora(q25)) is q25.model.language_model.layers

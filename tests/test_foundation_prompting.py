@@ -12,7 +12,7 @@ def test_prompt_has_image_placeholder(tiny_qwen3_vl, tiny_llava, tiny_llama):
 
 
 def test_answer_mask_covers_only_answer(tiny_llama):
-    enc, labels = encode_with_answers(tiny_llama, ["Hi", "What is two plus two?"], ["Paris", "Four"])
+    _enc, labels = encode_with_answers(tiny_llama, ["Hi", "What is two plus two?"], ["Paris", "Four"])
     tok = tiny_llama.tokenizer
     for row in range(2):
         kept = labels[row][labels[row] != -100].tolist()

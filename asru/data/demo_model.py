@@ -12,7 +12,6 @@ sequences; training and inference build prompts the same way through :mod:`asru.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from asru.errors import AsruError
@@ -82,15 +81,9 @@ def build_untrained_demo(out_dir, image_size: int = 64, seed: int = 0, lm_path: 
     gen.bos_token_id = None
     processor = demo_processor(tok, image_size)
 
-    tmp = out.with_name(out.name + ".tmp-build")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    from asru.models import save_checkpoint
+
+    save_checkpoint(model, processor, out)
     LOG.info("untrained demo VLM (%d image tokens, vision %s) saved to %s", n_tokens, VISION, out)
     return out
 
