@@ -180,7 +180,7 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
         out_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(cache, out_dir / "eval.json")
         return json.loads(cache.read_text())["metrics"]
-    metrics = evaluate(cfg.eval, model_path, data, out_dir, reference_path=reference)
+    metrics = evaluate(cfg.eval, model_path, data, out_dir, reference_path=reference, model_cfg=cfg.model)
     if cache:
         atomic_write_json(cache, {"model": model_path, "metrics": metrics})
     return metrics
@@ -245,7 +245,7 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
 
     metrics: dict = {"method": cfg.method, "model": cfg.model.name, "vanilla": vanilla, "final_model": current}
     if "eval" in stages:
-        eval_fp = fingerprint(asdict(cfg.eval), data_fp)
+        eval_fp = fingerprint(asdict(cfg.eval), asdict(cfg.model), data_fp)
         t = time.time()
         metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=fingerprint(_model_fingerprint(vanilla), eval_fp))
         metrics["stages"] = {}
@@ -297,7 +297,7 @@ def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference:
     setup_logging(out, verbose)
     data_dir = ensure_data(cfg.data)
     data = load_benchmark(data_dir, cfg.eval.splits)
-    metrics = evaluate(cfg.eval, model, data, out, reference_path=reference)
+    metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
     summary = {"model": model, "after": metrics}
     write_report(summary, out / "report.md")
     print(format_table(summary))
