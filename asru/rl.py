@@ -112,14 +112,9 @@ def save_merged(model, processor, model_path: str, out: Path) -> Path:
         merged.generation_config = GenerationConfig.from_pretrained(model_path)
     except OSError:
         pass
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    from asru.models import save_checkpoint
+
+    return save_checkpoint(merged, processor, out)
 
 
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from asru.errors import AsruError
 from asru.layers import check_layer
+from asru.models import save_checkpoint
 from asru.rundir import atomic_write_json
 
 LOG = logging.getLogger("asru.steer")
@@ -305,7 +306,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
             after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
 
     lap("steer_and_table_after")
-    model_dir = _save_model(lm, out_dir / "model")
+    model_dir = save_checkpoint(lm.model, lm.processor, out_dir / "model")
     if hook is not None:
         shutil.copy(out_dir / "direction.safetensors", model_dir / "direction.safetensors")
         shutil.copy(out_dir / "direction.json", model_dir / "direction.json")
@@ -323,14 +324,3 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     return model_dir
 
 
-def _save_model(lm, target: Path) -> Path:
-    """Save the model (safetensors) and its processor to ``target`` via a temp dir + rename."""
-    tmp = target.with_name(target.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    lm.model.save_pretrained(tmp, safe_serialization=True)
-    lm.processor.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target

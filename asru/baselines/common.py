@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -131,13 +130,6 @@ def train_loop(model, steps: int, lr: float, loss_fn: Callable[[int], object], m
 
 def save_merged(peft_model, lm, out: Path) -> Path:
     """Merge the LoRA adapters, save model + processor as a standard checkpoint in ``out`` (replaced atomically)."""
-    merged = peft_model.merge_and_unload()
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    lm.processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    from asru.models import save_checkpoint
+
+    return save_checkpoint(peft_model.merge_and_unload(), lm.processor, out)
