@@ -27,7 +27,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from asru.data.hf_parquet import ImageCache, default_cache_dir, has_config, read_config, require_columns
+from asru.data.hf_parquet import (
+    ImageCache,
+    default_cache_dir,
+    has_config,
+    pick_forget_pct,
+    read_config,
+    require_columns,
+)
 from asru.data.schema import Record
 from asru.data.synthetic import cloze_question
 from asru.errors import AsruError
@@ -100,14 +107,7 @@ def load_clear(data_dir, splits, forget_pct: int | None = None, cache_dir=None, 
 
 
 def _pick_pct(d: Path, forget_pct: int | None) -> int:
-    pcts = available_pcts(d)
-    if not pcts:
-        raise AsruError(f"{d}: no forget01 / forget05 / forget10 folder: not a CLEAR snapshot")
-    if forget_pct is None:
-        return pcts[0]
-    if forget_pct not in pcts:
-        raise AsruError(f"{d}: CLEAR forget percentage {forget_pct} not available (found: {pcts})")
-    return forget_pct
+    return pick_forget_pct(d, forget_pct, available_pcts(d), "CLEAR", "forget01 / forget05 / forget10")
 
 
 def _person_records(split, config, rows, cache: ImageCache, rng: random.Random) -> list[Record]:

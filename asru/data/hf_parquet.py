@@ -17,6 +17,18 @@ from asru.errors import AsruError
 from asru.rundir import atomic_write_bytes
 
 
+def pick_forget_pct(d: Path, forget_pct: int | None, available: list[int], benchmark: str, folders: str,
+                    article: str = "a") -> int:
+    """The forget percentage to load: ``forget_pct`` if ``d`` has it, else the first of ``available``."""
+    if not available:
+        raise AsruError(f"{d}: no {folders} folder: not {article} {benchmark} snapshot")
+    if forget_pct is None:
+        return available[0]
+    if forget_pct not in available:
+        raise AsruError(f"{d}: {benchmark} forget percentage {forget_pct} not available (found: {available})")
+    return forget_pct
+
+
 def config_files(data_dir: Path, config: str) -> list[Path]:
     """The parquet shards of ``config`` in ``data_dir`` (folder of shards or one file); [] if absent."""
     folder = data_dir / config

@@ -28,7 +28,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from asru.data.hf_parquet import ImageCache, default_cache_dir, has_config, read_config, require_columns
+from asru.data.hf_parquet import (
+    ImageCache,
+    default_cache_dir,
+    has_config,
+    pick_forget_pct,
+    read_config,
+    require_columns,
+)
 from asru.data.schema import CLOZE_BLANK, OPTION_LETTERS, Record
 from asru.data.synthetic import cloze_question
 from asru.errors import AsruError
@@ -88,14 +95,8 @@ def load_mllmu(data_dir, splits, forget_pct: int | None = None, cache_dir=None) 
 
 
 def _pick_pct(d: Path, forget_pct: int | None) -> int:
-    pcts = available_pcts(d)
-    if not pcts:
-        raise AsruError(f"{d}: no forget_5 / forget_10 / forget_15 folder: not an MLLMU-Bench snapshot")
-    if forget_pct is None:
-        return pcts[0]
-    if forget_pct not in pcts:
-        raise AsruError(f"{d}: MLLMU-Bench forget percentage {forget_pct} not available (found: {pcts})")
-    return forget_pct
+    return pick_forget_pct(d, forget_pct, available_pcts(d), "MLLMU-Bench", "forget_5 / forget_10 / forget_15",
+                           article="an")
 
 
 def _row_images(split: str, row: dict, path: Path, i: int, cache: ImageCache) -> list[str]:
