@@ -35,6 +35,9 @@ from asru.data.hf_parquet import (
     read_config,
     require_columns,
 )
+from asru.data.hf_parquet import (
+    record_or_error as _record,
+)
 from asru.data.schema import Record
 from asru.data.synthetic import cloze_question
 from asru.errors import AsruError
@@ -167,13 +170,3 @@ def _real_records(config, rows, cache: ImageCache) -> list[Record]:
         recs.append(_record(where, id=f"{base}-generation", split="real", task="generation", modality=modality,
                             question=NAME_Q if config == "real_faces" else question, answer=answer, image=image))
     return recs
-
-
-def _record(where: str, **kw) -> Record:
-    for key in ("question", "answer"):
-        if kw.get(key) is not None:
-            kw[key] = str(kw[key]).strip()
-    try:
-        return Record(**kw)
-    except (ValueError, TypeError) as exc:
-        raise AsruError(f"{where}: invalid question: {exc}") from None

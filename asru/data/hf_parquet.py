@@ -29,6 +29,19 @@ def pick_forget_pct(d: Path, forget_pct: int | None, available: list[int], bench
     return forget_pct
 
 
+def record_or_error(where: str, **kw):
+    """A Record from mapped benchmark fields (question/answer stripped); an invalid one is an AsruError naming ``where``."""
+    from asru.data.schema import Record
+
+    for key in ("question", "answer"):
+        if kw.get(key) is not None:
+            kw[key] = str(kw[key]).strip()
+    try:
+        return Record(**kw)
+    except (ValueError, TypeError) as exc:
+        raise AsruError(f"{where}: invalid question: {exc}") from None
+
+
 def config_files(data_dir: Path, config: str) -> list[Path]:
     """The parquet shards of ``config`` in ``data_dir`` (folder of shards or one file); [] if absent."""
     folder = data_dir / config

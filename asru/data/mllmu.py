@@ -36,6 +36,9 @@ from asru.data.hf_parquet import (
     read_config,
     require_columns,
 )
+from asru.data.hf_parquet import (
+    record_or_error as _record,
+)
 from asru.data.schema import CLOZE_BLANK, OPTION_LETTERS, Record
 from asru.data.synthetic import cloze_question
 from asru.errors import AsruError
@@ -198,13 +201,3 @@ def _teach_records(rows, cache: ImageCache) -> list[Record]:
                                 modality="image", question=qa.get("Question"), answer=qa.get("Answer"),
                                 image=image, person=pid))
     return recs
-
-
-def _record(where: str, **kw) -> Record:
-    for key in ("question", "answer"):
-        if kw.get(key) is not None:
-            kw[key] = str(kw[key]).strip()
-    try:
-        return Record(**kw)
-    except (ValueError, TypeError) as exc:
-        raise AsruError(f"{where}: invalid question: {exc}") from None
