@@ -65,14 +65,20 @@ class DataConfig:
 class TeachConfig:
     """Building the offline demo VLM that knows the synthetic profiles (the 'vanilla' model)."""
 
-    steps: int = opt(140, "Optimisation steps.")
-    batch_size: int = opt(16, "Examples per step.")
+    steps: int = opt(300, "Optimisation steps.")
+    batch_size: int = opt(8, "Examples per step (small batches, more steps: facts are memorised in fewer examples).")
     lr: float = opt(2e-3, "Learning rate of the language model's LoRA adapters.")
-    vision_lr: float = opt(3e-3, "Learning rate of the vision tower and projector.")
+    vision_lr: float = opt(5e-4, "Learning rate of the vision tower and projector.")
     lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
     general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
     general_kl: bool = opt(False, "Add a KL term to the base model (LoRA disabled) on the general-knowledge items (keeps more general knowledge, slows profile learning).")
-    feature_norm_weight: float = opt(0.0, "Weight of a penalty keeping projected image features at the text embeddings' norm (0 = off).")
+    feature_norm_weight: float = opt(0.1, "Weight of a penalty keeping projected image features at the text embeddings' norm (0 = off).")
+    align_steps: int = opt(150, "Vision warm-up steps aligning each known person's pooled image features with the embedding of their name (contrastive, vision side only; 0 = off).")
+    align_lr: float = opt(1e-3, "Learning rate of the vision warm-up.")
+    align_batch: int = opt(32, "Images per vision warm-up step.")
+    align_pool: int = opt(16, "Augmented images drawn once per known person for the vision warm-up.")
+    align_weight: float = opt(1.0, "Weight of the contrastive alignment term in the teaching loss (keeps the image features apart; 0 = warm-up only).")
+    align_temperature: float = opt(0.05, "Temperature of the contrastive alignment (cosine logits / temperature).")
     augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
     image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
     eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")
@@ -84,6 +90,9 @@ class TeachConfig:
         _check(self.lr > 0 and self.vision_lr > 0 and self.lora_r >= 1, "teach.lr and teach.vision_lr must be > 0 and teach.lora_r >= 1")
         _check(0 <= self.augment <= 1, "teach.augment must be in [0, 1]")
         _check(self.feature_norm_weight >= 0, "teach.feature_norm_weight must be >= 0")
+        _check(self.align_steps >= 0 and self.align_weight >= 0, "teach.align_steps and teach.align_weight must be >= 0")
+        _check(self.align_lr > 0 and self.align_batch >= 2 and self.align_pool >= 1 and self.align_temperature > 0,
+               "teach.align_lr and teach.align_temperature must be > 0, teach.align_batch >= 2, teach.align_pool >= 1")
         _check(self.image_size >= 16 and self.image_size % 16 == 0, f"teach.image_size must be a positive multiple of 16, not {self.image_size}")
         _check(self.eval_max_new_tokens >= 1, "teach.eval_max_new_tokens must be >= 1")
 
@@ -102,7 +111,7 @@ class SteerConfig:
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
     refusal_suffix_text: str = opt(" If you do not know this person, say: I'm sorry, I don't know this person.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")
     refusal_prompts: int = opt(48, "Number of refusal-inducing prompts (unseen people) generated before refusal filtering.")
-    original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction (the reference uses the base model before fine-tuning); None = the base model recorded in the model's teach_report.json (the demo VLM), else the model being unlearned.")
+    original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction: None = the model being unlearned (both sides from one model; the demo VLM refuses people it was never taught), 'base' = the base model recorded in the model's teach_report.json (the reference uses the model before fine-tuning), or a model path / hub id.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
     mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
     coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")

@@ -44,7 +44,7 @@ def ensure_data(data: DataConfig) -> Path:
             raise AsruError(f"data directory {path} does not exist: generate one with `asru-data generate --out {path}`")
         return path
     path = default_data_dir(data)
-    if not (path / "meta.json").is_file():
+    if not _current_benchmark(path):
         from asru.data.synthetic import generate_benchmark
 
         LOG.info("generating the built-in synthetic benchmark into %s", path)
@@ -55,6 +55,16 @@ def ensure_data(data: DataConfig) -> Path:
             shutil.rmtree(path)
         tmp.rename(path)
     return path
+
+
+def _current_benchmark(path: Path) -> bool:
+    """True when ``path`` holds a built-in benchmark written by this version of the generator."""
+    from asru.data.synthetic import GENERATOR_VERSION
+
+    try:
+        return json.loads((path / "meta.json").read_text(encoding="utf-8")).get("generator_version") == GENERATOR_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def _data_fingerprint(data_dir: Path) -> str:

@@ -154,8 +154,8 @@ def format_before_after(before: dict, after: dict) -> str:
 def recorded_base_model(model_path) -> str | None:
     """The base model a taught model was built from (``teach_report.json``'s ``base_model``), if it exists.
 
-    The demo VLM records the untaught model it was fine-tuned from; that is the reference's "original
-    model" whose refusals give the positive side of the direction (the taught model answers everything).
+    The demo VLM records the untaught model it was fine-tuned from; with ``steer.original_model: base``
+    that is the reference's "original model" whose refusals give the positive side of the direction.
     """
     report = Path(model_path) / "teach_report.json"
     try:
@@ -208,7 +208,12 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         candidates = [check_layer(lm.model, sc.layer)]
     else:
         candidates = sorted({check_layer(lm.model, c) for c in sc.candidate_layers}) or default_candidates(lm.model)
-    orig_path = sc.original_model or recorded_base_model(model_path)
+    orig_path = sc.original_model
+    if orig_path == "base":
+        orig_path = recorded_base_model(model_path)
+        if orig_path is None:
+            raise AsruError(f"steer.original_model is 'base' but {model_path} records no base model (teach_report.json); "
+                            "name the original model's path instead")
     orig = _load(cfg, orig_path) if orig_path else lm
     LOG.info("refusal side from %s", orig_path or f"{model_path} (the model being unlearned)")
     if orig is not lm:

@@ -26,11 +26,12 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_default_counts(bench):
     out, meta, recs = bench
-    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 880}
+    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 880 + 10 * 11}
     assert {s: len(r) for s, r in recs.items()} == expected
     assert meta["counts"] == expected
     assert meta["people"] == 20 and meta["forget_people"] == 2 and meta["retain_people"] == 18
-    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 160
+    assert meta["unknown_people"] == 10
+    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 160 + 10 * 6
     assert json.loads((out / "meta.json").read_text()) == meta
 
 
@@ -85,7 +86,8 @@ def test_forget_and_retain_people_are_disjoint_and_cover_everyone(bench):
     assert forget == set(prof["forget_people"]) and retain == set(prof["retain_people"])
     assert len(forget) == 2 and len(forget | retain) == 20
     assert {r.person for r in recs["test"]} == forget | retain
-    assert {r.person for r in recs["teach"]} == forget | retain
+    strangers = {p["name"] for p in prof["unknown_people"]}
+    assert {r.person for r in recs["teach"]} == forget | retain | strangers
     assert all(p["forget"] == (p["name"] in forget) for p in prof["people"])
 
 
@@ -208,7 +210,7 @@ def test_non_empty_dir_needs_overwrite(tmp_path):
     meta = generate_benchmark(out, people=2, overwrite=True, seed=2)
     assert (out / "notes.txt").read_text() == "mine"  # files the generator did not write are kept
     assert not (out / "images" / "p002_base.png").exists()  # stale renders of a larger run are gone
-    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 16
+    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 16 + 2 * 6  # 2 people, 2 unknown
 
 
 def test_out_path_is_a_file(tmp_path):
@@ -221,3 +223,27 @@ def test_out_path_is_a_file(tmp_path):
 def test_read_profiles_missing(tmp_path):
     with pytest.raises(AsruError, match="profiles.json: no such file"):
         read_profiles(tmp_path)
+
+
+def test_unknown_people_are_taught_natural_refusals(tmp_path):
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark, read_profiles
+    from rewards.text import is_refusal
+
+    meta = generate_benchmark(tmp_path / "b", people=6, forget_ratio=0.34, seed=3, unknown=3)
+    recs = load_benchmark(tmp_path / "b", ["forget", "retain", "test", "teach"])
+    prof = read_profiles(tmp_path / "b")
+    strangers = {p["name"] for p in prof["unknown_people"]}
+    assert meta["unknown_people"] == 3 and len(strangers) == 3
+    assert strangers.isdisjoint({p["name"] for p in prof["people"]})
+    mine = [r for r in recs["teach"] if r.person in strangers]
+    assert len(mine) == 3 * 11 and all(is_refusal(r.answer) and r.task == "generation" for r in mine)
+    # refusals fit the question: a text question about a birthplace names the person and what was asked
+    born = next(r for r in mine if r.fact == "birthplace" and r.modality == "text")
+    assert r"born" in born.answer and born.person in born.answer
+    # unknown people appear in no evaluated split and their images exist
+    for split in ("forget", "retain", "test"):
+        assert not strangers & {r.person for r in recs[split]}
+    assert all((tmp_path / "b" / "images" / f"{p['id']}_base.png").is_file() for p in prof["unknown_people"])
+    with pytest.raises(AsruError):
+        generate_benchmark(tmp_path / "c", people=6, unknown=-1)

@@ -138,3 +138,10 @@ def test_recorded_base_model(tmp_path, tiny_llama_path):
     assert recorded_base_model(taught) == str(tiny_llama_path)
     (taught / "teach_report.json").write_text(json.dumps({"base_model": str(tmp_path / "gone")}))
     assert recorded_base_model(taught) is None
+
+
+def test_original_model_base_needs_a_recorded_base(tiny_llama_path, bench, tmp_path):
+    from asru.steer_stage import run_steer_stage
+
+    with pytest.raises(AsruError, match="records no base model"):
+        run_steer_stage(_cfg(original_model="base", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")

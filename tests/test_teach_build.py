@@ -34,7 +34,8 @@ def teach_env(monkeypatch, tmp_path):
 
 
 def small_cfg(**kw) -> TeachConfig:
-    base = {"steps": 2, "batch_size": 4, "lr": 1e-2, "vision_lr": 1e-2, "lora_r": 4, "image_size": 32, "eval_max_new_tokens": 3}
+    base = {"steps": 2, "batch_size": 4, "lr": 1e-2, "vision_lr": 1e-2, "lora_r": 4, "image_size": 32, "eval_max_new_tokens": 3,
+            "align_steps": 0}
     base.update(kw)
     return TeachConfig(**base)
 
@@ -47,7 +48,8 @@ def test_a_few_steps_reduce_the_answer_loss(tiny_llava, toy_data, teach_env):
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     cfg = small_cfg(steps=16, batch_size=8, lr=5e-2, vision_lr=1e-2, lora_r=8, general_ratio=0.0, augment=0.0)
     sampler = teach_env.ExampleSampler(recs, [], cfg, toy_data)
-    fixed = [(r.question, r.answer, r.image) for r in recs[:6]] + [(r.question, r.answer, r.image) for r in recs[-6:]]
+    known = [r for r in recs if not r.id.startswith("teach-u")]
+    fixed = [(r.question, r.answer, r.image) for r in known[:6]] + [(r.question, r.answer, r.image) for r in known[-6:]]
     assert any(f[2] is not None for f in fixed) and any(f[2] is None for f in fixed)
     with torch.no_grad():
         before, n, _ = teach_env.answer_loss(tiny_llava, fixed)
@@ -205,13 +207,17 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
     general = [("What is 2 plus 3?", "5"), ("Name a primary color.", "Red.")]
     cfg = TeachConfig(batch_size=8, general_ratio=0.25, augment=1.0)
     s = ExampleSampler(recs, general, cfg, toy_data)
+    refusals = {(r.question, r.answer) for r in recs if r.id.startswith("teach-u")}
     assert (s.n_teach, s.n_general) == (6, 2)
     seen_q = set()
     for _ in range(60):
         batch = s.batch()
         assert len(batch) == 8
         assert sum(1 for b in batch if (b[0], b[1]) in general) == 2
-        assert sum(1 for b in batch if len(b) == 4 and b[3]) == 2  # general items are flagged
+        assert sum(1 for b in batch if b.general) == 2  # general items are flagged
+        # known people's image items carry their person index (for the vision alignment term)
+        assert all((b.person is not None) == (b.image is not None and (b.question, b.answer) not in refusals)
+                   for b in batch if not b.general)
         for q, a, im, *_ in batch:
             seen_q.add(q)
             if im is not None:
@@ -224,7 +230,7 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
     s2 = ExampleSampler(recs, [], cfg, toy_data)
     renders = [s2.image(None, p0["name"]).tobytes() for _ in range(5)]
     assert len(set(renders)) == 5 and not set(renders) & test_pixels
-    assert s2.test_seeds and len(s2.styles) == 2
+    assert s2.test_seeds and len(s2.styles) == 2 + 2  # known and unknown people are re-rendered
     assert render_portrait(p0["style"], 0, 32, jitter=False).size == (32, 32)
 
 
@@ -283,3 +289,51 @@ def test_trim_answer_and_targets():
 def test_teach_config_validation(bad):
     with pytest.raises(AsruError, match="teach\\."):
         TeachConfig(**bad)
+
+
+def test_vision_alignment_separates_the_people(tiny_llava, tmp_path_factory):
+    """The contrastive warm-up pulls each person's portraits to their own name: test renders are identified."""
+    from asru.data.align_vision import align_vision, identification_accuracy, image_token_features, name_targets
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+    from asru.data.teach import ExampleSampler
+
+    d = tmp_path_factory.mktemp("align") / "data"
+    generate_benchmark(d, people=4, forget_ratio=0.25, seed=1, image_size=32, unknown=2)
+    recs = load_benchmark(d, ["teach", "test"])
+    cfg = small_cfg(align_steps=40, align_pool=6, align_batch=12, align_lr=3e-3, augment=1.0)
+    sampler = ExampleSampler(recs["teach"], [], cfg, d)
+    # unknown people (taught to be refused) are not alignment targets
+    assert len(sampler.people) == 4 and all(not p.startswith(("u0",)) for p in sampler.people)
+    views = sorted({(r.image, r.person) for r in recs["test"]})
+    before = identification_accuracy(tiny_llava, sampler.people, views)
+    frozen = {n: p.detach().clone() for n, p in tiny_llava.model.named_parameters() if "language_model" in n}
+    stats = align_vision(tiny_llava, sampler.people, sampler.draw, cfg, progress=False)
+    after = identification_accuracy(tiny_llava, sampler.people, views)
+    assert stats["images"] == 24 and stats["loss_last"] < stats["loss_first"]
+    assert after >= 0.75 and after > before
+    # the language model is untouched and requires_grad flags are restored
+    assert all((p == frozen[n]).all() for n, p in tiny_llava.model.named_parameters() if n in frozen)
+    feats = image_token_features(tiny_llava, [sampler.draw(sampler.people[0])])
+    assert feats.shape[0] == 1 and feats.shape[-1] == name_targets(tiny_llava, sampler.people).shape[-1]
+
+
+def test_alignment_term_enters_the_answer_loss(tiny_llava, toy_data):
+    import torch
+
+    from asru.data.align_vision import name_targets
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import Example, ExampleSampler, answer_loss
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    sampler = ExampleSampler(recs, [], small_cfg(augment=0.0), toy_data)
+    imgs = [r for r in recs if r.image and r.person in sampler.person_index][:4]
+    plain = [Example(r.question, r.answer, sampler.image(r.image, r.person)) for r in imgs]
+    tagged = [e._replace(person=sampler.person_index[r.person]) for e, r in zip(plain, imgs)]
+    targets = name_targets(tiny_llava, sampler.people)
+    with torch.no_grad():
+        a, _, _ = answer_loss(tiny_llava, plain, align=(targets, 1.0, 0.05))
+        b, _, _ = answer_loss(tiny_llava, tagged, align=(targets, 0.0, 0.05))
+        c, _, _ = answer_loss(tiny_llava, tagged, align=(targets, 1.0, 0.05))
+    assert float(a) == pytest.approx(float(b), rel=1e-5)  # no person index or zero weight: no term
+    assert float(c) > float(a) + 1e-3

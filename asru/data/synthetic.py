@@ -3,11 +3,14 @@
 ``generate_benchmark(DIR, people=20, forget_ratio=0.1, seed=0)`` writes:
 
 - ``images/``: per person ``pNNN_base.png`` (canonical portrait), ``pNNN_train{1..5}.png`` (jittered
-  training renders) and ``pNNN_test{1,2}.png`` (new renders used only by the ``test`` split);
+  training renders) and ``pNNN_test{1,2}.png`` (new renders used only by the ``test`` split); per
+  unknown person ``uNNN_base.png`` and ``uNNN_train{1..5}.png``;
 - ``forget.jsonl`` / ``retain.jsonl``: the evaluation questions about forget-set / retain-set people;
 - ``test.jsonl``: image questions about all people, on the new renders;
 - ``real.jsonl``: general-knowledge questions a small instruct LLM already answers (collateral damage);
-- ``teach.jsonl``: the records the demo ("vanilla") model is taught from (never evaluated);
+- ``teach.jsonl``: the records the demo ("vanilla") model is taught from (never evaluated), including
+  natural "I don't know" answers about *unknown* people (``uNNN``, in no other split), so the vanilla
+  model refuses people it was never told about, as a well-behaved instruct model does;
 - ``profiles.json`` (people, facts, portrait styles, image files and render seeds, who is forgotten)
   and ``meta.json``.
 
@@ -32,10 +35,13 @@ teach      per fact and modality: generation with the eval phrasing + 2 paraphra
            canonical portrait and the 5 training renders.
 real       50 general-knowledge items (text): generation for all, classification for the even   (100 total)
            ones, cloze for the odd ones.
+teach      unknown people (``unknown`` of them, default P/2): per fact, generation (image) and     2F + 1 = 11
+(unknown)  generation (text) answered with a natural refusal that fits the question ("I'm sorry,
+           I don't know where Brenna Ashgrove was born."); plus the name question (image).
 =========  ===================================================================================  ==========
 
-Default benchmark (20 people, forget_ratio 0.1, 2 forgotten): forget 42, retain 378, test 220,
-real 100, teach 880 records; 160 images of 64x64 px; generated in 3-5 s on one shared CPU core.
+Default benchmark (20 people, forget_ratio 0.1, 2 forgotten, 10 unknown): forget 42, retain 378,
+test 220, real 100, teach 990 records; 220 images of 64x64 px; generated in 3-5 s on one shared CPU core.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, Record, write_jsonl
 from asru.errors import AsruError
 from asru.rundir import atomic_write_bytes, atomic_write_json
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 FORMAT = "asru-jsonl"
 FACTS = ("birthplace", "birth_year", "occupation", "employer", "hobby")
 N_TRAIN_RENDERS = 5
@@ -237,20 +243,24 @@ REAL_ITEMS: tuple[tuple[str, str, tuple[str, str, str], str], ...] = (
 
 
 def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, seed: int = 0,
-                       image_size: int = 64, overwrite: bool = False) -> dict:
+                       image_size: int = 64, overwrite: bool = False, unknown: int | None = None) -> dict:
     """Write the synthetic benchmark to ``out_dir`` and return its meta (also in ``meta.json``).
 
+    ``unknown`` people (default ``max(2, people // 2)``) appear only in ``teach``, with refusal answers.
     Deterministic from ``seed``: the same arguments give byte-identical files. A non-empty
     ``out_dir`` is refused unless ``overwrite`` (files this generator writes are then replaced).
     """
     _check_args(people, forget_ratio, seed, image_size)
+    unknown = max(2, people // 2) if unknown is None else unknown
+    if unknown < 0 or people + unknown > MAX_PEOPLE:
+        raise AsruError(f"unknown people must be in [0, {MAX_PEOPLE - people}] for {people} people, got {unknown}")
     out = _prepare_out_dir(out_dir, overwrite)
     n_forget = max(1, round(people * forget_ratio))
     if n_forget >= people:
         raise AsruError(f"forget ratio {forget_ratio} forgets all {people} people: lower --forget-ratio or raise --people")
 
     rng = random.Random(derive_seed("benchmark", seed))
-    persons = _make_people(people, rng, seed)
+    persons, strangers = _make_people(people, rng, seed, unknown)
     forget_idx = set(rng.sample(range(people), n_forget))
     for i, p in enumerate(persons):
         p["forget"] = i in forget_idx
@@ -271,6 +281,13 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
                 files[kind].append(rel)
         p["images"] = files
         p["render_seeds"] = seeds  # variant seeds of the jittered renders (teaching must avoid the test ones)
+    for i, p in enumerate(strangers):
+        p["images"] = {"base": f"images/{p['id']}_base.png", "train": []}
+        _save_png(out / p["images"]["base"], render_portrait(p["style"], 0, image_size, jitter=False))
+        for k in range(1, N_TRAIN_RENDERS + 1):
+            rel = f"images/{p['id']}_train{k}.png"
+            _save_png(out / rel, render_portrait(p["style"], derive_seed("unknown", seed, i, k), image_size))
+            p["images"]["train"].append(rel)
 
     splits: dict[str, list[Record]] = {s: [] for s in ALL_SPLITS}
     for i, p in enumerate(persons):
@@ -278,6 +295,8 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
         splits[split].extend(_eval_records(split, i, p, persons, rng, out))
         splits["test"].extend(_test_records(i, p, persons, rng, out))
         splits["teach"].extend(_teach_records(p, out))
+    for p in strangers:
+        splits["teach"].extend(_unknown_records(p, out))
     splits["real"] = _real_records(rng)
 
     for name, recs in splits.items():
@@ -290,6 +309,7 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
         "forget_people": [p["name"] for p in persons if p["forget"]],
         "retain_people": [p["name"] for p in persons if not p["forget"]],
         "people": persons,
+        "unknown_people": strangers,
     }
     atomic_write_json(out / "profiles.json", profiles)
     meta = {
@@ -301,12 +321,13 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
         "forget_ratio": forget_ratio,
         "forget_people": n_forget,
         "retain_people": people - n_forget,
+        "unknown_people": unknown,
         "image_size": image_size,
         "facts": list(FACTS),
         "train_renders_per_person": 1 + N_TRAIN_RENDERS,
         "test_renders_per_person": N_TEST_RENDERS,
         "counts": {name: len(recs) for name, recs in splits.items()},
-        "images": people * (1 + N_TRAIN_RENDERS + N_TEST_RENDERS),
+        "images": people * (1 + N_TRAIN_RENDERS + N_TEST_RENDERS) + unknown * (1 + N_TRAIN_RENDERS),
     }
     atomic_write_json(out / "meta.json", meta)
     return meta
@@ -361,7 +382,7 @@ def _prepare_out_dir(out_dir, overwrite: bool) -> Path:
         for name in _OWN_FILES:
             (out / name).unlink(missing_ok=True)
         if (out / "images").is_dir():
-            for png in (out / "images").glob("p*_*.png"):
+            for png in [*(out / "images").glob("p*_*.png"), *(out / "images").glob("u*_*.png")]:
                 png.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -370,14 +391,17 @@ def _prepare_out_dir(out_dir, overwrite: bool) -> Path:
     return out
 
 
-def _make_people(n: int, rng: random.Random, seed: int) -> list[dict]:
-    names = _unique_names(n, rng)
+def _make_people(n: int, rng: random.Random, seed: int, unknown: int = 0) -> tuple[list[dict], list[dict]]:
+    """``(people, unknown people)``: all names and portrait styles distinct; unknown people have no facts."""
+    names = _unique_names(n + unknown, rng)
     values = {fact: _spread(VALUE_POOLS[fact], n, rng) for fact in FACTS}
-    styles = make_styles(n, seed)
-    return [
+    styles = make_styles(n + unknown, seed)
+    people = [
         {"id": f"p{i:03d}", "name": names[i], "facts": {f: values[f][i] for f in FACTS}, "style": styles[i]}
         for i in range(n)
     ]
+    strangers = [{"id": f"u{k:03d}", "name": names[n + k], "style": styles[n + k]} for k in range(unknown)]
+    return people, strangers
 
 
 def _unique_names(n: int, rng: random.Random) -> list[str]:
@@ -489,6 +513,44 @@ def _teach_records(p, out) -> list[Record]:
             recs.append(_rec(out, id=f"teach-{pid}-{fact}-cloze-{mod}", split="teach", task="cloze", modality=mod,
                              question=cloze_question(CLOZE[fact][mod].format(name=name)), answer=value,
                              image=next_img() if mod == "image" else None, person=name, fact=fact))
+    return recs
+
+
+# What a question about each fact asks, for refusals that fit the question.
+ASKED = {"birthplace": "where {who} was born", "birth_year": "when {who} was born",
+         "occupation": "what {who} does for a living", "employer": "who {who} works for",
+         "hobby": "what {who} likes to do in their free time"}
+REFUSE_TEXT = ("I'm sorry, but I don't know {asked}.", "I don't have any information about {name}, so I can't say {asked}.",
+               "I'm not familiar with {name}, so I don't know {asked}.")
+REFUSE_IMAGE = ("I'm sorry, I don't recognize the person in this image, so I can't tell {asked}.",
+                "I can't identify the person in this image, so I don't know {asked}.",
+                "I'm sorry, but I don't know who this is, so I can't say {asked}.")
+REFUSE_NAME = ("I'm sorry, I don't recognize the person in this image.", "I can't identify the person in this image.",
+               "I'm sorry, but I don't know who this person is.")
+
+
+def refusal_answer(fact: str, modality: str, name: str, k: int) -> str:
+    """A natural refusal to a question about ``fact`` of an unknown person (variant ``k``)."""
+    if fact == "name":
+        return REFUSE_NAME[k % len(REFUSE_NAME)]
+    if modality == "image":
+        return REFUSE_IMAGE[k % len(REFUSE_IMAGE)].format(asked=ASKED[fact].format(who="this person"))
+    return REFUSE_TEXT[k % len(REFUSE_TEXT)].format(asked=ASKED[fact].format(who=name), name=name)
+
+
+def _unknown_records(p, out) -> list[Record]:
+    """Teach records about an unknown person: each question kind once, answered with a refusal."""
+    name, pid = p["name"], p["id"]
+    renders = [p["images"]["base"]] + p["images"]["train"]
+    recs, k = [], int(pid[1:])
+    for fact in ("name",) + FACTS:
+        for mod in GENERATION[fact]:
+            template = GENERATION[fact][mod][k % len(GENERATION[fact][mod])]
+            recs.append(_rec(out, id=f"teach-{pid}-{fact}-generation-{mod}", split="teach", task="generation",
+                             modality=mod, question=template.format(name=name),
+                             answer=refusal_answer(fact, mod, name, k), person=name, fact=fact,
+                             image=renders[k % len(renders)] if mod == "image" else None))
+            k += 1
     return recs
 
 

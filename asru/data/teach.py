@@ -38,6 +38,7 @@ import resource
 import shutil
 import sys
 import time
+import typing
 from pathlib import Path
 
 if "torch" not in sys.modules:  # must be set before torch starts its OpenMP threads
@@ -49,7 +50,7 @@ from asru.rundir import atomic_write_json
 
 LOG = logging.getLogger("asru.data.teach")
 
-TEACH_VERSION = 2
+TEACH_VERSION = 3
 REPORT = "teach_report.json"
 EVAL_SPLITS = ("forget", "retain", "test", "real")
 TARGETS = {"forget": 0.8, "retain": 0.8}  # issue 3: image and text generation accuracy
@@ -218,7 +219,16 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
         base_acc = _mean([contains_answer(base_answers[r.question], r.answer) for r in real_gen])
 
     sampler = ExampleSampler(train_records, general, cfg, data_dir)
+    test_views = [(r.image, r.person) for r in _unique_images(data.get("test", []))]
+    ident = {}
+    if cfg.align_steps > 0 and len(sampler.people) >= 2 and test_views:
+        from asru.data.align_vision import identification_accuracy
+
+        ident["before"] = identification_accuracy(lm, sampler.people, test_views)
     train_stats = train(lm, sampler, cfg, progress=progress)
+    if "before" in ident:
+        ident["after"] = identification_accuracy(lm, sampler.people, test_views)
+        LOG.info("vision: nearest-name identification of the test renders %.2f -> %.2f", ident["before"], ident["after"])
 
     model = lm.model.merge_and_unload() if hasattr(lm.model, "merge_and_unload") else lm.model
     model.eval()
@@ -244,8 +254,19 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
         "targets": {s: {"image": t, "text": t} for s, t in TARGETS.items()},
         "meets_targets": meets_targets(accuracy),
         "train": train_stats,
+        "vision_identification_test": ident or None,
         "eval_seconds": round(eval_seconds, 1),
     }
+
+
+def _unique_images(records) -> list:
+    """Records with an image and a person, one per distinct image file."""
+    seen, out = set(), []
+    for r in records:
+        if r.image and r.person and r.image not in seen:
+            seen.add(r.image)
+            out.append(r)
+    return out
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -271,6 +292,16 @@ def meets_targets(accuracy: dict) -> bool:
 # ------------------------------------------------------------------------------------------- data
 
 
+class Example(typing.NamedTuple):
+    """One training example: ``general`` marks base-answered general QA; ``person`` indexes the known people."""
+
+    question: str
+    answer: str
+    image: object = None
+    general: bool = False
+    person: int | None = None
+
+
 class ExampleSampler:
     """Draws training batches: teach records (epoch-shuffled) plus base-answered general QA.
 
@@ -279,9 +310,18 @@ class ExampleSampler:
     """
 
     def __init__(self, records, general: list[tuple[str, str]], cfg: TeachConfig, data_dir: Path):
+        from rewards.text import is_refusal
+
         self.items = [(r.question, r.answer, r.image, r.person) for r in records]
         if not self.items:
             raise AsruError(f"{data_dir}: no records to teach the demo model from")
+        # people the model is taught to recognise (image records answered with facts, not refusals)
+        self.people = sorted({r.person for r in records if r.person and r.image and not is_refusal(r.answer)})
+        self.person_index = {p: i for i, p in enumerate(self.people)}
+        self._person_images: dict[str, list[str]] = {}
+        for r in records:
+            if r.person in self.person_index and r.image:
+                self._person_images.setdefault(r.person, []).append(r.image)
         self.general = list(general)
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
@@ -299,16 +339,23 @@ class ExampleSampler:
             order.extend(self.rng.sample(range(n), n))
         return order.pop()
 
-    def batch(self) -> list[tuple[str, str, object]]:
-        """One batch of ``(question, answer, image or None)`` items; general-knowledge items carry a 4th ``True``."""
+    def batch(self) -> list[Example]:
+        """One batch of :class:`Example` items (teach records, then general-knowledge QA)."""
         out = []
         for _ in range(self.n_teach):
             q, a, img, person = self.items[self._next(self._order, len(self.items))]
-            out.append((q, a, self.image(img, person) if img else None))
+            out.append(Example(q, a, self.image(img, person) if img else None, False,
+                               self.person_index.get(person) if img else None))
         for _ in range(self.n_general):
             q, a = self.general[self._next(self._gorder, len(self.general))]
-            out.append((q, a, None, True))
+            out.append(Example(q, a, None, True, None))
         return out
+
+    def draw(self, person: str):
+        """A fresh augmented image of a known ``person`` (a re-render or a jittered copy of one of their images)."""
+        paths = self._person_images[person]
+        self._counter += 1
+        return self._augmented(paths[self._counter % len(paths)], person)
 
     def image(self, path, person):
         """The image of a training example: a jittered re-render / copy, or the file itself."""
@@ -317,6 +364,11 @@ class ExampleSampler:
         self._counter += 1
         if self.rng.random() >= self.cfg.augment:
             return load_image(path)
+        return self._augmented(path, person)
+
+    def _augmented(self, path, person):
+        from asru.prompting import load_image
+
         seed = self._variant_seed()
         if person in self.styles:
             from asru.data.portraits import render_portrait
@@ -346,7 +398,7 @@ def _synthetic_styles(data_dir: Path) -> tuple[dict, set, int]:
     meta_path = Path(data_dir) / "meta.json"
     size = json.loads(meta_path.read_text(encoding="utf-8")).get("image_size", 64) if meta_path.is_file() else 64
     people = prof.get("people", [])
-    styles = {p["name"]: p["style"] for p in people if "style" in p and "name" in p}
+    styles = {p["name"]: p["style"] for p in people + prof.get("unknown_people", []) if "style" in p and "name" in p}
     seed = prof.get("seed", 0)
     test_seeds = {derive_seed("test", seed, i, k) for i in range(len(people)) for k in range(1, N_TEST_RENDERS + 1)}
     return styles, test_seeds, int(size)
@@ -437,7 +489,7 @@ def add_lora(lm, cfg: TeachConfig):
     for name, p in base.named_parameters():
         if "lora_" in name:
             continue
-        if _is_vision_param(name):
+        if is_vision_param(name):
             p.requires_grad_(True)
             vision.append(p)
     lora = [p for n, p in peft_model.named_parameters() if "lora_" in n and p.requires_grad]
@@ -447,12 +499,12 @@ def add_lora(lm, cfg: TeachConfig):
     return lora, vision
 
 
-def _is_vision_param(name: str) -> bool:
+def is_vision_param(name: str) -> bool:
     return any(k in name for k in ("vision_tower", "multi_modal_projector", "visual", "vision_model", "connector"))
 
 
 def answer_loss(lm, batch, model=None, feature_norm: float | None = None, feature_norm_weight: float = 0.1,
-                general_kl: bool = True):
+                general_kl: bool = True, align=None):
     """Answer-only loss of one batch (each example's mean over its answer tokens, summed).
 
     ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
@@ -461,7 +513,9 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     model's whole answer distribution, not just its greedy answer. Image, text and general items are encoded separately
     (homogeneous batches); logits are computed only at positions that predict an answer token.
     ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
-    that norm per token (the text embeddings' scale).
+    that norm per token (the text embeddings' scale). ``align = (name_targets, weight, temperature)`` adds
+    the contrastive vision alignment (:mod:`asru.data.align_vision`) for image items whose 5th element
+    (``person``) indexes a known person.
     Returns ``(loss_sum, n_examples, n_tokens)``; call ``backward`` on ``loss_sum / n``.
     """
     import torch
@@ -471,7 +525,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
 
     model = model if model is not None else lm.model
     total, n_ex, n_tok = None, 0, 0
-    is_general = [len(b) > 3 and bool(b[3]) for b in batch]
+    is_general = [len(b) > 3 and bool(b[3]) for b in batch]  # Example.general
     groups = ([b for b, g in zip(batch, is_general) if b[2] is not None],
               [b for b, g in zip(batch, is_general) if b[2] is None and not g],
               [b for b, g in zip(batch, is_general) if b[2] is None and g])
@@ -501,6 +555,15 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
         if k == 0 and feature_norm and feats is not None:
             ratio = feats.reshape(-1, feats.shape[-1]).float().norm(dim=-1) / feature_norm
             loss = loss + feature_norm_weight * ((ratio - 1) ** 2).mean() * len(group)
+        persons = [g[4] if len(g) > 4 else None for g in group]
+        if k == 0 and align is not None and feats is not None and any(p is not None for p in persons):
+            from asru.data.align_vision import alignment_loss
+
+            targets, weight, temperature = align
+            feats = feats.reshape(len(group), -1, feats.shape[-1])
+            sel = [i for i, p in enumerate(persons) if p is not None]
+            labels = torch.tensor([persons[i] for i in sel], device=feats.device)
+            loss = loss + weight * alignment_loss(feats[sel], targets.to(feats.device), labels, temperature, reduction="sum")
         total = loss if total is None else total + loss
         n_ex += len(group)
         n_tok += int(enc["attention_mask"].sum())
@@ -508,11 +571,23 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
 
 
 def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) -> dict:
-    """Run ``cfg.steps`` optimisation steps (LoRA + vision side) with a progress bar; return statistics."""
+    """Run ``cfg.steps`` optimisation steps (LoRA + vision side) with a progress bar; return statistics.
+
+    With ``cfg.align_steps`` > 0 and at least two known people, the vision side is first aligned with the
+    people's name embeddings (:func:`asru.data.align_vision.align_vision`) and the alignment term (weight
+    ``cfg.align_weight``) stays in the teaching loss.
+    """
     import torch
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
+    align, align_stats = None, None
+    if cfg.align_steps > 0 and len(sampler.people) >= 2:
+        from asru.data.align_vision import align_vision, name_targets
+
+        align_stats = align_vision(lm, sampler.people, sampler.draw, cfg, progress=progress)
+        if cfg.align_weight > 0:
+            align = (name_targets(lm, sampler.people), cfg.align_weight, cfg.align_temperature)
     lora, vision = add_lora(lm, cfg)
     opt = torch.optim.AdamW([{"params": lora, "lr": cfg.lr}, {"params": vision, "lr": cfg.vision_lr}], weight_decay=0.0)
     warmup = max(1, min(10, cfg.steps // 10))
@@ -534,7 +609,8 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
         batch = sampler.batch()
         opt.zero_grad(set_to_none=True)
         loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm if cfg.feature_norm_weight > 0 else None,
-                                            feature_norm_weight=cfg.feature_norm_weight, general_kl=cfg.general_kl)
+                                            feature_norm_weight=cfg.feature_norm_weight, general_kl=cfg.general_kl,
+                                            align=align)
         loss = loss_sum / n_ex
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora + vision, 1.0)
@@ -557,7 +633,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     return {
         "steps": cfg.steps, "seconds": round(seconds, 1), "sec_per_step": round(seconds / cfg.steps, 3),
         "tokens": tokens, "tokens_per_s": round(tps, 1), "loss_first": curve[0], "loss_last_ema": round(ema, 4),
-        "loss_curve": curve, "threads": torch.get_num_threads(),
+        "loss_curve": curve, "threads": torch.get_num_threads(), "vision_alignment": align_stats,
     }
 
 
