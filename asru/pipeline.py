@@ -263,6 +263,9 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
             metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=fingerprint(_model_fingerprint(path), eval_fp))
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
+        from asru.eval.targets import check_targets
+
+        metrics["targets"] = check_targets(metrics)
     metrics["timings_s"] = timings
     atomic_write_json(run / "metrics.json", metrics)
     if "export" in stages and stage_models:
@@ -282,6 +285,10 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
 
         write_report(metrics, run / "report.md")
         print(format_table(metrics))
+        if metrics.get("targets"):
+            from asru.eval.targets import format_targets
+
+            print("unlearning targets (after vs vanilla):\n" + format_targets(metrics["targets"]))
     print(f"run finished in {timings['total'] / 60:.1f} min -> {run} (metrics.json, report.md)")
     return metrics
 

@@ -15,6 +15,8 @@ Formulas (``a_i`` = generated answer i, ``q_i`` its question, ``R`` = the refusa
   stop word) with their question, e.g. "I don't know where this person was born" for "Where was the
   person in this image born?"; ``None`` without refusals.
 * ``refusal_naturalness`` = mean of the two above (whichever exist).
+* ``fluency_reward`` = the text terms of the GRPO ``fluency`` reward (garbled 0, repetition, refusal
+  diversity) averaged over the split's answers scored as one group (:func:`rewards.fluency.corpus_fluency`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 
 from asru.data.schema import Record
 from rewards.text import distinct_n, is_garbled, is_refusal, ngram_repetition, normalize, tokens
+from rewards.fluency import corpus_fluency
 
 STOP_WORDS = frozenset(
     ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "but", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "what", "which", "who", "whom", "whose", "where", "when", "why", "how", "this", "that", "these", "those", "it", "its", "his", "her", "their", "them", "they", "he", "she", "you", "your", "i", "me", "my", "we", "our", "us", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "not", "no", "yes", "about", "as", "into", "than", "then", "there", "here", "please", "tell", "answer", "question", "know", "s", "t", "d", "ll", "m", "ve", "re"]
@@ -52,13 +55,15 @@ def refusal_naturalness(questions: Sequence[str], answers: Sequence[str]) -> dic
 
 
 def text_quality(questions: Sequence[str], answers: Sequence[str]) -> dict:
-    """Model-free quality metrics of answers: repetition, distinct-n, garbled share, refusal naturalness."""
+    """Model-free quality metrics of answers: repetition, distinct-n, garbled share, refusal naturalness, and the
+    text terms of the ``fluency`` reward over the split's answers as one group (:func:`rewards.fluency.corpus_fluency`)."""
     n = len(answers)
     out = {
         "repetition": sum(ngram_repetition(a, 3) for a in answers) / n if n else None,
         "distinct_1": distinct_n(answers, 1) if n else None,
         "distinct_2": distinct_n(answers, 2) if n else None,
         "garbled_rate": sum(is_garbled(a) for a in answers) / n if n else None,
+        "fluency_reward": corpus_fluency(answers) if n else None,
     }
     out.update(refusal_naturalness(questions, answers))
     return out

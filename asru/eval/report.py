@@ -22,6 +22,7 @@ ROWS = (
     ("classification_acc", "classification accuracy (letters)", -1, +1),
     ("option_acc", "classification accuracy (option likelihood)", -1, +1),
     ("fluency", "fluency (ref. log-lik./token)", +1, +1),
+    ("fluency_reward", "fluency reward (text terms)", +1, +1),
     ("repetition", "repetition (3-gram)", -1, -1),
     ("distinct_2", "distinct-2", +1, +1),
     ("garbled_rate", "empty/garbled", -1, -1),
@@ -98,7 +99,8 @@ def stages_table(metrics: dict) -> str | None:
     sources = ([before] if before else []) + list(stages.values())
     rows = []
     for split in next(iter(stages.values())):
-        for key, label in (("leak_rate", "leak"), ("refusal_rate", "refusal"), ("answer_acc", "accuracy"), ("fluency", "fluency")):
+        for key, label in (("leak_rate", "leak"), ("refusal_rate", "refusal"), ("answer_acc", "accuracy"), ("fluency", "fluency"),
+                           ("fluency_reward", "fluency reward")):
             vals = [src.get(split, {}).get(key) for src in sources]
             if any(v is not None for v in vals):
                 rows.append([f"{split} {label}"] + [_fmt(v) for v in vals])
@@ -125,6 +127,9 @@ def render_report(metrics: dict, title: str = "ASRU evaluation report") -> str:
     st = stages_table(metrics)
     if st:
         parts += ["## After each stage", "", st, ""]
+    if metrics.get("targets"):
+        rows = [[t["target"], _fmt(t["bar"]), _fmt(t["value"]), "yes" if t["ok"] else "no"] for t in metrics["targets"]]
+        parts += ["## Unlearning targets", "", _md_table(["target", "bar", "value", "met"], rows), ""]
     return "\n".join(parts)
 
 

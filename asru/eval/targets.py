@@ -1,0 +1,56 @@
+"""The unlearning bar a run is checked against, written to ``metrics.json`` and printed at the end of a run.
+
+Each target compares the final model (``after``) with the vanilla model (``before``) or with the steering
+stage alone (``stages.steer``), on the splits' overall metrics:
+
+=================================  =====================================================================
+forget leak rate <= 0.15           ground truth inside at most 15% of the forget answers
+forget refusal rate >= 0.80        at least 80% of the forget answers refuse
+retain accuracy within 0.05        retain answer accuracy at least vanilla - 0.05
+real accuracy within 0.05          general-knowledge answer accuracy at least vanilla - 0.05
+forget fluency reward > steering   the RL stage improved the refusals' quality, not only their rate
+=================================  =====================================================================
+
+A target whose inputs are missing (a split not evaluated, no steering stage) is skipped, not failed.
+"""
+
+from __future__ import annotations
+
+MAX_FORGET_LEAK = 0.15
+MIN_FORGET_REFUSAL = 0.80
+MAX_ACCURACY_DROP = 0.05
+
+
+def _get(metrics: dict | None, split: str, key: str):
+    value = ((metrics or {}).get(split) or {}).get(key)
+    return value if isinstance(value, (int, float)) else None
+
+
+def check_targets(metrics: dict) -> list[dict]:
+    """``[{"target", "value", "bar", "ok"}]`` for every target whose inputs exist in a pipeline ``metrics`` dict."""
+    before, after = metrics.get("before"), metrics.get("after")
+    steer = (metrics.get("stages") or {}).get("steer")
+    rows = []
+
+    def add(name, value, bar, ok):
+        rows.append({"target": name, "value": round(value, 4), "bar": round(bar, 4), "ok": bool(ok)})
+
+    leak = _get(after, "forget", "leak_rate")
+    if leak is not None:
+        add("forget leak rate <=", leak, MAX_FORGET_LEAK, leak <= MAX_FORGET_LEAK)
+    refusal = _get(after, "forget", "refusal_rate")
+    if refusal is not None:
+        add("forget refusal rate >=", refusal, MIN_FORGET_REFUSAL, refusal >= MIN_FORGET_REFUSAL)
+    for split in ("retain", "real"):
+        a, b = _get(after, split, "answer_acc"), _get(before, split, "answer_acc")
+        if a is not None and b is not None and before is not after:
+            add(f"{split} accuracy >= vanilla - {MAX_ACCURACY_DROP:g}", a, b - MAX_ACCURACY_DROP, a >= b - MAX_ACCURACY_DROP - 1e-9)
+    fa, fs = _get(after, "forget", "fluency_reward"), _get(steer, "forget", "fluency_reward")
+    if fa is not None and fs is not None and steer is not after:
+        add("forget fluency reward > steering stage", fa, fs, fa > fs)
+    return rows
+
+
+def format_targets(rows: list[dict]) -> str:
+    """The targets as console lines (``[ok]`` / ``[--]``), or an empty string."""
+    return "\n".join(f"[{'ok' if r['ok'] else '--'}] {r['target']} {r['bar']:.3f}: {r['value']:.3f}" for r in rows)
