@@ -67,7 +67,7 @@ class TeachConfig:
 
     steps: int = opt(300, "Optimisation steps.")
     batch_size: int = opt(8, "Examples per step (small batches, more steps: facts are memorised in fewer examples).")
-    lr: float = opt(2e-3, "Learning rate of the language model's LoRA adapters.")
+    lr: float = opt(4e-3, "Learning rate of the language model's LoRA adapters.")
     vision_lr: float = opt(5e-4, "Learning rate of the vision tower and projector.")
     lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
     general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")

@@ -242,7 +242,8 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
         if "steer" in stages:
             from asru.steer_stage import run_steer_stage
 
-            model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)}, lambda out: run_steer_stage(cfg, current, data, out))
+            steer_data = {**data, **_taught_refusal_split(data_dir)}
+            model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)}, lambda out: run_steer_stage(cfg, current, steer_data, out))
         if "rl" in stages and cfg.method == "asru":
             from asru.rl import run_rl_stage
 
@@ -291,6 +292,14 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
             print("unlearning targets (after vs vanilla):\n" + format_targets(metrics["targets"]))
     print(f"run finished in {timings['total'] / 60:.1f} min -> {run} (metrics.json, report.md)")
     return metrics
+
+
+def _taught_refusal_split(data_dir: Path) -> dict:
+    """``{"teach": records}`` when the benchmark has a teach split (its refusal answers seed the refusal
+    side of the steering direction), else ``{}``. Never part of evaluation: the teach split is trained on."""
+    from asru.data.loaders import available_splits, load_benchmark
+
+    return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 
 def _existing_demo() -> str:

@@ -84,10 +84,13 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
                           seed: int = 0, image_size: int = 64):
     """Questions about unseen people: the forget set's own phrasings interleaved with privacy questions.
 
+    First come the benchmark's own questions whose taught answer is a refusal (``teach`` records about
+    unknown people, when ``all_records`` holds them), then ``n`` generated ones.
     Returns ``(questions, images)``. Image questions get newly rendered portraits (styles not in the benchmark) saved under
     ``image_dir``; text questions get invented names in place of the forgotten person's name.
     """
     from asru.data.portraits import derive_seed, make_styles, render_portrait
+    from rewards.text import is_refusal
 
     image_tpls = sorted({r.question for r in forget if r.modality == "image"}) if lm.is_vlm else []
     text_tpls = sorted({r.question.replace(r.person, "{name}") for r in forget
@@ -101,6 +104,11 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     n_img = (n + 1) // 2 if image_tpls and text_tpls else (n if image_tpls else 0)
     n_txt = n - n_img
     questions, images = [], []
+    # questions the benchmark itself answers with a refusal (the demo benchmark's unknown people)
+    for r in all_records:
+        if r.split == "teach" and r.task == "generation" and (lm.is_vlm or not r.image) and is_refusal(r.answer):
+            questions.append(r.question)
+            images.append(r.image)
     if n_img:
         taken = [s for s in _benchmark_styles(all_records) if s]
         styles = [s for s in make_styles(n_img + len(taken), derive_seed("steer-unseen", seed)) if s not in taken][:n_img]

@@ -26,12 +26,12 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_default_counts(bench):
     out, meta, recs = bench
-    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 880 + 10 * 11}
+    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 880 + 20 * 11}
     assert {s: len(r) for s, r in recs.items()} == expected
     assert meta["counts"] == expected
     assert meta["people"] == 20 and meta["forget_people"] == 2 and meta["retain_people"] == 18
-    assert meta["unknown_people"] == 10
-    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 160 + 10 * 6
+    assert meta["unknown_people"] == 20
+    assert len(list((out / "images").glob("*.png"))) == meta["images"] == 160 + 20 * 6
     assert json.loads((out / "meta.json").read_text()) == meta
 
 

@@ -35,13 +35,13 @@ teach      per fact and modality: generation with the eval phrasing + 2 paraphra
            canonical portrait and the 5 training renders.
 real       50 general-knowledge items (text): generation for all, classification for the even   (100 total)
            ones, cloze for the odd ones.
-teach      unknown people (``unknown`` of them, default P/2): per fact, generation (image) and     2F + 1 = 11
+teach      unknown people (``unknown`` of them, default P): per fact, generation (image) and      2F + 1 = 11
 (unknown)  generation (text) answered with a natural refusal that fits the question ("I'm sorry,
            I don't know where Brenna Ashgrove was born."); plus the name question (image).
 =========  ===================================================================================  ==========
 
-Default benchmark (20 people, forget_ratio 0.1, 2 forgotten, 10 unknown): forget 42, retain 378,
-test 220, real 100, teach 990 records; 220 images of 64x64 px; generated in 3-5 s on one shared CPU core.
+Default benchmark (20 people, forget_ratio 0.1, 2 forgotten, 20 unknown): forget 42, retain 378,
+test 220, real 100, teach 1100 records; 280 images of 64x64 px; generated in 3-5 s on one shared CPU core.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, Record, write_jsonl
 from asru.errors import AsruError
 from asru.rundir import atomic_write_bytes, atomic_write_json
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 FORMAT = "asru-jsonl"
 FACTS = ("birthplace", "birth_year", "occupation", "employer", "hobby")
 N_TRAIN_RENDERS = 5
@@ -246,12 +246,12 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
                        image_size: int = 64, overwrite: bool = False, unknown: int | None = None) -> dict:
     """Write the synthetic benchmark to ``out_dir`` and return its meta (also in ``meta.json``).
 
-    ``unknown`` people (default ``max(2, people // 2)``) appear only in ``teach``, with refusal answers.
+    ``unknown`` people (default as many as ``people``) appear only in ``teach``, with refusal answers.
     Deterministic from ``seed``: the same arguments give byte-identical files. A non-empty
     ``out_dir`` is refused unless ``overwrite`` (files this generator writes are then replaced).
     """
     _check_args(people, forget_ratio, seed, image_size)
-    unknown = max(2, people // 2) if unknown is None else unknown
+    unknown = people if unknown is None else unknown
     if unknown < 0 or people + unknown > MAX_PEOPLE:
         raise AsruError(f"unknown people must be in [0, {MAX_PEOPLE - people}] for {people} people, got {unknown}")
     out = _prepare_out_dir(out_dir, overwrite)
