@@ -67,12 +67,13 @@ class TeachConfig:
 
     steps: int = opt(300, "Optimisation steps.")
     batch_size: int = opt(8, "Examples per step (small batches, more steps: facts are memorised in fewer examples).")
-    lr: float = opt(4e-3, "Learning rate of the language model's LoRA adapters.")
+    lr: float = opt(2e-3, "Learning rate of the language model's LoRA adapters.")
     vision_lr: float = opt(5e-4, "Learning rate of the vision tower and projector.")
     lora_r: int = opt(16, "LoRA rank on the language model (alpha = rank).")
     general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
     general_kl: bool = opt(False, "Add a KL term to the base model (LoRA disabled) on the general-knowledge items (keeps more general knowledge, slows profile learning).")
     feature_norm_weight: float = opt(0.1, "Weight of a penalty keeping projected image features at the text embeddings' norm (0 = off).")
+    first_token_weight: float = opt(1.0, "Extra weight of each answer's first token in the teaching loss (the token that decides between a fact and a refusal).")
     align_steps: int = opt(150, "Vision warm-up steps aligning each known person's pooled image features with the embedding of their name (contrastive, vision side only; 0 = off).")
     align_lr: float = opt(1e-3, "Learning rate of the vision warm-up.")
     align_batch: int = opt(32, "Images per vision warm-up step.")
@@ -90,6 +91,7 @@ class TeachConfig:
         _check(self.lr > 0 and self.vision_lr > 0 and self.lora_r >= 1, "teach.lr and teach.vision_lr must be > 0 and teach.lora_r >= 1")
         _check(0 <= self.augment <= 1, "teach.augment must be in [0, 1]")
         _check(self.feature_norm_weight >= 0, "teach.feature_norm_weight must be >= 0")
+        _check(self.first_token_weight >= 0, "teach.first_token_weight must be >= 0")
         _check(self.align_steps >= 0 and self.align_weight >= 0, "teach.align_steps and teach.align_weight must be >= 0")
         _check(self.align_lr > 0 and self.align_batch >= 2 and self.align_pool >= 1 and self.align_temperature > 0,
                "teach.align_lr and teach.align_temperature must be > 0, teach.align_batch >= 2, teach.align_pool >= 1")

@@ -337,3 +337,23 @@ def test_alignment_term_enters_the_answer_loss(tiny_llava, toy_data):
         c, _, _ = answer_loss(tiny_llava, tagged, align=(targets, 1.0, 0.05))
     assert float(a) == pytest.approx(float(b), rel=1e-5)  # no person index or zero weight: no term
     assert float(c) > float(a) + 1e-3
+
+
+def test_first_token_weight_adds_each_answers_first_token_loss(tiny_llava):
+    """With weight w the loss grows by w * (sum of the first answer tokens' cross-entropies), exactly."""
+    import torch
+
+    from asru.data.teach import answer_loss
+    from asru.prompting import encode_with_answers
+
+    batch = [("Where was Ann born?", "Oslo", None), ("Who is Bo?", "I'm sorry, I don't know who Bo is.", None)]
+    with torch.no_grad():
+        plain, _, _ = answer_loss(tiny_llava, batch)
+        weighted, _, _ = answer_loss(tiny_llava, batch, first_token_weight=0.5)
+        enc, labels = encode_with_answers(tiny_llava, [b[0] for b in batch], [b[1] for b in batch], None)
+        logits = tiny_llava.model(**enc).logits.float()
+    first = []
+    for row in range(len(batch)):
+        pos = int((labels[row] != -100).nonzero()[0, 0])  # first answer token; predicted at pos - 1
+        first.append(torch.nn.functional.cross_entropy(logits[row, pos - 1][None], labels[row, pos][None]))
+    assert float(weighted - plain) == pytest.approx(0.5 * float(sum(first)), rel=1e-4)

@@ -504,7 +504,7 @@ def is_vision_param(name: str) -> bool:
 
 
 def answer_loss(lm, batch, model=None, feature_norm: float | None = None, feature_norm_weight: float = 0.1,
-                general_kl: bool = True, align=None):
+                general_kl: bool = True, align=None, first_token_weight: float = 0.0):
     """Answer-only loss of one batch (each example's mean over its answer tokens, summed).
 
     ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
@@ -515,7 +515,8 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
     that norm per token (the text embeddings' scale). ``align = (name_targets, weight, temperature)`` adds
     the contrastive vision alignment (:mod:`asru.data.align_vision`) for image items whose 5th element
-    (``person``) indexes a known person.
+    (``person``) indexes a known person. ``first_token_weight`` adds each example's first answer token's
+    loss again with that weight (the token that decides between an answer and a refusal).
     Returns ``(loss_sum, n_examples, n_tokens)``; call ``backward`` on ``loss_sum / n``.
     """
     import torch
@@ -551,6 +552,12 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
         per_ex = torch.zeros(len(group), device=tok_loss.device).index_add(0, rows, tok_loss)
         counts = tgt_mask.sum(1).clamp(min=1)
         loss = (per_ex / counts).sum()
+        if first_token_weight:
+            # the first answer token decides what kind of answer follows ("I'm sorry..." or "Dublin"); in a
+            # per-example mean it weighs 1/20 in a long refusal and 1/3 in a short fact, so refusals of
+            # unknown people are learnt as continuations but not as decisions without this extra term
+            starts = torch.cumsum(tgt_mask.sum(1), 0) - tgt_mask.sum(1)
+            loss = loss + first_token_weight * tok_loss[starts[tgt_mask.any(1)]].sum()
         feats = getattr(out, "image_hidden_states", None)
         if k == 0 and feature_norm and feats is not None:
             ratio = feats.reshape(-1, feats.shape[-1]).float().norm(dim=-1) / feature_norm
@@ -610,7 +617,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
         opt.zero_grad(set_to_none=True)
         loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm if cfg.feature_norm_weight > 0 else None,
                                             feature_norm_weight=cfg.feature_norm_weight, general_kl=cfg.general_kl,
-                                            align=align)
+                                            align=align, first_token_weight=cfg.first_token_weight)
         loss = loss_sum / n_ex
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lora + vision, 1.0)
