@@ -116,6 +116,7 @@ class SteerConfig:
     original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction: None = the model being unlearned (both sides from one model; the demo VLM refuses people it was never taught), 'base' = the base model recorded in the model's teach_report.json (the reference uses the model before fine-tuning), or a model path / hub id.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
     mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
+    redirect_position: str = opt("last", "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, or all (every prompt token, RMU-style; the change then also reaches the generated tokens).")
     coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")
     alpha: float = opt(1.0, "Weight of the retain MSE loss.")
     lr: float = opt(1e-4, "Redirection learning rate (AdamW, linear schedule).")
@@ -136,6 +137,7 @@ class SteerConfig:
 
     def __post_init__(self):
         _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
+        _check(self.redirect_position in ("last", "post_instruction", "all"), f"steer.redirect_position must be last, post_instruction or all, not {self.redirect_position!r}")
         _check(self.mode in ("redirect", "add", "ablate", "gated"), f"steer.mode must be redirect, add, ablate or gated, not {self.mode!r}")
         _check(self.min_samples >= 1, "steer.min_samples must be >= 1")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")

@@ -307,7 +307,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     if sc.mode == "redirect":
         log = redirect(lm, layer, v, f_q, r_q, f_im, r_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
                        batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
-                       position="last" if sc.position in ("mean", "all") else sc.position, seed=seed)
+                       position=sc.redirect_position, seed=seed)
         after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
         baked = bake_ablation(lm.model, basis if basis is not None else v)

@@ -96,12 +96,16 @@ def _prepare(lm, questions, images, batch_size, position, kind):
         enc = encode_prompts(lm, qs, ims)
         post = [post_instruction_length(lm, q, im is not None) for q, im in zip(qs, ims)] if position == "post_instruction" else None
         w = position_mask(enc["attention_mask"], position if kind == "forget" else "all", post)
-        batches.append({"kind": kind, "enc": enc, "w": w.to(lm.device), "n": len(idx)})
+        batches.append({"kind": kind, "enc": enc, "w": w.to(lm.device), "n": len(idx), "per_token": position == "all"})
     return batches
 
 
-def _forget_loss(h, frozen, w, target_shift):
+def _forget_loss(h, frozen, w, target_shift, per_token: bool = False):
+    """MSE of the ``w``-pooled state to the pooled frozen state + shift; ``per_token``: of every masked token."""
     import torch
+
+    if per_token:
+        return _retain_loss(h, frozen.float() + target_shift, w)
 
     h_pos = torch.einsum("bt,bth->bh", w, h.float())
     tgt = torch.einsum("bt,bth->bh", w, frozen.float()) + target_shift
@@ -122,7 +126,7 @@ def _evaluate(tap, batches, target_shift):
         for b in batches:
             h = tap.run(b["enc"])
             if b["kind"] == "forget":
-                f_dist += float(_forget_loss(h, b["frozen"], b["w"], target_shift)) * b["n"]
+                f_dist += float(_forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])) * b["n"]
                 f_n += b["n"]
             else:
                 r_mse += float(_retain_loss(h, b["frozen"], b["w"])) * b["n"]
@@ -201,7 +205,7 @@ def redirect(
                 for b in (forget[f_order[k % len(forget)]], retain[r_order[k % len(retain)]]):
                     h = tap.run(b["enc"])
                     if b["kind"] == "forget":
-                        loss = _forget_loss(h, b["frozen"], b["w"], target_shift)
+                        loss = _forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])
                     else:
                         loss = alpha * _retain_loss(h, b["frozen"], b["w"])
                     opt.zero_grad(set_to_none=True)

@@ -73,3 +73,15 @@ def test_redirect_errors(tiny_llama):
     with pytest.raises(AsruError, match="direction has shape"):
         redirect(tiny_llama, 1, torch.ones(8), FORGET, RETAIN)
     assert down_proj(tiny_llama.model, 1).weight.shape == (64, 128)
+
+
+def test_redirect_all_positions_moves_every_prompt_token(tiny_llama):
+    """position='all' (RMU-style): every forget-prompt token moves toward frozen + c*v, not just the last."""
+    v = random_direction(tiny_llama, seed=5, scale=0.5)
+    before = collect_activations(tiny_llama, FORGET, layers=[2], position="all").matrix(2)
+    log = redirect(tiny_llama, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.3, batch_size=2, epochs=10, position="all")
+    after = collect_activations(tiny_llama, FORGET, layers=[2], position="all").matrix(2)
+    target = before + 3.0 * v
+    assert (after - target).pow(2).mean() < 0.3 * (before - target).pow(2).mean()
+    # the logged distance is the per-token MSE: 9 |v|^2 / H before any step
+    assert log.before["forget_mse_to_target"] == pytest.approx(float((3.0 * v).pow(2).mean()), rel=1e-4)
