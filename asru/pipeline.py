@@ -242,8 +242,8 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
         if "steer" in stages:
             from asru.steer_stage import run_steer_stage
 
-            steer_data = {**data, **_taught_refusal_split(data_dir)}
-            model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)}, lambda out: run_steer_stage(cfg, current, steer_data, out))
+            model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)},
+                        lambda out: run_steer_stage(cfg, current, {**data, **_taught_refusal_split(data_dir)}, out))
         if "rl" in stages and cfg.method == "asru":
             from asru.rl import run_rl_stage
 

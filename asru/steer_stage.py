@@ -105,8 +105,8 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     n_txt = n - n_img
     questions, images = [], []
     # questions the benchmark itself answers with a refusal (the demo benchmark's unknown people)
-    for r in all_records:
-        if r.split == "teach" and r.task == "generation" and (lm.is_vlm or not r.image) and is_refusal(r.answer):
+    for r in _records_for(lm, all_records):
+        if r.split == "teach" and r.task == "generation" and is_refusal(r.answer):
             questions.append(r.question)
             images.append(r.image)
     if n_img:

@@ -78,6 +78,14 @@ def alignment_loss(feats, targets, labels, temperature: float, reduction: str = 
     return F.cross_entropy(z @ targets.T / temperature, labels, reduction=reduction)
 
 
+def embedding_norm(lm) -> float:
+    """Mean L2 norm of the language model's input embeddings: the scale image tokens are kept at."""
+    import torch
+
+    with torch.no_grad():
+        return float(lm.model.get_input_embeddings().weight.norm(dim=-1).mean())
+
+
 def norm_penalty(feats, norm: float):
     """Mean squared relative deviation of each image token's norm from ``norm``."""
     ratio = feats.float().reshape(-1, feats.shape[-1]).norm(dim=-1) / norm
@@ -101,8 +109,7 @@ def align_vision(lm, people: list[str], draw_image, cfg, progress: bool = True) 
         raise AsruError("vision alignment needs at least two people with images; set teach.align_steps 0")
     t0 = time.perf_counter()
     targets = name_targets(lm, people)
-    with torch.no_grad():
-        norm = float(lm.model.get_input_embeddings().weight.norm(dim=-1).mean())
+    norm = embedding_norm(lm)
     pool = [(draw_image(p), i) for i, p in enumerate(people) for _ in range(cfg.align_pool)]
     render_s = time.perf_counter() - t0
     params = [p for n, p in lm.model.named_parameters() if is_vision_param(n)]

@@ -274,20 +274,14 @@ def generate_benchmark(out_dir, people: int = 20, forget_ratio: float = 0.1, see
         seeds = {kind: [derive_seed(kind, seed, i, k) for k in range(1, n + 1)]
                  for kind, n in (("train", N_TRAIN_RENDERS), ("test", N_TEST_RENDERS))}
         for kind, kind_seeds in seeds.items():
-            files[kind] = []
-            for k, variant in enumerate(kind_seeds, 1):
-                rel = f"images/{pid}_{kind}{k}.png"
-                _save_png(out / rel, render_portrait(p["style"], variant, image_size))
-                files[kind].append(rel)
+            files[kind] = _save_renders(out, pid, kind, p["style"], kind_seeds, image_size)
         p["images"] = files
         p["render_seeds"] = seeds  # variant seeds of the jittered renders (teaching must avoid the test ones)
     for i, p in enumerate(strangers):
-        p["images"] = {"base": f"images/{p['id']}_base.png", "train": []}
+        p["images"] = {"base": f"images/{p['id']}_base.png"}
         _save_png(out / p["images"]["base"], render_portrait(p["style"], 0, image_size, jitter=False))
-        for k in range(1, N_TRAIN_RENDERS + 1):
-            rel = f"images/{p['id']}_train{k}.png"
-            _save_png(out / rel, render_portrait(p["style"], derive_seed("unknown", seed, i, k), image_size))
-            p["images"]["train"].append(rel)
+        unknown_seeds = [derive_seed("unknown", seed, i, k) for k in range(1, N_TRAIN_RENDERS + 1)]
+        p["images"]["train"] = _save_renders(out, p["id"], "train", p["style"], unknown_seeds, image_size)
 
     splits: dict[str, list[Record]] = {s: [] for s in ALL_SPLITS}
     for i, p in enumerate(persons):
@@ -569,6 +563,16 @@ def _real_records(rng: random.Random) -> list[Record]:
             recs.append(Record(id=f"real-{k:03d}-cloze", split="real", task="cloze", modality="text",
                                question=cloze_question(cloze), answer=answer))
     return recs
+
+
+def _save_renders(out: Path, pid: str, kind: str, style: dict, seeds: list[int], image_size: int) -> list[str]:
+    """Save jittered renders ``images/<pid>_<kind><k>.png`` (k from 1) of ``style``; return their relative paths."""
+    rels = []
+    for k, variant in enumerate(seeds, 1):
+        rel = f"images/{pid}_{kind}{k}.png"
+        _save_png(out / rel, render_portrait(style, variant, image_size))
+        rels.append(rel)
+    return rels
 
 
 def _save_png(path: Path, img) -> None:

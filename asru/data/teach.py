@@ -560,8 +560,9 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
             loss = loss + first_token_weight * tok_loss[starts[tgt_mask.any(1)]].sum()
         feats = getattr(out, "image_hidden_states", None)
         if k == 0 and feature_norm and feats is not None:
-            ratio = feats.reshape(-1, feats.shape[-1]).float().norm(dim=-1) / feature_norm
-            loss = loss + feature_norm_weight * ((ratio - 1) ** 2).mean() * len(group)
+            from asru.data.align_vision import norm_penalty
+
+            loss = loss + feature_norm_weight * norm_penalty(feats, feature_norm) * len(group)
         persons = [g[4] if len(g) > 4 else None for g in group]
         if k == 0 and align is not None and feats is not None and any(p is not None for p in persons):
             from asru.data.align_vision import alignment_loss
@@ -598,8 +599,9 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     lora, vision = add_lora(lm, cfg)
     opt = torch.optim.AdamW([{"params": lora, "lr": cfg.lr}, {"params": vision, "lr": cfg.vision_lr}], weight_decay=0.0)
     warmup = max(1, min(10, cfg.steps // 10))
-    with torch.no_grad():  # image features are kept at the scale of the text embeddings
-        feature_norm = float(lm.model.get_input_embeddings().weight.norm(dim=-1).mean())
+    from asru.data.align_vision import embedding_norm
+
+    feature_norm = embedding_norm(lm)  # image features are kept at the scale of the text embeddings
 
     def schedule(step: int) -> float:
         if step < warmup:
