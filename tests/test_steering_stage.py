@@ -113,14 +113,13 @@ def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, bench, tmp_path):
 @pytest.mark.slow
 def test_demo_model_steering_real_check(tmp_path):
     """On the taught demo VLM with the default preset: forget refusal >= 60%, retain accuracy within 10 points."""
+    from pathlib import Path
+
+    from asru.config import load_yaml
     from asru.data.loaders import load_benchmark
     from asru.data.teach import build_demo_model
     from asru.pipeline import ensure_data
     from asru.steer_stage import run_steer_stage
-
-    from pathlib import Path
-
-    from asru.config import load_yaml
 
     preset = load_yaml(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
     cfg = build_config({**preset, "model": {**preset.get("model", {}), "device": "cpu"}})
