@@ -108,6 +108,7 @@ class SteerConfig:
     """
 
     layer: int | None = opt(None, "Decoder layer to steer. None = choose automatically by the layer-selection scores (layer_scores.json).")
+    num_layers: int = opt(1, "Automatic layer selection: how many layers to steer (chosen greedily, each scored with the earlier ones' hooks on; redirection then trains each chosen layer in turn). 1 = the reference's single layer.")
     candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
     position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
@@ -116,7 +117,8 @@ class SteerConfig:
     original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction: None = the model being unlearned (both sides from one model; the demo VLM refuses people it was never taught), 'base' = the base model recorded in the model's teach_report.json (the reference uses the model before fine-tuning), or a model path / hub id.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
     mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
-    redirect_position: str = opt("last", "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, or all (every prompt token, RMU-style; the change then also reaches the generated tokens).")
+    redirect_position: str = opt("last", "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, all (every prompt token, RMU-style), or answer (every token of prompt + answer: forget prompts with the answers the add hooks at the chosen layers produce, retain prompts with their ground truth; the change then fires on generated tokens as the hooks do).")
+    redirect_params: str = opt("down_proj", "Redirection: weights trained at each steered layer: down_proj (the MLP down projection, the reference) or mlp (all the layer's MLP weights: more capacity to tell the forget concept from retained ones).")
     coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")
     alpha: float = opt(1.0, "Weight of the retain MSE loss.")
     lr: float = opt(1e-4, "Redirection learning rate (AdamW, linear schedule).")
@@ -137,7 +139,10 @@ class SteerConfig:
 
     def __post_init__(self):
         _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
-        _check(self.redirect_position in ("last", "post_instruction", "all"), f"steer.redirect_position must be last, post_instruction or all, not {self.redirect_position!r}")
+        _check(self.redirect_position in ("last", "post_instruction", "all", "answer"), f"steer.redirect_position must be last, post_instruction, all or answer, not {self.redirect_position!r}")
+        _check(self.num_layers >= 1, "steer.num_layers must be >= 1")
+        _check(self.redirect_params in ("down_proj", "mlp"), f"steer.redirect_params must be down_proj or mlp, not {self.redirect_params!r}")
+        _check(self.num_layers == 1 or self.mode in ("redirect", "add"), f"steer.num_layers > 1 works with the redirect and add modes, not {self.mode!r}")
         _check(self.mode in ("redirect", "add", "ablate", "gated"), f"steer.mode must be redirect, add, ablate or gated, not {self.mode!r}")
         _check(self.min_samples >= 1, "steer.min_samples must be >= 1")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")

@@ -21,6 +21,7 @@ import logging
 import random
 import shutil
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from asru.errors import AsruError
@@ -181,6 +182,17 @@ def _load(cfg, path):
                       attn_implementation=m.attn_implementation)
 
 
+@contextmanager
+def _add_hooks(lm, layers, directions, coeff: float):
+    """Add hooks ``h + coeff * v_L`` at every layer in ``layers`` at once."""
+    from steering.hooks import add_steering
+
+    with ExitStack() as stack:
+        for lay in layers:
+            stack.enter_context(add_steering(lm.model, lay, directions[lay], coeff))
+        yield
+
+
 def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
     import torch
@@ -188,9 +200,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     from steering.activations import collect_activations
     from steering.bake import bake_ablation
     from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
+    from asru.prompting import generate
     from steering.hooks import HookSpec, apply_hook
     from steering.io import data_hash, save_direction
-    from steering.layer_select import best_layer, default_candidates, format_table, save_scores, score_layers
+    from steering.layer_select import default_candidates, format_table, save_scores, select_layers
     from steering.redirect import redirect
 
     sc = cfg.steer
@@ -266,22 +279,24 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     # 3. layer choice
     if sc.layer is None and len(candidates) > 1:
         sel_f = held or dir_ids[: sc.select_prompts]
-        rows = score_layers(lm, dirs, [f_q[i] for i in sel_f], r_q[: sc.select_prompts], [f_im[i] for i in sel_f],
-                            r_im[: sc.select_prompts], candidates=candidates, coeff=sc.select_coeff,
-                            kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
-        layer, how = best_layer(rows), "auto (highest score)"
+        layers, rows = select_layers(lm, dirs, sc.num_layers, candidates, forget_questions=[f_q[i] for i in sel_f],
+                                     retain_questions=r_q[: sc.select_prompts], forget_images=[f_im[i] for i in sel_f],
+                                     retain_images=r_im[: sc.select_prompts], coeff=sc.select_coeff,
+                                     kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
+        how = "auto (highest score)" if sc.num_layers == 1 else f"auto (greedy, up to {sc.num_layers} layers)"
         if max(r["refusal"] for r in rows) == 0:
             LOG.warning("no candidate layer induced refusals with the add hook (steer.select_coeff %g): the layer was "
                         "chosen by retain KL alone; consider a larger steer.select_coeff or an explicit --layer", sc.select_coeff)
             how = "auto (no layer induced refusals: lowest retain KL)"
-        table = format_table(rows, layer)
+        table = format_table(rows, layers)
         LOG.debug("layer selection (add hook, coeff %.2f; held-out forget prompts %d):\n%s", sc.select_coeff, len(sel_f), table)
         print(f"layer selection (add hook h + {sc.select_coeff:g} * v; {len(sel_f)} held-out forget prompts):\n{table}")
     else:
-        layer, how, rows = candidates[0], "steer.layer" if sc.layer is not None else "single candidate", []
+        layers, how, rows = candidates[:1], "steer.layer" if sc.layer is not None else "single candidate", []
+    layer = layers[0]
     lap("layer_selection")
-    save_scores(out_dir / "layer_scores.json", rows, layer, how,
-                {"coeff": sc.select_coeff, "kl_weight": sc.kl_weight, "held_out": bool(held)})
+    save_scores(out_dir / "layer_scores.json", rows, layers, how,
+                {"coeff": sc.select_coeff, "kl_weight": sc.kl_weight, "held_out": bool(held), "num_layers": sc.num_layers})
     v = dirs[layer]
 
     extra_tensors, basis = {}, None
@@ -296,43 +311,55 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         extra_tensors["retain_basis"] = retain_basis
     save_direction(out_dir / "direction", lm.model, dirs, position=sc.position,
                    prompts_hash=data_hash(pos_q + [f_q[i] for i in dir_ids]), tensors=extra_tensors,
-                   extra={"chosen_layer": layer, "mode": sc.mode, "n_positive": len(pos_q), "n_negative": len(dir_ids),
+                   extra={"chosen_layer": layer, "chosen_layers": layers, "mode": sc.mode, "n_positive": len(pos_q), "n_negative": len(dir_ids),
                           "n_refusal_tried": len(ref_q), "original_model": orig_path or model_path})
 
     # 4. before, steer, after
     before = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     lap("table_before")
-    log = None
-    hook = None
+    log: list = []
+    hooks: list = []
     if sc.mode == "redirect":
-        log = redirect(lm, layer, v, f_q, r_q, f_im, r_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
-                       batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
-                       position=sc.redirect_position, seed=seed)
+        f_ans = r_ans = None
+        if sc.redirect_position == "answer":
+            with _add_hooks(lm, layers, dirs, sc.coeff):
+                f_ans = generate(lm, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
+            r_ans = [r.answer for r in r_recs]
+        for lay in layers:
+            log.append(redirect(lm, lay, dirs[lay], f_q, r_q, f_im, r_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
+                                batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
+                                position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
+                                params=sc.redirect_params, seed=seed))
         after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
         baked = bake_ablation(lm.model, basis if basis is not None else v)
         LOG.info("ablation baked into %d residual writers", len(baked))
         after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     else:
-        hook = HookSpec(sc.mode, layer, alpha=sc.hook_alpha, threshold=sc.gate_threshold)
-        with apply_hook(lm.model, hook, v, retain_basis):
+        hooks = [HookSpec(sc.mode, lay, alpha=sc.hook_alpha, threshold=sc.gate_threshold) for lay in layers]
+        with ExitStack() as stack:
+            for spec in hooks:
+                stack.enter_context(apply_hook(lm.model, spec, dirs[spec.layer], retain_basis))
             after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
 
     lap("steer_and_table_after")
     model_dir = save_checkpoint(lm.model, lm.processor, out_dir / "model")
-    if hook is not None:
+    if hooks:
         shutil.copy(out_dir / "direction.safetensors", model_dir / "direction.safetensors")
         shutil.copy(out_dir / "direction.json", model_dir / "direction.json")
-        atomic_write_json(model_dir / "hooks.json", [hook.to_json()])
+        atomic_write_json(model_dir / "hooks.json", [h.to_json() for h in hooks])
     table = format_before_after(before, after)
-    print(f"steering ({sc.mode}) at layer {layer}:\n{table}")
-    LOG.debug("steering (%s) at layer %d:\n%s", sc.mode, layer, table)
+    where = f"layer {layer}" if len(layers) == 1 else f"layers {', '.join(map(str, layers))}"
+    print(f"steering ({sc.mode}) at {where}:\n{table}")
+    LOG.debug("steering (%s) at %s:\n%s", sc.mode, where, table)
     atomic_write_json(out_dir / "steer_report.json", {
-        "mode": sc.mode, "layer": layer, "layer_choice": how, "direction_norm": float(v.norm()),
+        "mode": sc.mode, "layer": layer, "layers": layers, "layer_choice": how, "direction_norm": float(v.norm()),
         "before": before, "after": after, "seconds": round(time.time() - t0, 1),
         "n_refusal_kept": len(pos_q), "n_refusal_tried": len(ref_q), "n_forget_prompts": len(f_q),
-        "n_retain_prompts": len(r_q), "redirect": log.to_json() if log else None,
-        "hook": hook.to_json() if hook else None, "timings": timings,
+        "n_retain_prompts": len(r_q), "redirect_position": sc.redirect_position,
+        "redirect": log[0].to_json() if log else None,
+        "redirect_by_layer": [entry.to_json() for entry in log] if len(log) > 1 else None,
+        "hook": hooks[0].to_json() if hooks else None, "timings": timings,
     })
     return model_dir
 

@@ -50,17 +50,19 @@ class Activations:
         return torch.cat(list(val), 0) if isinstance(val, list) else val
 
 
-def post_instruction_length(lm, question: str, with_image: bool, system: str | None = None) -> int:
+def post_instruction_length(lm, question: str, with_image: bool, system: str | None = None,
+                            with_question: bool = False) -> int:
     """Number of template tokens after the user's text in the prompt of ``question``.
 
     Found by locating the question in the templated prompt and tokenising what follows it (the
-    end-of-turn and assistant-header tokens). At least 1 (the last token).
+    end-of-turn and assistant-header tokens). At least 1 (the last token). ``with_question``: count
+    the question's own tokens too (everything from the question's first token to the prompt's end).
     """
     text = prompt_text(lm, question, with_image, system=system)
     idx = text.rfind(question)
     if idx < 0:
         return 1
-    suffix = text[idx + len(question) :]
+    suffix = text[idx:] if with_question else text[idx + len(question) :]
     if not suffix:
         return 1
     ids = lm.tokenizer(suffix, add_special_tokens=False)["input_ids"]

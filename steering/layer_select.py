@@ -9,6 +9,10 @@ For each candidate layer L, with an ``add`` hook (``h + coeff * v_L`` at L's out
 
 ``score = refusal - kl_weight * kl``; the best-scoring layer wins (ties: the earlier layer). The table
 is printed and saved (``layer_scores.json``). An explicit layer (``--layer N``) skips the scoring.
+
+Several layers (``steer.num_layers``) are chosen greedily (:func:`select_layers`): after the first,
+each further candidate is scored with the add hooks of the layers already chosen held on (``fixed``),
+because two layers that each score well alone need not steer well together.
 Cost: per candidate one short batched generation on a few forget prompts and one forward on a few
 retain prompts.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 
 from asru.errors import AsruError
 from asru.layers import check_layer, num_layers
@@ -71,27 +76,36 @@ def score_layers(
     kl_weight: float = 0.5,
     max_new_tokens: int = 16,
     batch_size: int = 8,
+    fixed: Sequence[int] = (),
 ) -> list[dict]:
-    """Score each candidate layer (see module docstring); rows sorted by layer."""
+    """Score each candidate layer (see module docstring); rows sorted by layer.
+
+    ``fixed``: layers whose add hooks (same ``coeff``) stay on while each candidate is scored; they are
+    not candidates themselves and each row records them under ``with``.
+    """
     from rewards.text import is_refusal
 
     if not forget_questions:
         raise AsruError("layer selection needs held-out forget prompts, and there are none")
-    cands = sorted({check_layer(lm.model, int(c)) for c in (candidates or directions)})
-    missing = [c for c in cands if c not in directions]
+    fixed = sorted({check_layer(lm.model, int(f)) for f in fixed})
+    cands = sorted({check_layer(lm.model, int(c)) for c in (candidates or directions)} - set(fixed))
+    missing = [c for c in cands + fixed if c not in directions]
     if missing:
         raise AsruError(f"no direction computed for candidate layer(s) {missing}")
     base_lp = next_token_logprobs(lm, retain_questions, retain_images, batch_size) if retain_questions else None
     rows = []
     for layer in cands:
         v = directions[layer]
-        with add_steering(lm.model, layer, v, coeff):
+        with ExitStack() as hooks:
+            for f in fixed:
+                hooks.enter_context(add_steering(lm.model, f, directions[f], coeff))
+            hooks.enter_context(add_steering(lm.model, layer, v, coeff))
             answers = generate(lm, list(forget_questions), forget_images, max_new_tokens=max_new_tokens, batch_size=batch_size)
             kl = mean_kl(base_lp, next_token_logprobs(lm, retain_questions, retain_images, batch_size)) if base_lp is not None else 0.0
         refusal = sum(is_refusal(a) for a in answers) / len(answers)
         rows.append({"layer": layer, "refusal": round(refusal, 4), "kl": round(kl, 5),
                      "score": round(refusal - kl_weight * kl, 5), "norm": round(float(v.norm()), 4),
-                     "example": answers[0][:80]})
+                     "example": answers[0][:80], **({"with": fixed} if fixed else {})})
         LOG.debug("layer %d: refusal %.2f kl %.4f", layer, refusal, kl)
     return rows
 
@@ -103,15 +117,53 @@ def best_layer(rows: list[dict]) -> int:
     return max(rows, key=lambda r: (r["score"], -r["layer"]))["layer"]
 
 
-def format_table(rows: list[dict], chosen: int | None = None) -> str:
-    """The scores as a fixed-width text table (``*`` marks the chosen layer)."""
-    lines = ["layer  refusal      kl    score    |v|", "-----  -------  ------  -------  -----"]
+def select_layers(lm, directions: dict, n_layers: int, candidates: Sequence[int], **score_kwargs) -> tuple[list[int], list[dict]]:
+    """Choose ``n_layers`` layers greedily (see module docstring); returns ``(layers, all rows)``.
+
+    ``score_kwargs`` go to :func:`score_layers` (prompts, images, coeff, kl_weight, ...). Stops early
+    when a round finds no candidate that keeps or raises the refusal rate of the layers chosen so far.
+    """
+    if n_layers < 1:
+        raise AsruError("steer.num_layers must be >= 1")
+    chosen: list[int] = []
+    all_rows: list[dict] = []
+    best_refusal = -1.0
+    while len(chosen) < n_layers:
+        left = [c for c in candidates if c not in chosen]
+        if not left:
+            break
+        rows = score_layers(lm, directions, candidates=left, fixed=chosen, **score_kwargs)
+        all_rows.extend(rows)
+        layer = best_layer(rows)
+        refusal = next(r["refusal"] for r in rows if r["layer"] == layer)
+        if chosen and refusal <= best_refusal:
+            LOG.info("layer selection: no further layer raises the refusal rate above %.2f; keeping %s", best_refusal, chosen)
+            break
+        chosen.append(layer)
+        best_refusal = refusal
+    return sorted(chosen), all_rows
+
+
+def format_table(rows: list[dict], chosen: int | Sequence[int] | None = None) -> str:
+    """The scores as a fixed-width text table (``*`` marks the chosen layers; ``with`` the hooks held on)."""
+    chosen = {chosen} if isinstance(chosen, int) else set(chosen or ())
+    lines = ["layer  refusal      kl    score    |v|  with", "-----  -------  ------  -------  -----  ----"]
     for r in rows:
-        mark = " *" if r["layer"] == chosen else ""
-        lines.append(f"{r['layer']:>5}  {r['refusal']:>7.2f}  {r['kl']:>6.3f}  {r['score']:>7.3f}  {r['norm']:>5.1f}{mark}")
+        mark = " *" if r["layer"] in chosen and _last_round(rows, r) else ""
+        with_txt = ",".join(str(x) for x in r.get("with", [])) or "-"
+        lines.append(f"{r['layer']:>5}  {r['refusal']:>7.2f}  {r['kl']:>6.3f}  {r['score']:>7.3f}  {r['norm']:>5.1f}  {with_txt}{mark}")
     return "\n".join(lines)
 
 
-def save_scores(path, rows: list[dict], chosen: int, how: str, settings: dict | None = None) -> None:
-    """Write ``layer_scores.json``: the rows, the chosen layer and how it was chosen."""
-    atomic_write_json(path, {"chosen": chosen, "how": how, "settings": settings or {}, "rows": rows})
+def _last_round(rows: list[dict], row: dict) -> bool:
+    """Whether ``row`` is its layer's last row (a chosen layer is no candidate in later rounds)."""
+    return row is [r for r in rows if r["layer"] == row["layer"]][-1]
+
+
+def save_scores(path, rows: list[dict], chosen: int | Sequence[int], how: str, settings: dict | None = None) -> None:
+    """Write ``layer_scores.json``: the rows, the chosen layer(s) and how they were chosen.
+
+    ``chosen`` is the first (or only) layer; ``chosen_layers`` lists all of them.
+    """
+    layers = [chosen] if isinstance(chosen, int) else list(chosen)
+    atomic_write_json(path, {"chosen": layers[0], "chosen_layers": layers, "how": how, "settings": settings or {}, "rows": rows})

@@ -6,6 +6,12 @@ output of the model *before* training (computed once, up front, on the same batc
 * forget loss = ``MSE(h_upd[last prompt token], h_frozen[last prompt token] + c * v)``
 * retain loss = ``alpha * MSE(h_upd, h_frozen)`` over all non-padding tokens
 
+``position`` picks the forget states that move: ``last`` (the reference), ``post_instruction``, ``all``
+(every prompt token, per-token MSE, RMU-style) or ``answer``: the post-instruction tokens and every
+answer token of prompt + answer, with ``forget_answers`` / ``retain_answers`` given (retain: all tokens). A generated answer is read by the model token by token,
+so only a change that also fires on answer tokens steers the whole answer the way an inference-time
+add hook does; ``answer`` trains exactly that, on the answers steering should produce.
+
 Forget and retain batches alternate (one AdamW step per batch, linear learning-rate decay to 0).
 Each forward pass stops right after layer L (later layers cannot change layer L's output), so a step
 costs about ``(L + 1) / num_layers`` of a full forward. The result is a plain checkpoint: no hooks
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 
 from asru.errors import AsruError
 from asru.layers import check_layer, decoder_layers, layer_output
-from asru.prompting import encode_prompts, modality_batches
+from asru.prompting import encode_prompts, encode_with_answers, modality_batches
 from steering.activations import position_mask, post_instruction_length
 
 LOG = logging.getLogger("asru.steering")
@@ -62,6 +68,20 @@ def down_proj(model, layer: int):
     raise AsruError(f"cannot find the MLP down projection of layer {layer} ({type(block).__name__}); redirection needs it")
 
 
+def trainable_weights(model, layer: int, params: str) -> list:
+    """The weights redirection trains: ``down_proj`` (the reference) or ``mlp`` (every linear weight of the layer's MLP)."""
+    if params == "down_proj":
+        return [down_proj(model, layer).weight]
+    if params == "mlp":
+        block = decoder_layers(model)[check_layer(model, layer)]
+        mlp = getattr(block, "mlp", None) or getattr(block, "feed_forward", None)
+        weights = [m.weight for m in mlp.modules() if hasattr(m, "weight") and getattr(m.weight, "ndim", 0) == 2] if mlp is not None else []
+        if not weights:
+            raise AsruError(f"cannot find the MLP weights of layer {layer} ({type(block).__name__})")
+        return weights
+    raise AsruError(f"unknown redirection parameters {params!r}: use down_proj or mlp")
+
+
 class _LayerTap:
     """Captures decoder layer ``layer``'s output and stops the forward pass there."""
 
@@ -86,18 +106,42 @@ class _LayerTap:
         return out
 
 
-def _prepare(lm, questions, images, batch_size, position, kind):
+def _prepare(lm, questions, images, batch_size, position, kind, answers=None):
 
     n = len(questions)
     images = list(images) if images is not None else [None] * n
     batches = []
     for idx in modality_batches(images, n, batch_size, [len(q) for q in questions]):
         qs, ims = [questions[i] for i in idx], [images[i] for i in idx]
+        if answers is not None:
+            enc, labels = encode_with_answers(lm, qs, [answers[i] for i in idx], ims)
+            w = enc["attention_mask"].float()
+            if kind == "forget":
+                w = w * _generation_positions(lm, labels, qs, ims)
+            batches.append({"kind": kind, "enc": enc, "w": w, "n": len(idx), "per_token": True})
+            continue
         enc = encode_prompts(lm, qs, ims)
         post = [post_instruction_length(lm, q, im is not None) for q, im in zip(qs, ims)] if position == "post_instruction" else None
         w = position_mask(enc["attention_mask"], position if kind == "forget" else "all", post)
         batches.append({"kind": kind, "enc": enc, "w": w.to(lm.device), "n": len(idx), "per_token": position == "all"})
     return batches
+
+
+def _generation_positions(lm, labels, questions, images):
+    """``[B, T]`` 0/1: the question's tokens, the post-instruction tokens and the answer tokens of each row.
+
+    The answer positions are where the model generates from; the question's tokens (a forgotten name)
+    are where the concept is easiest to tell apart. The earlier tokens (system prompt, template) read
+    the same in forget and retain prompts, so moving them would contradict the retain loss.
+    """
+    import torch
+
+    is_answer = labels != -100
+    prompt_len = torch.where(is_answer.any(1), is_answer.float().argmax(1), torch.full_like(labels[:, 0], labels.shape[1]))
+    post = torch.as_tensor([post_instruction_length(lm, q, im is not None, with_question=True) for q, im in zip(questions, images)],
+                           device=labels.device)
+    pos = torch.arange(labels.shape[1], device=labels.device).unsqueeze(0)
+    return (pos >= (prompt_len - post).unsqueeze(1)).float()
 
 
 def _forget_loss(h, frozen, w, target_shift, per_token: bool = False):
@@ -150,10 +194,16 @@ def redirect(
     epochs: int = 3,
     weight_decay: float = 0.01,
     position: str = "last",
+    forget_answers: Sequence[str] | None = None,
+    retain_answers: Sequence[str] | None = None,
+    params: str = "down_proj",
     seed: int = 0,
     progress: bool = False,
 ) -> RedirectLog:
-    """Train layer ``layer``'s down projection so forget prompts' ``position`` states move to frozen + c*v.
+    """Train layer ``layer``'s down projection (or whole MLP, ``params="mlp"``) so forget prompts' ``position`` states move to frozen + c*v.
+
+    ``position="answer"`` needs ``forget_answers`` and ``retain_answers`` (one per question): each
+    forget prompt's post-instruction and answer tokens moves to frozen + c*v; every retain token stays.
 
     Modifies ``lm.model`` in place (only that one weight) and returns the :class:`RedirectLog`
     (per-step losses, forget distance to the target and retain MSE before and after).
@@ -165,6 +215,11 @@ def redirect(
         raise AsruError("redirection needs forget prompts: the forget set is empty")
     if not retain_questions:
         raise AsruError("redirection needs retain prompts: the retain set is empty")
+    if position == "answer":
+        if forget_answers is None or retain_answers is None:
+            raise AsruError("redirection at position 'answer' needs the forget and retain answers")
+        if len(forget_answers) != len(forget_questions) or len(retain_answers) != len(retain_questions):
+            raise AsruError("redirection needs one answer per question")
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise AsruError("steer.epochs and steer.batch_size must be >= 1 and steer.lr > 0")
     model = lm.model
@@ -175,8 +230,9 @@ def redirect(
         raise AsruError(f"direction has shape {tuple(v.shape)}, layer {layer} writes vectors of size {weight.shape[0]}")
     target_shift = coeff * v
     tap = _LayerTap(model, layer)
-    forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget")
-    retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain")
+    with_answers = position == "answer"
+    forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget", forget_answers if with_answers else None)
+    retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain", retain_answers if with_answers else None)
     with torch.no_grad():
         for b in forget + retain:
             b["frozen"] = tap.run(b["enc"]).detach().clone()
@@ -189,8 +245,10 @@ def redirect(
     flags = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
-    weight.requires_grad_(True)
-    opt = torch.optim.AdamW([weight], lr=lr, weight_decay=weight_decay)
+    trained = trainable_weights(model, layer, params)
+    for w in trained:
+        w.requires_grad_(True)
+    opt = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
     start = time.perf_counter()
     step = 0

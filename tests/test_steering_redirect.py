@@ -85,3 +85,61 @@ def test_redirect_all_positions_moves_every_prompt_token(tiny_llama):
     assert (after - target).pow(2).mean() < 0.3 * (before - target).pow(2).mean()
     # the logged distance is the per-token MSE: 9 |v|^2 / H before any step
     assert log.before["forget_mse_to_target"] == pytest.approx(float((3.0 * v).pow(2).mean()), rel=1e-4)
+
+
+ANSWERS = ["Dublin", "A painter.", "Zephyr Airlines", "Cycling"]
+
+
+def _tap_states(lm, batches, layer):
+    from steering.redirect import _LayerTap
+
+    tap = _LayerTap(lm.model, layer)
+    with torch.no_grad():
+        return [tap.run(b["enc"]).float() for b in batches]
+
+
+def test_answer_positions_cover_question_template_and_answer(tiny_llama):
+    """position='answer': the forget mask starts at the question and runs through the answer; retain: every token."""
+    from steering.redirect import _prepare
+
+    forget = _prepare(tiny_llama, FORGET[:1], None, 1, "answer", "forget", ANSWERS[:1])
+    retain = _prepare(tiny_llama, RETAIN[:1], None, 1, "answer", "retain", ANSWERS[:1])
+    b = forget[0]
+    ids = b["enc"]["input_ids"][0]
+    moved = tiny_llama.tokenizer.decode(ids[b["w"][0] > 0])
+    assert moved.startswith(FORGET[0]) and "Dublin" in moved
+    assert 0 < b["w"][0].sum() < b["enc"]["attention_mask"][0].sum()  # the system/template prefix stays out
+    assert b["per_token"] and torch.equal(retain[0]["w"], retain[0]["enc"]["attention_mask"].float())
+
+
+def test_redirect_answer_positions_whole_mlp(tiny_llama):
+    """Redirection of prompt + answer tokens, training the layer's whole MLP: masked forget states reach the target."""
+    from steering.redirect import _prepare
+
+    model = tiny_llama.model
+    v = random_direction(tiny_llama, seed=5, scale=0.5)
+    forget = _prepare(tiny_llama, FORGET, None, 2, "answer", "forget", ANSWERS)
+    before = _tap_states(tiny_llama, forget, 2)
+    untouched = {n: p.detach().clone() for n, p in model.named_parameters() if "layers.2.mlp." not in n}
+    mlp_before = {n: p.detach().clone() for n, p in model.named_parameters() if "layers.2.mlp." in n}
+    log = redirect(tiny_llama, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.05, batch_size=2, epochs=10, position="answer",
+                   forget_answers=ANSWERS, retain_answers=ANSWERS, params="mlp")
+    after = _tap_states(tiny_llama, forget, 2)
+    d_before = sum(float((((h0 + 3.0 * v) - h0) ** 2 * b["w"].unsqueeze(-1)).sum()) for h0, b in zip(before, forget))
+    d_after = sum(float((((h0 + 3.0 * v) - h1) ** 2 * b["w"].unsqueeze(-1)).sum()) for h0, h1, b in zip(before, after, forget))
+    assert d_after < 0.3 * d_before
+    assert log.after["forget_mse_to_target"] < 0.3 * log.before["forget_mse_to_target"]
+    # gate, up and down projections of layer 2 all trained; nothing else moved
+    params = dict(model.named_parameters())
+    assert all(not torch.equal(params[n], p) for n, p in mlp_before.items()) and len(mlp_before) == 3
+    assert all(torch.equal(params[n], p) for n, p in untouched.items())
+
+
+def test_redirect_answer_and_params_errors(tiny_llama):
+    v = random_direction(tiny_llama)
+    with pytest.raises(AsruError, match="needs the forget and retain answers"):
+        redirect(tiny_llama, 1, v, FORGET, RETAIN, position="answer")
+    with pytest.raises(AsruError, match="one answer per question"):
+        redirect(tiny_llama, 1, v, FORGET, RETAIN, position="answer", forget_answers=ANSWERS[:1], retain_answers=ANSWERS)
+    with pytest.raises(AsruError, match="unknown redirection parameters 'attn'"):
+        redirect(tiny_llama, 1, v, FORGET, RETAIN, params="attn")

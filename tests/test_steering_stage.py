@@ -57,6 +57,45 @@ def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_
     assert changed == [f"model.layers.{report['layer']}.mlp.down_proj.weight"]
 
 
+def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch):
+    """num_layers=2 with redirect_position=answer and redirect_params=mlp: both chosen layers' MLPs are trained."""
+    import steering.layer_select as ls
+    from asru.models import load_model
+    from asru.steer_stage import run_steer_stage
+
+    real_select = ls.select_layers
+    seen = {}
+
+    def select_both(lm, dirs, n_layers, candidates, **kw):
+        # every answer counts as a refusal here, so greedy selection would stop at one layer: take both
+        layers, rows = real_select(lm, dirs, 1, candidates, **kw)
+        seen["n_layers"] = n_layers
+        return [1, 2], rows
+
+    monkeypatch.setattr(ls, "select_layers", select_both)
+    out = run_steer_stage(_cfg(candidate_layers=[1, 2], num_layers=2, redirect_position="answer", redirect_params="mlp"),
+                          str(tiny_llama_path), bench, tmp_path / "steer")
+    assert seen["n_layers"] == 2
+    report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
+    assert report["layers"] == [1, 2] and report["redirect_position"] == "answer"
+    assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2]
+    scores = json.loads((tmp_path / "steer" / "layer_scores.json").read_text())
+    assert scores["chosen_layers"] == [1, 2]
+    old, new = load_model(str(tiny_llama_path)).model, load_model(str(out)).model
+    new_params = dict(new.named_parameters())
+    changed = sorted(n for n, p in old.named_parameters() if not torch.equal(p, new_params[n]))
+    assert changed == sorted(f"model.layers.{i}.mlp.{m}_proj.weight" for i in (1, 2) for m in ("gate", "up", "down"))
+
+
+def test_steer_config_checks_layers_and_params():
+    with pytest.raises(AsruError, match="num_layers > 1 works with the redirect and add modes"):
+        _cfg(num_layers=2, mode="gated")
+    with pytest.raises(AsruError, match="redirect_params must be down_proj or mlp"):
+        _cfg(redirect_params="attn")
+    with pytest.raises(AsruError, match="redirect_position must be last, post_instruction, all or answer"):
+        _cfg(redirect_position="first")
+
+
 def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):
     from asru.models import load_model
     from asru.steer_stage import run_steer_stage
