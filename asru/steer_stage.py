@@ -197,10 +197,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
     import torch
 
+    from asru.prompting import generate
     from steering.activations import collect_activations
     from steering.bake import bake_ablation
     from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
-    from asru.prompting import generate
     from steering.hooks import HookSpec, apply_hook
     from steering.io import data_hash, save_direction
     from steering.layer_select import default_candidates, format_table, save_scores, select_layers

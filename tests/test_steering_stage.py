@@ -68,7 +68,7 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
 
     def select_both(lm, dirs, n_layers, candidates, **kw):
         # every answer counts as a refusal here, so greedy selection would stop at one layer: take both
-        layers, rows = real_select(lm, dirs, 1, candidates, **kw)
+        _, rows = real_select(lm, dirs, 1, candidates, **kw)
         seen["n_layers"] = n_layers
         return [1, 2], rows
 
