@@ -1,14 +1,16 @@
 """Activation redirection trained into the weights (RMU-style; REFERENCE.md section 1, step 2).
 
-Only ``decoder_layers(model)[L].mlp.down_proj.weight`` is trained. With ``h_frozen`` the layer-L
+Only ``decoder_layers(model)[L].mlp.down_proj.weight`` is trained (the reference; ``params="mlp"``:
+all of layer L's MLP weights). With ``h_frozen`` the layer-L
 output of the model *before* training (computed once, up front, on the same batches):
 
 * forget loss = ``MSE(h_upd[last prompt token], h_frozen[last prompt token] + c * v)``
 * retain loss = ``alpha * MSE(h_upd, h_frozen)`` over all non-padding tokens
 
 ``position`` picks the forget states that move: ``last`` (the reference), ``post_instruction``, ``all``
-(every prompt token, per-token MSE, RMU-style) or ``answer``: the post-instruction tokens and every
-answer token of prompt + answer, with ``forget_answers`` / ``retain_answers`` given (retain: all tokens). A generated answer is read by the model token by token,
+(every prompt token, per-token MSE, RMU-style) or ``answer``: the question's tokens, the
+post-instruction tokens and every answer token of prompt + answer, with ``forget_answers`` /
+``retain_answers`` given (retain: all tokens). A generated answer is read by the model token by token,
 so only a change that also fires on answer tokens steers the whole answer the way an inference-time
 add hook does; ``answer`` trains exactly that, on the answers steering should produce.
 
