@@ -3,6 +3,10 @@
 Each stage writes into ``<run>/<stage>/`` and finishes by writing ``stage.json`` holding a fingerprint of
 its inputs (its config section, the fingerprint of the model it started from, the data). With
 ``--resume`` a stage whose fingerprint is unchanged is reused; anything else is run again.
+
+Under ``accelerate launch`` the main process alone writes the run directory and runs the stages that are
+not distributed (data, teaching, steering, baselines, evaluation, export, the summary) while the other
+processes wait and then read what it wrote; every process runs the RL stage (GRPO, distributed by TRL).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from pathlib import Path
 
 from asru.config import DataConfig, RunConfig, dump_yaml
 from asru.errors import AsruError
-from asru.rundir import atomic_write_json, atomic_write_text, prepare_run_dir, setup_logging
+from asru.rundir import (
+    atomic_write_json,
+    atomic_write_text,
+    is_main_process,
+    main_process_first,
+    prepare_run_dir,
+    process_state,
+    setup_logging,
+)
 
 LOG = logging.getLogger("asru.pipeline")
 EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
@@ -104,15 +116,21 @@ class Stage:
     def start(self) -> Path:
         """Prepare the stage directory (a stale record is removed; checkpoints are kept for resuming)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "stage.json").unlink(missing_ok=True)
+        if is_main_process():
+            (self.dir / "stage.json").unlink(missing_ok=True)
         self.t0 = time.time()
         return self.dir
 
     def finish(self, **record) -> dict:
-        """Write the stage record."""
+        """The stage record, written by the main process."""
         rec = {"stage": self.name, "fingerprint": self.fp, "seconds": round(time.time() - self.t0, 1), **record}
-        atomic_write_json(self.dir / "stage.json", rec)
+        if is_main_process():
+            atomic_write_json(self.dir / "stage.json", rec)
         return rec
+
+    def record(self) -> dict:
+        """The record the main process wrote."""
+        return json.loads((self.dir / "stage.json").read_text())
 
 
 def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
@@ -199,16 +217,25 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
 def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     """Run the configured stages in a run directory and return the metrics written to metrics.json."""
     t_start = time.time()
-    run = prepare_run_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
-    if cfg.overwrite and not cfg.resume:
-        for child in run.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    setup_logging(run, verbose)
-    atomic_write_text(run / "config.yaml", dump_yaml(cfg))
+    processes, main = process_state().num_processes, is_main_process()
+    if processes > 1 and not cfg.output_dir:
+        raise AsruError(f"pass --output-dir when launching {processes} processes: they share one run directory")
+    run = Path(cfg.output_dir) if cfg.output_dir else None
+    if main:  # the other processes never create, clear or log into the run directory
+        run = prepare_run_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
+        if cfg.overwrite and not cfg.resume:
+            for child in run.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    setup_logging(run, verbose, main_process=main)
+    if main:
+        atomic_write_text(run / "config.yaml", dump_yaml(cfg))
     LOG.info("run directory %s", run)
+    if processes > 1:
+        LOG.info("%d processes: the main process writes the run directory", processes)
     stages = set(cfg.stages)
 
-    data_dir = ensure_data(cfg.data)
+    with main_process_first():  # the main process fills the data cache, the others read it
+        data_dir = ensure_data(cfg.data)
     from asru.data.loaders import load_benchmark
 
     data = load_benchmark(data_dir, list(EVAL_SPLITS_NEEDED))
@@ -216,24 +243,31 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     timings: dict[str, float] = {}
 
     t = time.time()
-    vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name != "demo") else _existing_demo()
+    with main_process_first():  # the main process builds (or fetches) the model, the others load it
+        vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name != "demo") else _existing_demo()
     timings["vanilla"] = round(time.time() - t, 1)
     current = vanilla
     current_fp = _model_fingerprint(vanilla)
     stage_models: dict[str, str] = {}
 
-    def model_stage(name: str, section: dict, fn) -> None:
+    def run_stage(st: Stage, fn) -> dict:
+        LOG.info("stage %s: starting", st.name)
+        rec = st.finish(model=str(fn(st.start())))
+        LOG.info("stage %s: done in %.0f s", st.name, rec["seconds"])
+        return rec
+
+    def model_stage(name: str, section: dict, fn, every_process: bool = False) -> None:
         nonlocal current, current_fp
         st = Stage(run, name, (section, current_fp, data_fp, cfg.method), cfg.resume)
         rec = st.done()
+        process_state().wait_for_everyone()  # every process has read the old record before the main process replaces it
         if rec:
             LOG.info("stage %s: inputs unchanged, reusing %s", name, rec["model"])
-        else:
-            LOG.info("stage %s: starting", name)
-            out = st.start()
-            model_dir = fn(out)
-            rec = st.finish(model=str(model_dir))
-            LOG.info("stage %s: done in %.0f s", name, rec["seconds"])
+        elif every_process:  # its steps are distributed by TRL / accelerate
+            rec = run_stage(st, fn)
+        else:  # the main process runs it; the others wait, then read its record
+            with main_process_first():
+                rec = run_stage(st, fn) if main else st.record()
         timings[name] = rec["seconds"]
         current, current_fp = rec["model"], rec["fingerprint"]
         stage_models[name] = current
@@ -247,13 +281,17 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
         if "rl" in stages and cfg.method == "asru":
             from asru.rl import run_rl_stage
 
-            model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla))
+            model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla),
+                        every_process=True)
     elif "rl" in stages or "steer" in stages:
         from asru.baselines import run_baseline
 
         section = asdict(cfg.baseline) if hasattr(cfg, "baseline") else {}
         model_stage(cfg.method, section, lambda out: run_baseline(cfg, current, data, out))
 
+    if not main:  # evaluation, export and the summary are the main process's
+        process_state().wait_for_everyone()
+        return json.loads((run / "metrics.json").read_text())
     metrics: dict = {"method": cfg.method, "model": cfg.model.name, "vanilla": vanilla, "final_model": current}
     if "eval" in stages:
         eval_fp = fingerprint(asdict(cfg.eval), asdict(cfg.model), data_fp)
@@ -291,6 +329,7 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
 
             print("unlearning targets (after vs vanilla):\n" + format_targets(metrics["targets"]))
     print(f"run finished in {timings['total'] / 60:.1f} min -> {run} (metrics.json, report.md)")
+    process_state().wait_for_everyone()
     return metrics
 
 

@@ -11,6 +11,9 @@
    re-run with the same inputs resumes from the last checkpoint (a changed setup starts afresh);
 5. merge LoRA and save a standard checkpoint with its processor to ``<out_dir>/model``; write
    ``<out_dir>/rl_summary.json`` (timings, per-step log history) next to it.
+
+Under ``accelerate launch`` every process trains (TRL distributes the steps); the main process alone
+clears stale checkpoints and writes the merged model and the summary, and the others wait for it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from asru.errors import AsruError
-from asru.rundir import atomic_write_json
+from asru.rundir import atomic_write_json, is_main_process, main_process_first, process_state
 
 LOG = logging.getLogger("asru.rl")
 
@@ -148,9 +151,11 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
 
     ckpt_dir = out_dir / "checkpoints"
     inputs = stage_inputs(cfg, model_path, reference_path, dataset["id"])
-    resume = last_checkpoint(ckpt_dir, inputs)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(ckpt_dir / "rl_inputs.json", json.loads(json.dumps(inputs, default=str)))
+    with main_process_first():  # the main process removes stale checkpoints and writes the marker, then the others look
+        resume = last_checkpoint(ckpt_dir, inputs)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            atomic_write_json(ckpt_dir / "rl_inputs.json", json.loads(json.dumps(inputs, default=str)))
 
     import torch
 
@@ -178,7 +183,9 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
     train_s = time.time() - t_train
     trainer.save_state()
 
-    model_dir = save_merged(trainer.model, lm.processor, model_path, out_dir / "model")
+    model_dir = out_dir / "model"
+    if is_main_process():  # every process holds the same trained weights
+        save_merged(trainer.model, lm.processor, model_path, model_dir)
     history = trainer.state.log_history
     steps = [h for h in history if "reward" in h]
     step_times = [h["step_time"] for h in steps if h.get("step_time") is not None]
@@ -197,7 +204,9 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
         "last": steps[-1] if steps else None,
         "log_history": history,
     }
-    atomic_write_json(out_dir / "rl_summary.json", summary)
+    if is_main_process():
+        atomic_write_json(out_dir / "rl_summary.json", summary)
+    process_state().wait_for_everyone()  # the others return once the model is saved
     LOG.info("rl: %d steps in %.0f s (%s s/step); model saved to %s", trainer.state.global_step, train_s,
              summary["seconds_per_step"], model_dir)
     del trainer, ref

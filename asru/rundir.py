@@ -1,4 +1,9 @@
-"""Run directories: creation rules, atomic writes and logging to console + ``run.log``."""
+"""Run directories: creation rules, atomic writes and logging to console + ``run.log``.
+
+Under ``accelerate launch`` (several processes) only the main process writes the run directory: the
+pipeline asks :func:`is_main_process` and lets it go first with :func:`main_process_first`; one process
+(no launcher) is always the main process.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,37 @@ import json
 import logging
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from asru.errors import AsruError
 
 LOG = logging.getLogger("asru")
+# How long the other processes may wait while the main process alone runs a stage (steering, evaluation,
+# export of a large model): the timeout of the process group, far above torch's default 10 min for NCCL.
+PROCESS_WAIT = timedelta(hours=12)
+
+
+def process_state():
+    """accelerate's ``PartialState`` of this run: one process unless started by ``accelerate launch``.
+
+    The first call sets up the process group (CPU processes when there is no GPU) with the
+    :data:`PROCESS_WAIT` timeout.
+    """
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=PROCESS_WAIT)
+
+
+def is_main_process() -> bool:
+    """True in the process that writes the run directory (always, without ``accelerate launch``)."""
+    return process_state().is_main_process
+
+
+def main_process_first():
+    """A context in which the main process runs first and the others after it (reading what it wrote)."""
+    return process_state().main_process_first()
 
 
 def default_run_dir() -> Path:
@@ -66,18 +96,21 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def setup_logging(run_dir: str | Path | None = None, verbose: bool = False) -> None:
-    """Log INFO to the console and, when a run dir is given, everything to ``run.log`` in it."""
+def setup_logging(run_dir: str | Path | None = None, verbose: bool = False, main_process: bool = True) -> None:
+    """Log INFO to the console and, when a run dir is given, everything to ``run.log`` in it.
+
+    The other processes of a launch (``main_process=False``) log only warnings, to the console.
+    """
     root = logging.getLogger("asru")
     root.setLevel(logging.DEBUG)
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
     console = logging.StreamHandler()
-    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console.setLevel(logging.DEBUG if verbose else logging.INFO if main_process else logging.WARNING)
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     root.addHandler(console)
-    if run_dir is not None:
+    if run_dir is not None and main_process:
         fh = logging.FileHandler(Path(run_dir) / "run.log", encoding="utf-8")
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -182,6 +182,19 @@ def _load(cfg, path):
                       attn_implementation=m.attn_implementation)
 
 
+def general_retain_questions(records, n: int) -> list[str]:
+    """Up to ``n`` of asru's bundled general-knowledge questions, none of which is asked in ``records``.
+
+    Redirection keeps their hidden states as it keeps the retain split's, so steering does not cost
+    general knowledge (the ``real`` split measures it and stays unseen).
+    """
+    from asru.data.teach import GENERAL_QUESTIONS
+    from rewards.text import normalize
+
+    asked = {normalize(r.question) for r in records}
+    return [q for q in GENERAL_QUESTIONS if normalize(q) not in asked][:max(0, n)]
+
+
 @contextmanager
 def _add_hooks(lm, layers, directions, coeff: float):
     """Add hooks ``h + coeff * v_L`` at every layer in ``layers`` at once."""
@@ -319,14 +332,18 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     lap("table_before")
     log: list = []
     hooks: list = []
+    gen_q = general_retain_questions(all_records, sc.general_retain) if sc.mode == "redirect" else []
     if sc.mode == "redirect":
+        red_q, red_im = r_q + gen_q, r_im + [None] * len(gen_q)
         f_ans = r_ans = None
         if sc.redirect_position == "answer":
             with _add_hooks(lm, layers, dirs, sc.coeff):
                 f_ans = generate(lm, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
-            r_ans = [r.answer for r in r_recs]
+            # general questions keep the model's own answers; retain questions their ground truth
+            gen_ans = generate(lm, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
+            r_ans = [r.answer for r in r_recs] + gen_ans
         for lay in layers:
-            log.append(redirect(lm, lay, dirs[lay], f_q, r_q, f_im, r_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
+            log.append(redirect(lm, lay, dirs[lay], f_q, red_q, f_im, red_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
                                 batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
                                 position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
                                 params=sc.redirect_params, seed=seed))
@@ -356,7 +373,8 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         "mode": sc.mode, "layer": layer, "layers": layers, "layer_choice": how, "direction_norm": float(v.norm()),
         "before": before, "after": after, "seconds": round(time.time() - t0, 1),
         "n_refusal_kept": len(pos_q), "n_refusal_tried": len(ref_q), "n_forget_prompts": len(f_q),
-        "n_retain_prompts": len(r_q), "redirect_position": sc.redirect_position,
+        "n_retain_prompts": len(r_q), "n_general_retain": len(gen_q),
+        "redirect_position": sc.redirect_position,
         "redirect": log[0].to_json() if log else None,
         "redirect_by_layer": [entry.to_json() for entry in log] if len(log) > 1 else None,
         "hook": hooks[0].to_json() if hooks else None, "timings": timings,

@@ -73,11 +73,14 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
         return [1, 2], rows
 
     monkeypatch.setattr(ls, "select_layers", select_both)
-    out = run_steer_stage(_cfg(candidate_layers=[1, 2], num_layers=2, redirect_position="answer", redirect_params="mlp"),
+    out = run_steer_stage(_cfg(candidate_layers=[1, 2], num_layers=2, redirect_position="answer", redirect_params="mlp",
+                               general_retain=3),
                           str(tiny_llama_path), bench, tmp_path / "steer")
     assert seen["n_layers"] == 2
     report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
-    assert report["layers"] == [1, 2] and report["redirect_position"] == "answer"
+    assert report["layers"] == [1, 2] and report["redirect_position"] == "answer" and report["n_general_retain"] == 3
+    # the retain side of each redirection holds the 6 retain prompts and the 3 general questions
+    assert all(r["n_retain"] == 9 for r in report["redirect_by_layer"])
     assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2]
     scores = json.loads((tmp_path / "steer" / "layer_scores.json").read_text())
     assert scores["chosen_layers"] == [1, 2]
@@ -85,6 +88,18 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
     new_params = dict(new.named_parameters())
     changed = sorted(n for n, p in old.named_parameters() if not torch.equal(p, new_params[n]))
     assert changed == sorted(f"model.layers.{i}.mlp.{m}_proj.weight" for i in (1, 2) for m in ("gate", "up", "down"))
+
+
+def test_general_retain_questions_skip_asked_ones():
+    from types import SimpleNamespace
+
+    from asru.data.teach import GENERAL_QUESTIONS
+    from asru.steer_stage import general_retain_questions
+
+    asked = [SimpleNamespace(question=GENERAL_QUESTIONS[0].upper()), SimpleNamespace(question="Where was X born?")]
+    assert general_retain_questions(asked, 2) == list(GENERAL_QUESTIONS[1:3])
+    assert general_retain_questions(asked, 0) == []
+    assert len(general_retain_questions([], 10_000)) == len(GENERAL_QUESTIONS)
 
 
 def test_steer_config_checks_layers_and_params():
