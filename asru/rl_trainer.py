@@ -182,6 +182,9 @@ def grpo_args(rl, output_dir, *, device: str, use_vllm: bool, bf16: bool, report
         disable_tqdm=True,
         dataloader_num_workers=0,
         log_completions=False,
+        # TRL gathers a batch's images only on the processes whose batch has images, which deadlocks a
+        # launch where one process draws text-only prompts; completions are not logged anyway
+        log_multimodal=False,
     )
     kwargs.update(overrides)
     return GRPOConfig(**kwargs)
