@@ -21,7 +21,7 @@ import logging
 import random
 import shutil
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from asru.errors import AsruError
@@ -195,17 +195,6 @@ def general_retain_questions(records, n: int) -> list[str]:
     return [q for q in GENERAL_QUESTIONS if normalize(q) not in asked][:max(0, n)]
 
 
-@contextmanager
-def _add_hooks(lm, layers, directions, coeff: float):
-    """Add hooks ``h + coeff * v_L`` at every layer in ``layers`` at once."""
-    from steering.hooks import add_steering
-
-    with ExitStack() as stack:
-        for lay in layers:
-            stack.enter_context(add_steering(lm.model, lay, directions[lay], coeff))
-        yield
-
-
 def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
     import torch
@@ -214,7 +203,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     from steering.activations import collect_activations
     from steering.bake import bake_ablation
     from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
-    from steering.hooks import HookSpec, apply_hook
+    from steering.hooks import HookSpec, add_steering_layers, apply_hook
     from steering.io import data_hash, save_direction
     from steering.layer_select import default_candidates, format_table, save_scores, select_layers
     from steering.redirect import redirect
@@ -337,7 +326,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         red_q, red_im = r_q + gen_q, r_im + [None] * len(gen_q)
         f_ans = r_ans = None
         if sc.redirect_position == "answer":
-            with _add_hooks(lm, layers, dirs, sc.coeff):
+            with add_steering_layers(lm.model, layers, dirs, sc.coeff):
                 f_ans = generate(lm, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
             # general questions keep the model's own answers; retain questions their ground truth
             gen_ans = generate(lm, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []

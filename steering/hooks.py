@@ -26,7 +26,7 @@ block ends, restoring the exact original logits.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from asru.errors import AsruError
@@ -91,6 +91,15 @@ def add_steering(model, layer: int, vector, alpha: float = 1.0):
         yield
     finally:
         handle.remove()
+
+
+@contextmanager
+def add_steering_layers(model, layers, directions, alpha: float = 1.0):
+    """:func:`add_steering` at every layer in ``layers`` at once (``directions[L]`` at layer ``L``)."""
+    with ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(add_steering(model, layer, directions[layer], alpha))
+        yield
 
 
 @contextmanager

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextlib import ExitStack
 
 from asru.errors import AsruError
 from asru.layers import check_layer, num_layers
 from asru.prompting import encode_prompts, generate, modality_batches
 from asru.rundir import atomic_write_json
-from steering.hooks import add_steering
+from steering.hooks import add_steering_layers
 
 LOG = logging.getLogger("asru.steering")
 
@@ -96,10 +95,7 @@ def score_layers(
     rows = []
     for layer in cands:
         v = directions[layer]
-        with ExitStack() as hooks:
-            for f in fixed:
-                hooks.enter_context(add_steering(lm.model, f, directions[f], coeff))
-            hooks.enter_context(add_steering(lm.model, layer, v, coeff))
+        with add_steering_layers(lm.model, [*fixed, layer], directions, coeff):
             answers = generate(lm, list(forget_questions), forget_images, max_new_tokens=max_new_tokens, batch_size=batch_size)
             kl = mean_kl(base_lp, next_token_logprobs(lm, retain_questions, retain_images, batch_size)) if base_lp is not None else 0.0
         refusal = sum(is_refusal(a) for a in answers) / len(answers)

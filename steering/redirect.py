@@ -59,10 +59,15 @@ class RedirectLog:
                 "n_retain": self.n_retain, "before": self.before, "after": self.after, "steps": self.steps}
 
 
+def _mlp(model, layer: int):
+    """``(block, mlp)`` of decoder layer ``layer``; ``mlp`` is None when the block has none we know."""
+    block = decoder_layers(model)[check_layer(model, layer)]
+    return block, getattr(block, "mlp", None) or getattr(block, "feed_forward", None)
+
+
 def down_proj(model, layer: int):
     """The MLP down projection (``nn.Linear``) of decoder layer ``layer``."""
-    block = decoder_layers(model)[check_layer(model, layer)]
-    mlp = getattr(block, "mlp", None) or getattr(block, "feed_forward", None)
+    block, mlp = _mlp(model, layer)
     for name in ("down_proj", "fc2", "dense_4h_to_h", "c_proj"):
         mod = getattr(mlp, name, None) if mlp is not None else None
         if mod is not None and hasattr(mod, "weight"):
@@ -75,8 +80,7 @@ def trainable_weights(model, layer: int, params: str) -> list:
     if params == "down_proj":
         return [down_proj(model, layer).weight]
     if params == "mlp":
-        block = decoder_layers(model)[check_layer(model, layer)]
-        mlp = getattr(block, "mlp", None) or getattr(block, "feed_forward", None)
+        block, mlp = _mlp(model, layer)
         weights = [m.weight for m in mlp.modules() if hasattr(m, "weight") and getattr(m.weight, "ndim", 0) == 2] if mlp is not None else []
         if not weights:
             raise AsruError(f"cannot find the MLP weights of layer {layer} ({type(block).__name__})")
@@ -151,14 +155,15 @@ def _forget_loss(h, frozen, w, target_shift, per_token: bool = False):
     import torch
 
     if per_token:
-        return _retain_loss(h, frozen.float() + target_shift, w)
+        return _token_mse(h, frozen.float() + target_shift, w)
 
     h_pos = torch.einsum("bt,bth->bh", w, h.float())
     tgt = torch.einsum("bt,bth->bh", w, frozen.float()) + target_shift
     return torch.nn.functional.mse_loss(h_pos, tgt)
 
 
-def _retain_loss(h, frozen, mask):
+def _token_mse(h, frozen, mask):
+    """Mean squared distance of ``h`` to ``frozen`` over the tokens ``mask`` weights."""
     d = ((h.float() - frozen.float()) ** 2) * mask.unsqueeze(-1)
     return d.sum() / (mask.sum() * h.shape[-1]).clamp(min=1)
 
@@ -175,7 +180,7 @@ def _evaluate(tap, batches, target_shift):
                 f_dist += float(_forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])) * b["n"]
                 f_n += b["n"]
             else:
-                r_mse += float(_retain_loss(h, b["frozen"], b["w"])) * b["n"]
+                r_mse += float(_token_mse(h, b["frozen"], b["w"])) * b["n"]
                 r_n += b["n"]
     return {"forget_mse_to_target": f_dist / max(f_n, 1), "retain_mse": r_mse / max(r_n, 1)}
 
@@ -207,7 +212,7 @@ def redirect(
     ``position="answer"`` needs ``forget_answers`` and ``retain_answers`` (one per question): each
     forget prompt's post-instruction and answer tokens moves to frozen + c*v; every retain token stays.
 
-    Modifies ``lm.model`` in place (only that one weight) and returns the :class:`RedirectLog`
+    Modifies ``lm.model`` in place (only the weights ``params`` names) and returns the :class:`RedirectLog`
     (per-step losses, forget distance to the target and retain MSE before and after).
     """
     import torch
@@ -267,7 +272,7 @@ def redirect(
                     if b["kind"] == "forget":
                         loss = _forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])
                     else:
-                        loss = alpha * _retain_loss(h, b["frozen"], b["w"])
+                        loss = alpha * _token_mse(h, b["frozen"], b["w"])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
