@@ -7,7 +7,8 @@ steering, RL and evaluation see the same token sequences. Batches are homogeneou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 
 from asru.errors import AsruError
 
@@ -53,18 +54,33 @@ def prompt_text(lm, question: str, with_image: bool, answer: str | None = None, 
 
 
 def _tokenize(lm, texts: list[str], images: list | None, padding_side: str):
-    tok = lm.tokenizer
-    old = tok.padding_side
-    tok.padding_side = padding_side
-    try:
-        if lm.is_vlm:
-            kwargs = {"images": images} if images else {}
-            enc = lm.processor(text=texts, padding=True, return_tensors="pt", **kwargs)
-        else:
-            enc = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False)
-    finally:
-        tok.padding_side = old
-    return enc
+    # padding_side goes in the call: the tokenizer object's own attribute is never flipped and restored
+    if lm.is_vlm:
+        kwargs = {"images": images} if images else {}
+        return lm.processor(text=texts, padding=True, padding_side=padding_side, return_tensors="pt", **kwargs)
+    return lm.tokenizer(texts, padding=True, padding_side=padding_side, return_tensors="pt", add_special_tokens=False)
+
+
+def prefetch(fn: Callable, items: Iterable, workers: int | None = None, ahead: int = 2):
+    """Yield ``fn(item)`` for each item, in order, computed by background threads ``ahead`` items early.
+
+    Prompt encoding (image decoding/resizing, tokenising) runs on the CPU while the accelerator works on the
+    previous batch; on a GPU machine with many cores several batches are encoded at once. Hugging Face
+    fast tokenizers keep their padding settings on the shared backend, so every item must be encoded
+    with the same settings (one padding side), as activation collection does.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or max(1, min(4, (os.cpu_count() or 2) // 2))
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asru-encode") as pool:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers + ahead - 1:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def encode_prompts(lm, questions: Sequence[str], images: Sequence | None = None, padding_side: str = "left", system: str | None = None):

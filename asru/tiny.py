@@ -85,7 +85,7 @@ def tiny_llama(out: Path, layers: int = 4, hidden: int = 64, seed: int = 0) -> P
 
 
 def qwen3_vl_config(size: str = "tiny", head_dim: int = 16, layers: int = 4):
-    """A Qwen3-VL config: ``tiny`` (random test model) or ``2b`` (Qwen3-VL-2B-Instruct's shapes)."""
+    """A Qwen3-VL config: ``tiny`` (random test model), or ``2b``/``4b``/``8b`` (Qwen3-VL-*-Instruct's shapes)."""
     from transformers import Qwen3VLConfig
 
     ids = {"image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652, "vision_end_token_id": 151653}
@@ -97,6 +97,16 @@ def qwen3_vl_config(size: str = "tiny", head_dim: int = 16, layers: int = 4):
                       "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 2304,
                       "deepstack_visual_indexes": [5, 11, 17]}
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+    if size in ("4b", "8b"):  # Qwen3-VL-4B/8B-Instruct's published shapes
+        big = size == "8b"
+        hidden = 4096 if big else 2560
+        text = {"vocab_size": 151936, "hidden_size": hidden, "intermediate_size": 12288 if big else 9728, "num_hidden_layers": 36,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 262144,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20], "mrope_interleaved": True}}
+        vision = {"depth": 27 if big else 24, "hidden_size": 1152 if big else 1024, "intermediate_size": 4304 if big else 4096,
+                  "num_heads": 16, "out_hidden_size": hidden, "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                  "num_position_embeddings": 2304, "deepstack_visual_indexes": [8, 16, 24] if big else [5, 11, 17]}
+        return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=not big, **ids)
     if size != "tiny":
         raise ValueError(f"unknown size {size}")
     heads = 4 if head_dim <= 16 else 2

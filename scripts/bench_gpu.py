@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""GPU benchmark at Qwen3-VL-2B size (random weights, bf16, CUDA) of the code paths asru runs.
+"""GPU benchmark at Qwen3-VL-2B size (or 4B/8B with --size, or a memory preset with --preset; random weights, bf16, CUDA)
+of the code paths asru runs.
 
 Measures, each through the library's own code:
 
@@ -24,6 +25,7 @@ Without a CUDA GPU the script refuses with a one-line message (exit 2). ``--dry-
 part on the CPU with a tiny model only to check the script itself (no MFU, numbers meaningless).
 
     python scripts/bench_gpu.py --out bench_gpu.json
+    python scripts/bench_gpu.py --parts grpo --preset configs/qwen3-vl-8b-80gb.yaml --out bench_gpu_8b.json
 """
 
 from __future__ import annotations
@@ -352,12 +354,14 @@ def bench_grpo(lm, shapes, args, image, workdir: Path, peak, res, cuda):
         "retain": [Record(id=f"r{i}", split="retain", task="generation", modality="text", question=qs[n + i], answer="Ostrava",
                           person="p1", fact="birthplace") for i in range(n)],
     }
-    cfg = build_config({
-        "model": {"device": "cuda" if cuda else "cpu", "dtype": "bfloat16" if cuda else "float32"},
-        "rl": {"forget_size": n, "retain_size": n, "num_generations": args.grpo_generations, "batch_size": args.grpo_batch,
-               "max_completion_length": args.grpo_new, "max_steps": args.grpo_steps, "lora": True, "use_vllm": "false",
-               "rewards": {"forget": 1.0, "retain": 1.0}, "save_steps": 10000, "logging_steps": 1, "beta": 0.1},
-    })
+    rl = {"num_generations": args.grpo_generations, "batch_size": args.grpo_batch, "grad_accum": args.grpo_grad_accum,
+          "max_completion_length": args.grpo_new, "lora": True, "beta": 0.1}
+    if args.preset:  # the preset's own RL settings (batch sizes, accumulation, checkpointing, LoRA)
+        rl.update(args.preset_rl)
+    rl.update({"forget_size": n, "retain_size": n, "max_steps": args.grpo_steps, "use_vllm": "false",
+               "rewards": {"forget": 1.0, "retain": 1.0}, "save_steps": 10000, "logging_steps": 1})
+    cfg = build_config({"model": {"device": "cuda" if cuda else "cpu", "dtype": "bfloat16" if cuda else "float32"}, "rl": rl})
+    b = cfg.rl.batch_size * cfg.rl.grad_accum
     out = run_rl_stage(cfg, str(model_dir), data, workdir / "grpo-out", reference_path=str(model_dir))
     summary = json.loads((Path(out).parent / "rl_summary.json").read_text())
     steps = [h for h in summary["log_history"] if h.get("step_time") is not None]
@@ -367,13 +371,14 @@ def bench_grpo(lm, shapes, args, image, workdir: Path, peak, res, cuda):
         steps = timed
     step_s = sum(h["step_time"] for h in timed) / len(timed)
     comp_len = sum(h.get("completions/mean_length", args.grpo_new) for h in timed) / len(timed)
-    prompt_len = sum(token_lengths(lm, qs[: args.grpo_batch], None, args.grpo_batch)) / args.grpo_batch
-    b = args.grpo_batch
+    prompt_len = sum(token_lengths(lm, qs[:b], None, b)) / b
     gen_tokens = b * comp_len
     seq = [int(prompt_len + comp_len)] * b
     fwd = shapes.text_forward(seq, logits_tokens=int(gen_tokens))
     flops = shapes.decode(b, int(prompt_len), int(comp_len)) + fwd * (1 + 1 + 2)  # ref fwd + policy fwd + bwd
-    entry = {"completions_per_step": b, "num_generations": args.grpo_generations, "mean_completion_tokens": round(comp_len, 1),
+    entry = {"completions_per_step": b, "micro_batch": cfg.rl.batch_size, "grad_accum": cfg.rl.grad_accum,
+             "gradient_checkpointing": str(cfg.rl.gradient_checkpointing), "num_generations": cfg.rl.num_generations,
+             "max_completion_length": cfg.rl.max_completion_length, "mean_completion_tokens": round(comp_len, 1),
              "steps_timed": len(timed), "seconds_per_step": round(step_s, 3), "first_step_s": round(steps[0]["step_time"], 2),
              "generated_tokens_per_s": round(gen_tokens / step_s, 1), "tflops_per_step": round(flops / 1e12, 3),
              "cache_implementation": cache_implementation("auto", "cuda" if cuda else "cpu", False) or "dynamic"}
@@ -411,7 +416,11 @@ def parse_args(argv=None):
     p.add_argument("--grpo-batch", type=int, default=64, help="GRPO: completions per step.")
     p.add_argument("--grpo-generations", type=int, default=8, help="GRPO: rollouts per prompt.")
     p.add_argument("--grpo-new", type=int, default=128, help="GRPO: max completion tokens.")
+    p.add_argument("--grpo-grad-accum", type=int, default=1, help="GRPO: gradient accumulation steps.")
     p.add_argument("--grpo-steps", type=int, default=4, help="GRPO: steps (the first is not timed).")
+    p.add_argument("--size", choices=["2b", "4b", "8b"], default=None, help="Qwen3-VL shapes (default 2b, or the preset's).")
+    p.add_argument("--preset", default=None, help="A configs/qwen3-vl-*-80gb.yaml preset: its model size and RL settings "
+                                                   "are used, so the GRPO part measures the preset's peak memory.")
     p.add_argument("--dry-run-cpu", action="store_true", help="Check the script on the CPU with a tiny model (numbers meaningless).")
     args = p.parse_args(argv)
     args.redirect_batches = [int(x) for x in args.redirect_batches.split(",") if x.strip()]
@@ -419,6 +428,17 @@ def parse_args(argv=None):
     unknown = set(args.parts) - {"activations", "redirection", "rollouts", "vllm", "grpo"}
     if unknown:
         p.error(f"unknown part(s) {sorted(unknown)}")
+    args.preset_rl = {}
+    if args.preset:
+        import yaml
+
+        preset = yaml.safe_load(Path(args.preset).read_text())
+        args.preset_rl = {k: v for k, v in (preset.get("rl") or {}).items() if k not in ("epochs",)}
+        name = (preset.get("model") or {}).get("name", "qwen3-vl")
+        args.size = args.size or {"qwen3-vl": "2b", "qwen3-vl-2b": "2b", "qwen3-vl-4b": "4b", "qwen3-vl-8b": "8b"}.get(name)
+        if args.size is None:
+            p.error(f"preset {args.preset} names model {name!r}, not a Qwen3-VL 2B/4B/8B alias")
+    args.size = args.size or "2b"
     return args
 
 
@@ -456,11 +476,12 @@ def main(argv=None) -> int:
     results: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": name, "dry_run_cpu": bool(args.dry_run_cpu),
         "peak_bf16_tflops": peak, "torch": torch.__version__, "transformers": transformers.__version__,
-        "model": "Qwen3-VL-2B shapes (asru.tiny.qwen3_vl_config('2b')), random weights, " + str(dtype).replace("torch.", ""),
+        "model": f"Qwen3-VL-{args.size.upper()} shapes (asru.tiny.qwen3_vl_config('{args.size}')), random weights, "
+                 + str(dtype).replace("torch.", ""), "preset": args.preset,
         "targets": TARGETS, "notes": NOTES, "settings": {k: v for k, v in vars(args).items() if k != "out"},
     }
     t_build = time.time()
-    lm = build_lm("tiny" if args.dry_run_cpu else "2b", device, dtype, args.image_px)
+    lm = build_lm("tiny" if args.dry_run_cpu else args.size, device, dtype, args.image_px)
     shapes = Shapes(lm.model)
     results["params"] = {"total": shapes.p_total, "per_decoder_layer": shapes.p_layer, "vision_matmul": shapes.p_visual,
                          "decoder_layers": shapes.layers}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from asru.errors import AsruError
 from asru.layers import check_layer, decoder_layers, layer_output
-from asru.prompting import encode_prompts, modality_batches, prompt_text
+from asru.prompting import encode_prompts, modality_batches, prefetch, prompt_text
 
 POSITIONS = ("last", "post_instruction", "mean", "all")
 
@@ -155,14 +155,18 @@ def collect_activations(
     lengths = [len(q) for q in questions]
     batches = list(modality_batches(images, n, batch_size, lengths))
     n_tokens = 0
+    def encode(idx):
+        qs = [questions[j] for j in idx]
+        ims = [images[j] for j in idx]
+        enc = encode_prompts(lm, qs, ims, padding_side=padding_side, system=system)
+        post = None
+        if position == "post_instruction":
+            post = [post_instruction_length(lm, q, im is not None, system) for q, im in zip(qs, ims)]
+        return idx, enc, post
+
     try:
-        for idx in tqdm(batches, desc=desc, disable=not progress, leave=False):
-            qs = [questions[j] for j in idx]
-            ims = [images[j] for j in idx]
-            enc = encode_prompts(lm, qs, ims, padding_side=padding_side, system=system)
-            post = None
-            if position == "post_instruction":
-                post = [post_instruction_length(lm, q, im is not None, system) for q, im in zip(qs, ims)]
+        encoded = prefetch(encode, batches)
+        for idx, enc, post in tqdm(encoded, total=len(batches), desc=desc, disable=not progress, leave=False):
             state["idx"] = idx
             state["weights"] = position_mask(enc["attention_mask"], position, post)
             n_tokens += int(enc["attention_mask"].sum())

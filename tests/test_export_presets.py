@@ -1,5 +1,6 @@
 """The one-GPU memory presets for Qwen3-VL 2B/4B/8B are valid configs with consistent GRPO batches."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,4 +23,8 @@ def test_preset_is_a_valid_run_config(size, alias):
     assert cfg.steer.coeff == 3.0 and cfg.steer.batch_size == 2
     assert cfg.steer.layer is None or 0 <= cfg.steer.layer < MODEL_ALIASES[alias].num_layers
     text = path.read_text()
-    assert "Peak GPU memory: NOT YET MEASURED" in text or "Peak GPU memory (measured" in text
+    assert "Peak GPU memory (measured" in text
+    measured = json.loads((ROOT / "docs" / "gpu" / f"bench_gpu_preset_{size}.json").read_text())
+    assert measured["preset"] == f"configs/qwen3-vl-{size}-80gb.yaml" and measured["grpo"]["completions_per_step"] == 64
+    assert (measured["grpo"]["micro_batch"], measured["grpo"]["grad_accum"]) == (cfg.rl.batch_size, cfg.rl.grad_accum)
+    assert f"GRPO step {measured['grpo']['peak_memory_gib']:.1f} GiB allocated" in text  # the header quotes the measurement

@@ -2,7 +2,12 @@
 
 import torch
 
-from asru.prompting import answer_logprobs, encode_with_answers, generate, prompt_text
+import threading
+import time
+
+import pytest
+
+from asru.prompting import answer_logprobs, encode_prompts, encode_with_answers, generate, prefetch, prompt_text
 
 
 def test_prompt_has_image_placeholder(tiny_qwen3_vl, tiny_llava, tiny_llama):
@@ -37,3 +42,39 @@ def test_answer_logprobs_match_manual(tiny_llama):
     mask = tgt != -100
     manual = torch.log_softmax(logits, -1)[mask].gather(-1, tgt[mask].unsqueeze(-1)).sum()
     assert n == int(mask.sum()) and abs(lp - float(manual)) < 1e-4
+
+
+def test_prefetch_keeps_order_runs_in_background_and_raises():
+    main = threading.get_ident()
+    seen = []
+
+    def slow_square(x):
+        seen.append(threading.get_ident())
+        time.sleep(0.01 * (5 - x % 5))  # later items finish first: order must still hold
+        return x * x
+
+    assert list(prefetch(slow_square, range(12), workers=3)) == [x * x for x in range(12)]
+    assert main not in seen
+
+    def boom(x):
+        if x == 3:
+            raise ValueError("bad item 3")
+        return x
+
+    got = []
+    with pytest.raises(ValueError, match="bad item 3"):
+        for y in prefetch(boom, range(6), workers=2):
+            got.append(y)
+    assert got == [0, 1, 2]
+
+
+def test_encodings_from_background_threads_equal_sequential_ones(tiny_qwen3_vl, red_image):
+    """Concurrent encoding (same padding side, as activation collection does) gives exactly the sequential tensors."""
+    qs = [f"question {i} " + "word " * (i % 7) for i in range(24)]
+    batches = [(qs[i : i + 3], [red_image] * 3 if i % 2 else None) for i in range(0, 24, 3)]
+    want = [encode_prompts(tiny_qwen3_vl, q, im, padding_side="left") for q, im in batches]
+    got = list(prefetch(lambda b: encode_prompts(tiny_qwen3_vl, b[0], b[1], padding_side="left"), batches, workers=4))
+    for w, g in zip(want, got):
+        assert set(w.keys()) == set(g.keys())
+        for key in w:
+            assert torch.equal(w[key], g[key]), key
