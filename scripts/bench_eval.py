@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="demo", help="Model alias or directory (default: the demo VLM).")
     p.add_argument("--data", help="Benchmark directory (default: the built-in synthetic benchmark).")
-    p.add_argument("--batch-size", type=int, default=16, help="Batch size of the batched runs.")
+    p.add_argument("--batch-size", type=int, default=None, help="Batch size of the batched runs (default: eval.batch_size).")
     p.add_argument("--max-new-tokens", type=int, default=32, help="Generation length.")
     p.add_argument("--subset", type=int, default=32, help="Records per task type in the batched vs single comparison.")
     p.add_argument("--skip-full", action="store_true", help="Only run the batched vs single comparison.")
@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from asru.pipeline import ensure_data
 
     data_dir = Path(args.data) if args.data else ensure_data(DataConfig())
-    cfg = EvalConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=False)
+    cfg = EvalConfig(max_new_tokens=args.max_new_tokens, progress=False)
+    args.batch_size = args.batch_size or cfg.batch_size
+    cfg.batch_size = args.batch_size
     data = load_benchmark(data_dir, cfg.splits)
     n_records = sum(len(v) for v in data.values())
     out: dict = {"model": args.model, "data": str(data_dir), "records": n_records, "batch_size": args.batch_size,

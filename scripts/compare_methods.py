@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = parse_sets(args.set)
     config_file = args.config or preset_for(sets.get("model", {}).get("name"))
     base = merge(load_yaml(config_file) if config_file else {}, sets)
+    # the comparison table has an option-likelihood accuracy column: score options unless told otherwise
+    base.setdefault("eval", {}).setdefault("option_scoring", True)
     runs, docs = Path(args.runs), Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

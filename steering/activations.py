@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from asru.errors import AsruError
 from asru.layers import check_layer, decoder_layers, layer_output
-from asru.prompting import encode_prompts, modality_batches, prefetch, prompt_text
+from asru.prompting import encode_prompts, encode_workers, modality_batches, prefetch, prompt_text
 
 POSITIONS = ("last", "post_instruction", "mean", "all")
 
@@ -165,7 +165,7 @@ def collect_activations(
         return idx, enc, post
 
     try:
-        encoded = prefetch(encode, batches)
+        encoded = prefetch(encode, batches, encode_workers(lm))
         for idx, enc, post in tqdm(encoded, total=len(batches), desc=desc, disable=not progress, leave=False):
             state["idx"] = idx
             state["weights"] = position_mask(enc["attention_mask"], position, post)

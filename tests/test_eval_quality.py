@@ -48,6 +48,19 @@ def test_fluency_uses_reference(tiny_llama, tiny_llama_path):
     assert fluency(tiny_llama, recs[2:], [""]) is None
 
 
+def test_fluency_samples_scores_a_seeded_subset(tiny_llama):
+    import random
+
+    from asru.prompting import answer_logprobs
+
+    recs = [rec(f"r{i}", question=f"Where was person {i} born?") for i in range(6)]
+    answers = [f"In town number {i}." for i in range(5)] + [""]
+    assert fluency(tiny_llama, recs, answers, samples=10) == pytest.approx(fluency(tiny_llama, recs, answers))
+    picked = sorted(random.Random(3).sample(range(5), 2))  # only non-empty answers are candidates
+    lp = answer_logprobs(tiny_llama, [recs[i].question for i in picked], [answers[i] for i in picked])
+    assert fluency(tiny_llama, recs, answers, samples=2, seed=3) == pytest.approx(sum(s / n for s, n in lp) / 2)
+
+
 class _Judge(BaseHTTPRequestHandler):
     replies: list = []  # noqa: RUF012
     seen: list = []  # noqa: RUF012

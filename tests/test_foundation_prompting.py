@@ -1,13 +1,20 @@
 """Prompt building, answer masking and batched generation on tiny models."""
 
-import torch
-
 import threading
 import time
 
 import pytest
+import torch
 
-from asru.prompting import answer_logprobs, encode_prompts, encode_with_answers, generate, prefetch, prompt_text
+from asru.prompting import (
+    answer_logprobs,
+    encode_prompts,
+    encode_with_answers,
+    encode_workers,
+    generate,
+    prefetch,
+    prompt_text,
+)
 
 
 def test_prompt_has_image_placeholder(tiny_qwen3_vl, tiny_llava, tiny_llama):
@@ -44,6 +51,21 @@ def test_answer_logprobs_match_manual(tiny_llama):
     assert n == int(mask.sum()) and abs(lp - float(manual)) < 1e-4
 
 
+def test_answer_logprobs_window_equals_full_logits_in_a_ragged_image_batch(tiny_qwen3_vl, red_image):
+    """Scoring only the answer window (logits_to_keep) gives the full-sequence values for every row."""
+    qs = ["Who?", "Where was the person in this image born, and in which year?", "Name?"]
+    ans = ["Paris", "In a small village by the sea", "Liora Blackmere of Dublin"]
+    got = answer_logprobs(tiny_qwen3_vl, qs, ans, [red_image] * 3, batch_size=3)
+    enc, labels = encode_with_answers(tiny_qwen3_vl, qs, ans, [red_image] * 3)
+    with torch.no_grad():
+        logits = tiny_qwen3_vl.model(**enc).logits[:, :-1].float()
+    for row, (lp, n) in enumerate(got):
+        tgt = labels[row, 1:]
+        mask = tgt != -100
+        manual = torch.log_softmax(logits[row], -1)[mask].gather(-1, tgt[mask].unsqueeze(-1)).sum()
+        assert n == int(mask.sum()) > 0 and lp == pytest.approx(float(manual), abs=1e-4)
+
+
 def test_prefetch_keeps_order_runs_in_background_and_raises():
     main = threading.get_ident()
     seen = []
@@ -61,11 +83,10 @@ def test_prefetch_keeps_order_runs_in_background_and_raises():
             raise ValueError("bad item 3")
         return x
 
-    got = []
+    got = prefetch(boom, range(6), workers=2)
+    assert [next(got), next(got), next(got)] == [0, 1, 2]
     with pytest.raises(ValueError, match="bad item 3"):
-        for y in prefetch(boom, range(6), workers=2):
-            got.append(y)
-    assert got == [0, 1, 2]
+        next(got)
 
 
 def test_encodings_from_background_threads_equal_sequential_ones(tiny_qwen3_vl, red_image):
@@ -78,3 +99,10 @@ def test_encodings_from_background_threads_equal_sequential_ones(tiny_qwen3_vl, 
         assert set(w.keys()) == set(g.keys())
         for key in w:
             assert torch.equal(w[key], g[key]), key
+
+
+def test_no_background_encoding_on_the_cpu(tiny_llama):
+    """On the CPU the forward uses every core: encoding stays inline (workers 0 = the caller's thread)."""
+    assert encode_workers(tiny_llama) == 0
+    threads = list(prefetch(lambda _: threading.get_ident(), range(3), workers=0))
+    assert threads == [threading.get_ident()] * 3

@@ -78,7 +78,7 @@ def letter_logprobs(lm, records: Sequence[Record], batch_size: int = 16, progres
     import torch
     from tqdm.auto import tqdm
 
-    from asru.prompting import encode_prompts, modality_batches
+    from asru.prompting import encode_prompts, encode_workers, logits_window, modality_batches, prefetch
 
     ids = letter_token_ids(lm)
     scorer = model if model is not None else lm.model
@@ -86,10 +86,13 @@ def letter_logprobs(lm, records: Sequence[Record], batch_size: int = 16, progres
     images = [r.image for r in records]
     out: list[list[float] | None] = [None] * len(records)
     batches = list(modality_batches(images, len(records), batch_size, [len(p) for p in prompts]))
-    for idx in tqdm(batches, desc="classification", disable=not progress, leave=False):
-        enc = encode_prompts(lm, [prompts[i] for i in idx], [images[i] for i in idx], padding_side="left")
+    def encode(idx):
+        return idx, encode_prompts(lm, [prompts[i] for i in idx], [images[i] for i in idx], padding_side="left")
+
+    encoded = prefetch(encode, batches, encode_workers(lm))
+    for idx, enc in tqdm(encoded, total=len(batches), desc="classification", disable=not progress, leave=False):
         with torch.no_grad():
-            logits = scorer(**enc).logits[:, -1].float()
+            logits = scorer(**enc, **logits_window(scorer, 1)).logits[:, -1].float()
         logp = torch.log_softmax(logits, -1)[:, ids]
         for j, i in enumerate(idx):
             out[i] = [float(x) for x in logp[j]]

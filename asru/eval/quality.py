@@ -69,16 +69,23 @@ def text_quality(questions: Sequence[str], answers: Sequence[str]) -> dict:
     return out
 
 
-def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=None, batch_size: int = 16) -> float | None:
+def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=None, batch_size: int = 16,
+            samples: int | None = None, seed: int = 0) -> float | None:
     """Mean per-token log-likelihood of the non-empty answers under ``reference`` (a LoadedModel or None = ``lm``).
 
-    The reference must share ``lm``'s processor (the vanilla model of an unlearning run does).
+    The reference must share ``lm``'s processor (the vanilla model of an unlearning run does). ``samples``
+    caps the answers scored (a seeded random subset; None = all): the mean of a few hundred answers is
+    estimated well from fewer, and each needs a forward pass of the reference model.
     """
+    import random
+
     from asru.prompting import answer_logprobs
 
     keep = [i for i, a in enumerate(answers) if a and a.strip()]
     if not keep:
         return None
+    if samples is not None and len(keep) > samples:
+        keep = sorted(random.Random(seed).sample(keep, samples))
     from asru.eval.metrics import free_text_prompt
 
     model = reference.model if reference is not None else None
@@ -88,8 +95,10 @@ def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=Non
     return sum(per_token) / len(per_token)
 
 
-def quality_metrics(lm, records: Sequence[Record], answers: Sequence[str], reference=None, batch_size: int = 16) -> dict:
-    """All quality metrics of one split's free-text answers (``fluency`` needs a forward pass per batch)."""
-    out = {"fluency": fluency(lm, records, answers, reference, batch_size)}
+def quality_metrics(lm, records: Sequence[Record], answers: Sequence[str], reference=None, batch_size: int = 16,
+                    fluency_samples: int | None = None, seed: int = 0) -> dict:
+    """All quality metrics of one split's free-text answers (``fluency`` needs a forward pass per batch,
+    on at most ``fluency_samples`` answers; the text metrics use every answer)."""
+    out = {"fluency": fluency(lm, records, answers, reference, batch_size, fluency_samples, seed)}
     out.update(text_quality([r.question for r in records], answers))
     return out

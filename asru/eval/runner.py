@@ -143,7 +143,8 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             metrics = score_split(free, answers, cls, preds, opt_preds)
             metrics.update(reasoning_metrics(raw, [r.answer for r in free]))
         if cfg.quality and free:
-            metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size))
+            cap = None if split == "forget" else cfg.fluency_samples  # the forget split's answers are all scored
+            metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size, cap, cfg.seed))
         if cfg.judge_url and split == "forget" and free:
             from asru.eval.judge import judge_answers
 
