@@ -7,6 +7,7 @@ steering, RL and evaluation see the same token sequences. Batches are homogeneou
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 
@@ -181,14 +182,20 @@ def generate(
 
 def logits_window(model, keep: int) -> dict:
     """``{"logits_to_keep": keep}`` when the model's forward takes it (transformers' causal LMs and VLMs), else ``{}``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {"logits_to_keep": int(keep)} if _takes_logits_to_keep(type(base)) else {}
+
+
+@functools.cache
+def _takes_logits_to_keep(cls) -> bool:
+    # looked up once per model class: scoring loops ask for every batch
     import inspect
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        params = inspect.signature(getattr(base, "forward", base)).parameters
+        params = inspect.signature(getattr(cls, "forward", cls.__call__)).parameters
     except (TypeError, ValueError):
-        return {}
-    return {"logits_to_keep": int(keep)} if "logits_to_keep" in params else {}
+        return False
+    return "logits_to_keep" in params
 
 
 def answer_logprobs(
