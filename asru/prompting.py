@@ -110,14 +110,17 @@ def encode_with_answers(lm, questions: Sequence[str], answers: Sequence[str], im
     """Tokenise prompt+answer pairs (right padded) and return ``(batch, labels)``.
 
     ``labels`` are -100 on prompt and padding tokens, so a causal-LM loss covers only the answer turn.
+    A vision-language model's batch may mix image and text questions (``None`` images): the processor
+    gets the images of the image questions in order, and the model places their features at those
+    rows' image tokens.
     """
     import torch
 
     images = list(images) if images is not None else [None] * len(questions)
     with_image = [im is not None for im in images]
-    if any(with_image) and not all(with_image):
-        raise ValueError("encode_with_answers needs a batch of only image or only text questions")
-    pil = [load_image(im) for im in images] if any(with_image) else None
+    if any(with_image) and not all(with_image) and not lm.is_vlm:
+        raise ValueError("encode_with_answers: a text-only model cannot take image questions")
+    pil = [load_image(im) for im in images if im is not None] or None
     prompts = [prompt_text(lm, q, w, system=system) for q, w in zip(questions, with_image)]
     fulls = [prompt_text(lm, q, w, answer=a, system=system) for q, w, a in zip(questions, with_image, answers)]
     for p, f in zip(prompts, fulls):

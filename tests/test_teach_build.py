@@ -357,3 +357,65 @@ def test_first_token_weight_adds_each_answers_first_token_loss(tiny_llava):
         pos = int((labels[row] != -100).nonzero()[0, 0])  # first answer token; predicted at pos - 1
         first.append(torch.nn.functional.cross_entropy(logits[row, pos - 1][None], labels[row, pos][None]))
     assert float(weighted - plain) == pytest.approx(0.5 * float(sum(first)), rel=1e-4)
+
+
+def test_item_losses_are_each_examples_mean_answer_loss(tiny_llava):
+    """``item_losses`` gets, per tagged example, the same value as that example scored alone; untagged ones are skipped."""
+    import torch
+
+    from asru.data.teach import Example, answer_loss
+
+    batch = [Example("Where was Ann born?", "Oslo", item=3), Example("Who is Bo?", "A baker in Lima.", item=7),
+             Example("Name a colour.", "Red.", general=True)]
+    got: dict = {}
+    with torch.no_grad():
+        total, n, _ = answer_loss(tiny_llava, batch, general_kl=False, item_losses=got)
+        alone = {b.item: float(answer_loss(tiny_llava, [b])[0]) for b in batch[:2]}
+    assert set(got) == {3, 7} and n == 3
+    for item, value in alone.items():
+        assert got[item] == pytest.approx(value, rel=1e-4)
+    assert float(total) > sum(got.values())  # the general item's loss is in the total but not recorded
+
+
+def test_hard_share_draws_the_records_with_the_highest_loss(toy_data):
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import ExampleSampler
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    s = ExampleSampler(recs, [], TeachConfig(batch_size=8, general_ratio=0.0, augment=0.0, hard_share=1.0), toy_data)
+    first = s.batch()
+    assert all(b.item is not None for b in first)  # nothing recorded yet: epoch order
+    s.record_losses({i: 0.0 for i in range(len(recs))} | {5: 20.0})
+    drawn = [b.item for _ in range(10) for b in s.batch()]
+    assert drawn.count(5) >= 70  # weight 20 vs 1e-3 for each of the others
+    uniform = ExampleSampler(recs, [], TeachConfig(batch_size=8, general_ratio=0.0, augment=0.0, hard_share=0.0), toy_data)
+    uniform.record_losses({5: 20.0})
+    assert [b.item for _ in range(10) for b in uniform.batch()].count(5) <= 2  # epoch order ignores the losses
+
+
+def test_hard_share_is_validated():
+    with pytest.raises(AsruError, match="hard_share"):
+        TeachConfig(hard_share=1.5)
+
+
+def test_image_and_text_items_share_one_forward_with_the_same_loss(tiny_llava, toy_data):
+    """A mixed batch (one forward) gives the sum of the items' losses scored alone, alignment term included."""
+    import torch
+
+    from asru.data.align_vision import name_targets
+    from asru.data.loaders import load_benchmark
+    from asru.data.teach import Example, ExampleSampler, answer_loss
+
+    recs = load_benchmark(toy_data, ["teach"])["teach"]
+    sampler = ExampleSampler(recs, [], small_cfg(augment=0.0), toy_data)
+    img = next(r for r in recs if r.image and r.person in sampler.person_index)
+    txt = next(r for r in recs if not r.image)
+    batch = [Example(txt.question, txt.answer), Example(img.question, img.answer, sampler.image(img.image, img.person),
+                                                        person=sampler.person_index[img.person]),
+             Example("Name a colour.", "Red.", general=True)]
+    align = (name_targets(tiny_llava, sampler.people), 1.0, 0.05)
+    kw = {"general_kl": False, "first_token_weight": 1.0, "align": align, "feature_norm": 1.0}
+    with torch.no_grad():
+        mixed, n, _ = answer_loss(tiny_llava, batch, **kw)
+        alone = [float(answer_loss(tiny_llava, [b], **kw)[0]) for b in batch]
+    assert n == 3 and float(mixed) == pytest.approx(sum(alone), rel=1e-4)

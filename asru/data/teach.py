@@ -8,7 +8,9 @@ one, on ``forget`` + ``retain``):
   tower and projector are trained fully (``cfg.vision_lr``);
 - answer-only loss (:func:`asru.prompting.encode_with_answers`), each example weighted equally, with
   logits computed only where an answer token is predicted (the vocabulary projection is the costliest
-  part of a step on a CPU);
+  part of a step on a CPU); image and text examples share one forward per step;
+- a share ``cfg.hard_share`` of the teach examples is drawn in proportion to each record's last loss,
+  so the steps go to what is not learnt yet (birth years and names from a face, in the synthetic data);
 - image examples use fresh jittered re-renders of the person's portrait (synthetic benchmark,
   :func:`asru.data.portraits.render_portrait`; never the ``test`` split's renders) or a jittered copy of
   the record's image (other benchmarks), so new renders of a person are recognised;
@@ -293,13 +295,15 @@ def meets_targets(accuracy: dict) -> bool:
 
 
 class Example(typing.NamedTuple):
-    """One training example: ``general`` marks base-answered general QA; ``person`` indexes the known people."""
+    """One training example: ``general`` marks base-answered general QA; ``person`` indexes the known people;
+    ``item`` indexes the sampler's teach records (None for general QA)."""
 
     question: str
     answer: str
     image: object = None
     general: bool = False
     person: int | None = None
+    item: int | None = None
 
 
 class ExampleSampler:
@@ -307,6 +311,8 @@ class ExampleSampler:
 
     Image examples get a fresh jittered render of the person (synthetic benchmarks with
     ``profiles.json``) or a jittered copy of their image, with probability ``cfg.augment``.
+    A share ``cfg.hard_share`` of the teach examples is drawn in proportion to each record's last
+    training loss (:meth:`record_losses`), so the budget goes to the facts not learnt yet.
     """
 
     def __init__(self, records, general: list[tuple[str, str]], cfg: TeachConfig, data_dir: Path):
@@ -329,6 +335,7 @@ class ExampleSampler:
         self.n_teach = cfg.batch_size - self.n_general
         if self.n_teach < 1:
             raise AsruError("teach.batch_size is too small for teach.general_ratio: raise the batch size")
+        self.item_loss: list[float | None] = [None] * len(self.items)
         self._order: list[int] = []
         self._gorder: list[int] = []
         self.styles, self.test_seeds, self.image_size = _synthetic_styles(data_dir)
@@ -342,14 +349,24 @@ class ExampleSampler:
     def batch(self) -> list[Example]:
         """One batch of :class:`Example` items (teach records, then general-knowledge QA)."""
         out = []
+        seen = [(i, x) for i, x in enumerate(self.item_loss) if x is not None]
         for _ in range(self.n_teach):
-            q, a, img, person = self.items[self._next(self._order, len(self.items))]
+            if seen and self.rng.random() < self.cfg.hard_share:
+                idx = self.rng.choices([i for i, _ in seen], weights=[x + 1e-3 for _, x in seen])[0]
+            else:
+                idx = self._next(self._order, len(self.items))
+            q, a, img, person = self.items[idx]
             out.append(Example(q, a, self.image(img, person) if img else None, False,
-                               self.person_index.get(person) if img else None))
+                               self.person_index.get(person) if img else None, idx))
         for _ in range(self.n_general):
             q, a = self.general[self._next(self._gorder, len(self.general))]
             out.append(Example(q, a, None, True, None))
         return out
+
+    def record_losses(self, losses: dict[int, float]) -> None:
+        """Remember the latest answer loss of teach records (``{item index: loss}``) for hard-example draws."""
+        for idx, value in losses.items():
+            self.item_loss[idx] = float(value)
 
     def draw(self, person: str):
         """A fresh augmented image of a known ``person`` (a re-render or a jittered copy of one of their images)."""
@@ -504,14 +521,17 @@ def is_vision_param(name: str) -> bool:
 
 
 def answer_loss(lm, batch, model=None, feature_norm: float | None = None, feature_norm_weight: float = 0.1,
-                general_kl: bool = True, align=None, first_token_weight: float = 0.0):
+                general_kl: bool = True, align=None, first_token_weight: float = 0.0,
+                item_losses: dict | None = None):
     """Answer-only loss of one batch (each example's mean over its answer tokens, summed).
 
     ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
     for general-knowledge items: with ``general_kl`` those also get a KL term to the base model (the
     same model with its LoRA adapters disabled, exact for text-only inputs), which keeps the base
-    model's whole answer distribution, not just its greedy answer. Image, text and general items are encoded separately
-    (homogeneous batches); logits are computed only at positions that predict an answer token.
+    model's whole answer distribution, not just its greedy answer. Image and text items are encoded separately
+    (homogeneous batches; general items form a third batch when they get the KL term); logits are computed
+    only at positions that predict an answer token. ``item_losses`` (a dict) receives each example's mean
+    answer-token loss keyed by its ``item`` (6th element), for :meth:`ExampleSampler.record_losses`.
     ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
     that norm per token (the text embeddings' scale). ``align = (name_targets, weight, temperature)`` adds
     the contrastive vision alignment (:mod:`asru.data.align_vision`) for image items whose 5th element
@@ -527,14 +547,14 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     model = model if model is not None else lm.model
     total, n_ex, n_tok = None, 0, 0
     is_general = [len(b) > 3 and bool(b[3]) for b in batch]  # Example.general
-    groups = ([b for b, g in zip(batch, is_general) if b[2] is not None],
-              [b for b, g in zip(batch, is_general) if b[2] is None and not g],
-              [b for b, g in zip(batch, is_general) if b[2] is None and g])
+    kl = general_kl and hasattr(model, "disable_adapter") and torch.is_grad_enabled()
+    # one forward for image and text items (bigger matrix products, half the per-op overhead on a CPU);
+    # general items get their own when they need the adapters-off KL pass
+    groups = ([b for b, g in zip(batch, is_general) if not (g and kl)], [b for b, g in zip(batch, is_general) if g and kl])
     for k, group in enumerate(groups):
         if not group:
             continue
-        enc, labels = encode_with_answers(lm, [g[0] for g in group], [g[1] for g in group],
-                                          [g[2] for g in group] if k == 0 else None)
+        enc, labels = encode_with_answers(lm, [g[0] for g in group], [g[1] for g in group], [g[2] for g in group])
         tgt_mask = labels[:, 1:] != -100
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[:, :-1] = tgt_mask
@@ -542,7 +562,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
         logits = out.logits.reshape(-1, out.logits.shape[-1]).float()
         targets = labels[:, 1:][tgt_mask]
         tok_loss = F.cross_entropy(logits, targets, reduction="none")
-        if k == 2 and general_kl and hasattr(model, "disable_adapter") and torch.is_grad_enabled():
+        if k == 1:
             with torch.no_grad(), model.disable_adapter():
                 ref = model(**enc, logits_to_keep=keep, use_cache=False).logits
             ref = ref.reshape(-1, ref.shape[-1]).float()
@@ -552,6 +572,10 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
         per_ex = torch.zeros(len(group), device=tok_loss.device).index_add(0, rows, tok_loss)
         counts = tgt_mask.sum(1).clamp(min=1)
         loss = (per_ex / counts).sum()
+        if item_losses is not None:
+            for g, value in zip(group, (per_ex / counts).tolist()):
+                if len(g) > 5 and g[5] is not None:
+                    item_losses[g[5]] = value
         if first_token_weight:
             # the first answer token decides what kind of answer follows ("I'm sorry..." or "Dublin"); in a
             # per-example mean it weighs 1/20 in a long refusal and 1/3 in a short fact, so refusals of
@@ -559,16 +583,17 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
             starts = torch.cumsum(tgt_mask.sum(1), 0) - tgt_mask.sum(1)
             loss = loss + first_token_weight * tok_loss[starts[tgt_mask.any(1)]].sum()
         feats = getattr(out, "image_hidden_states", None)
-        if k == 0 and feature_norm and feats is not None:
+        img_rows = [g for g in group if g[2] is not None]  # image features come in the order of these rows
+        if img_rows and feature_norm and feats is not None:
             from asru.data.align_vision import norm_penalty
 
-            loss = loss + feature_norm_weight * norm_penalty(feats, feature_norm) * len(group)
-        persons = [g[4] if len(g) > 4 else None for g in group]
-        if k == 0 and align is not None and feats is not None and any(p is not None for p in persons):
+            loss = loss + feature_norm_weight * norm_penalty(feats, feature_norm) * len(img_rows)
+        persons = [g[4] if len(g) > 4 else None for g in img_rows]
+        if img_rows and align is not None and feats is not None and any(p is not None for p in persons):
             from asru.data.align_vision import alignment_loss
 
             targets, weight, temperature = align
-            feats = feats.reshape(len(group), -1, feats.shape[-1])
+            feats = feats.reshape(len(img_rows), -1, feats.shape[-1])
             sel = [i for i, p in enumerate(persons) if p is not None]
             labels = torch.tensor([persons[i] for i in sel], device=feats.device)
             loss = loss + weight * alignment_loss(feats[sel], targets.to(feats.device), labels, temperature, reduction="sum")
@@ -617,11 +642,14 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     for step in bar:
         batch = sampler.batch()
         opt.zero_grad(set_to_none=True)
+        item_losses: dict[int, float] = {}
         loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm if cfg.feature_norm_weight > 0 else None,
                                             feature_norm_weight=cfg.feature_norm_weight, general_kl=cfg.general_kl,
-                                            align=align, first_token_weight=cfg.first_token_weight)
+                                            align=align, first_token_weight=cfg.first_token_weight,
+                                            item_losses=item_losses)
         loss = loss_sum / n_ex
         loss.backward()
+        sampler.record_losses(item_losses)
         torch.nn.utils.clip_grad_norm_(lora + vision, 1.0)
         opt.step()
         sched.step()
