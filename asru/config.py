@@ -80,7 +80,7 @@ class TeachConfig:
     align_pool: int = opt(16, "Augmented images drawn once per known person for the vision warm-up.")
     align_weight: float = opt(1.0, "Weight of the contrastive alignment term in the teaching loss (keeps the image features apart; 0 = warm-up only).")
     align_temperature: float = opt(0.05, "Temperature of the contrastive alignment (cosine logits / temperature).")
-    hard_share: float = opt(0.0, "Share of each batch's teach examples drawn in proportion to their last loss (the facts not learnt yet: birth years, names) instead of in epoch order; 0 = epoch order only. 0.5 raised the demo model's image accuracy (forget 0.33 -> 0.92, test 0.46 -> 0.73) but cost general knowledge (real 0.84 -> 0.62; README).")
+    hard_share: float = opt(0.0, "Share of each batch's teach examples drawn in proportion to their last loss (the facts not learnt yet: birth years, names) instead of in epoch order; 0 = epoch order only. 0.5 raised the demo model's image accuracy (forget 0.58 -> 0.92, test 0.50 -> 0.73) but cost general knowledge (real 0.80 -> 0.62; README).")
     augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
     image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
     eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")
