@@ -1,8 +1,9 @@
 """The one way to turn questions (with or without an image) into model inputs, and to generate.
 
 Prompts always go through the model's chat template with the generation prompt, so teaching,
-steering, RL and evaluation see the same token sequences. Batches are homogeneous in modality
-(image questions and text questions are batched separately) and sorted by length.
+steering, RL and evaluation see the same token sequences. Generation and scoring batch image and text
+questions separately, sorted by length (:func:`modality_batches`); :func:`encode_with_answers` also takes
+a vision-language model's mixed batch (the teaching loss uses one forward for both).
 """
 
 from __future__ import annotations

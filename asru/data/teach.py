@@ -349,10 +349,12 @@ class ExampleSampler:
     def batch(self) -> list[Example]:
         """One batch of :class:`Example` items (teach records, then general-knowledge QA)."""
         out = []
-        seen = [(i, x) for i, x in enumerate(self.item_loss) if x is not None]
+        # the random() draw happens whenever a loss is recorded, even at hard_share 0: built models stay reproducible
+        recorded = [i for i, x in enumerate(self.item_loss) if x is not None]
+        weights = [self.item_loss[i] + 1e-3 for i in recorded] if self.cfg.hard_share else None
         for _ in range(self.n_teach):
-            if seen and self.rng.random() < self.cfg.hard_share:
-                idx = self.rng.choices([i for i, _ in seen], weights=[x + 1e-3 for _, x in seen])[0]
+            if recorded and self.rng.random() < self.cfg.hard_share:
+                idx = self.rng.choices(recorded, weights=weights)[0]
             else:
                 idx = self._next(self._order, len(self.items))
             q, a, img, person = self.items[idx]
@@ -528,9 +530,9 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
     for general-knowledge items: with ``general_kl`` those also get a KL term to the base model (the
     same model with its LoRA adapters disabled, exact for text-only inputs), which keeps the base
-    model's whole answer distribution, not just its greedy answer. Image and text items are encoded separately
-    (homogeneous batches; general items form a third batch when they get the KL term); logits are computed
-    only at positions that predict an answer token. ``item_losses`` (a dict) receives each example's mean
+    model's whole answer distribution, not just its greedy answer. Image, text and general items share one
+    forward (general items get a second one, with its adapters-off reference pass, when they get the KL
+    term); logits are computed only at positions that predict an answer token. ``item_losses`` (a dict) receives each example's mean
     answer-token loss keyed by its ``item`` (6th element), for :meth:`ExampleSampler.record_losses`.
     ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
     that norm per token (the text embeddings' scale). ``align = (name_targets, weight, temperature)`` adds
