@@ -204,6 +204,7 @@ def redirect(
     forget_answers: Sequence[str] | None = None,
     retain_answers: Sequence[str] | None = None,
     params: str = "down_proj",
+    span: int = 0,
     seed: int = 0,
     progress: bool = False,
 ) -> RedirectLog:
@@ -211,6 +212,10 @@ def redirect(
 
     ``position="answer"`` needs ``forget_answers`` and ``retain_answers`` (one per question): each
     forget prompt's post-instruction and answer tokens moves to frozen + c*v; every retain token stays.
+
+    ``span`` > 0 also trains the same weights of the ``span`` layers before ``layer`` (RMU updates layers
+    l-2..l, span 2): the loss is still taken at ``layer``'s output, but earlier layers can tell the forget
+    concept apart before it reaches it.
 
     Modifies ``lm.model`` in place (only the weights ``params`` names) and returns the :class:`RedirectLog`
     (per-step losses, forget distance to the target and retain MSE before and after).
@@ -229,6 +234,8 @@ def redirect(
             raise AsruError("redirection needs one answer per question")
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise AsruError("steer.epochs and steer.batch_size must be >= 1 and steer.lr > 0")
+    if span < 0:
+        raise AsruError("steer.redirect_span must be >= 0")
     model = lm.model
     layer = check_layer(model, layer)
     weight = down_proj(model, layer).weight
@@ -252,7 +259,7 @@ def redirect(
     flags = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
-    trained = trainable_weights(model, layer, params)
+    trained = [w for lay in range(max(0, layer - span), layer + 1) for w in trainable_weights(model, lay, params)]
     for w in trained:
         w.requires_grad_(True)
     opt = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)

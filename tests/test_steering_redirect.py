@@ -143,3 +143,16 @@ def test_redirect_answer_and_params_errors(tiny_llama):
         redirect(tiny_llama, 1, v, FORGET, RETAIN, position="answer", forget_answers=ANSWERS[:1], retain_answers=ANSWERS)
     with pytest.raises(AsruError, match="unknown redirection parameters 'attn'"):
         redirect(tiny_llama, 1, v, FORGET, RETAIN, params="attn")
+
+
+def test_redirect_span_trains_earlier_layers_too(tiny_llama):
+    """span=1: layer 1's and layer 2's down projections train (loss at layer 2); nothing else moves."""
+    model = tiny_llama.model
+    v = random_direction(tiny_llama, seed=5, scale=0.5)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    log = redirect(tiny_llama, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.3, batch_size=2, epochs=5, span=1)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"model.layers.1.mlp.down_proj.weight", "model.layers.2.mlp.down_proj.weight"}
+    assert log.after["forget_mse_to_target"] < 0.3 * log.before["forget_mse_to_target"]
+    with pytest.raises(AsruError, match="redirect_span must be >= 0"):
+        redirect(tiny_llama, 2, v, FORGET, RETAIN, span=-1)

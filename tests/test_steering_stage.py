@@ -109,6 +109,8 @@ def test_steer_config_checks_layers_and_params():
         _cfg(redirect_params="attn")
     with pytest.raises(AsruError, match="redirect_position must be last, post_instruction, all or answer"):
         _cfg(redirect_position="first")
+    with pytest.raises(AsruError, match="redirect_span must be >= 0"):
+        _cfg(redirect_span=-1)
 
 
 def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):
