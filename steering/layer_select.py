@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from asru.errors import AsruError
 from asru.layers import check_layer, num_layers
-from asru.prompting import encode_prompts, generate, modality_batches
+from asru.prompting import encode_prompts, generate, logits_window, modality_batches
 from asru.rundir import atomic_write_json
 from steering.hooks import add_steering_layers
 
@@ -48,7 +48,7 @@ def next_token_logprobs(lm, questions: Sequence[str], images: Sequence | None = 
     for idx in modality_batches(images, n, batch_size):
         enc = encode_prompts(lm, [questions[i] for i in idx], [images[i] for i in idx])
         with torch.no_grad():
-            logits = lm.model(**enc, use_cache=False, logits_to_keep=1).logits[:, -1].float()
+            logits = lm.model(**enc, use_cache=False, **logits_window(lm.model, 1)).logits[:, -1].float()
         lp = torch.log_softmax(logits, -1).cpu()
         for row, i in enumerate(idx):
             out[i] = lp[row]
