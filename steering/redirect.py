@@ -1,8 +1,9 @@
 """Activation redirection trained into the weights (RMU-style; REFERENCE.md section 1, step 2).
 
 Only ``decoder_layers(model)[L].mlp.down_proj.weight`` is trained (the reference; ``params="mlp"``:
-all of layer L's MLP weights). With ``h_frozen`` the layer-L
-output of the model *before* training (computed once, up front, on the same batches):
+all of layer L's MLP weights; ``span=k``: the same weights of layers L-k..L, as RMU trains l-2..l).
+With ``h_frozen`` the layer-L output of the model *before* training (computed once, up front, on the
+same batches):
 
 * forget loss = ``MSE(h_upd[last prompt token], h_frozen[last prompt token] + c * v)``
 * retain loss = ``alpha * MSE(h_upd, h_frozen)`` over all non-padding tokens
@@ -215,7 +216,8 @@ def redirect(
 
     ``span`` > 0 also trains the same weights of the ``span`` layers before ``layer`` (RMU updates layers
     l-2..l, span 2): the loss is still taken at ``layer``'s output, but earlier layers can tell the forget
-    concept apart before it reaches it.
+    concept apart before it reaches it. When several layers are redirected in turn, a span that reaches
+    back to an earlier steered layer retrains that layer's weights too (its own redirection is not held).
 
     Modifies ``lm.model`` in place (only the weights ``params`` names) and returns the :class:`RedirectLog`
     (per-step losses, forget distance to the target and retain MSE before and after).
