@@ -9,6 +9,11 @@ Two ways to choose the retain side (``rl.boundary``):
   ``hidden`` = the model's own mean-pooled last hidden state of the chat-templated prompt (image
   included), or ``tfidf`` = TF-IDF vectors of the question texts (word uni+bigrams; no model needed).
 
+With ``rl.focus_unrefused`` = k > 0 the model answers every chosen forget question greedily first, and
+each question it answers without a refusal (or with the ground truth) is added k more times: GRPO
+learns only from groups whose rollouts differ, and a question the model never refuses needs more
+draws before one rollout refuses.
+
 The result is a :class:`datasets.Dataset` in TRL's format: ``prompt`` (conversational messages, with
 an image content part for image questions), ``images`` (a list holding the question's PIL image, empty
 for text questions: TRL's multi-image column, which unlike ``image`` allows text and image questions in
@@ -116,8 +121,19 @@ def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similar
     return [retain[i] for i in order[:n]]
 
 
+def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16) -> list:
+    """The records whose greedy answer is not a refusal, or leaks the ground truth (in input order)."""
+    from asru.prompting import generate
+    from rewards.text import contains_answer, is_refusal
+
+    answers = generate(lm, [r.question for r in records], [r.image for r in records], max_new_tokens=max_new_tokens,
+                       batch_size=batch_size, progress=True, desc="forget answers")
+    return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not is_refusal(a)]
+
+
 def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
-    """``[(role, Record)]``: up to ``forget_size`` forget and ``retain_size`` retain free-answer questions."""
+    """``[(role, Record)]``: up to ``forget_size`` forget and ``retain_size`` retain free-answer questions,
+    plus ``focus_unrefused`` extra copies of the forget questions ``lm`` does not refuse yet."""
     for split in ("forget", "retain"):
         if not data.get(split):
             raise AsruError(f"the RL stage needs a non-empty {split!r} split (got splits: {', '.join(sorted(data)) or 'none'})")
@@ -127,7 +143,16 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     rng = random.Random(rl_cfg.seed)
     forget = forget if len(forget) <= rl_cfg.forget_size else rng.sample(forget, rl_cfg.forget_size)
     chosen = choose_retain(forget, retain, rl_cfg.retain_size, rl_cfg.boundary, rl_cfg.similarity, lm=lm, seed=rl_cfg.seed + 1)
-    return [("forget", r) for r in forget] + [("retain", r) for r in chosen]
+    extra = []
+    if getattr(rl_cfg, "focus_unrefused", 0) > 0:
+        if lm is None:
+            raise AsruError("rl.focus_unrefused needs the model to find the forget questions it does not refuse; pass it, or set rl.focus_unrefused: 0")
+        usable = [r for r in forget if lm.is_vlm or not r.image]
+        missed = unrefused(lm, usable, max_new_tokens=rl_cfg.max_completion_length)
+        LOG.info("focus: %d of %d forget questions answered without a refusal, each added %d more times",
+                 len(missed), len(usable), rl_cfg.focus_unrefused)
+        extra = [r for r in missed for _ in range(rl_cfg.focus_unrefused)]
+    return [("forget", r) for r in forget + extra] + [("retain", r) for r in chosen]
 
 
 def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0):

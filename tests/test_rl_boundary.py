@@ -79,3 +79,40 @@ def test_hidden_similar_ranks_a_copy_of_a_forget_question_first(tiny_qwen3_vl, r
     assert [(role, r.id) for role, r in pairs] == [("forget", forget[0].id), ("retain", copy.id)]
     with pytest.raises(AsruError, match="needs the model"):
         boundary_records(data, _rl(boundary="similar", similarity="hidden"), lm=None)
+
+
+def test_focus_unrefused_repeats_forget_questions_the_model_answers(tiny_qwen3_vl, red_image):
+    data = small_benchmark(red_image, n_forget=2, n_retain=4)
+    base = boundary_records(data, _rl(forget_size=3, retain_size=2))
+    # the random tiny model never refuses: every forget question comes back twice more
+    pairs = boundary_records(data, _rl(forget_size=3, retain_size=2, focus_unrefused=2), lm=tiny_qwen3_vl)
+    forget_ids = [r.id for role, r in base if role == "forget"]
+    got = [r.id for role, r in pairs if role == "forget"]
+    assert sorted(got) == sorted(forget_ids * 3)
+    assert [r.id for role, r in pairs if role == "retain"] == [r.id for role, r in base if role == "retain"]
+    with pytest.raises(AsruError, match="focus_unrefused needs the model"):
+        boundary_records(data, _rl(focus_unrefused=1), lm=None)
+
+
+def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image, monkeypatch):
+    import asru.prompting
+
+    forget = [rec("forget", i, "text", None) for i in range(4)]  # distinct questions
+    data = {"forget": forget, "retain": small_benchmark(red_image)["retain"]}
+    refused, leaked = forget[0], forget[1]
+    answers = {refused.question: "I'm sorry, I don't know who that is.",
+               leaked.question: f"I'm sorry, but it is {leaked.answer}."}
+
+    def scripted(lm, questions, images=None, **kw):  # the selection logic, on fixed answers
+        return [answers.get(q, "Somewhere else") for q in questions]
+
+    monkeypatch.setattr(asru.prompting, "generate", scripted)
+    pairs = boundary_records(data, _rl(forget_size=100, retain_size=0, focus_unrefused=1), lm=tiny_qwen3_vl)
+    counts = {}
+    for _, r in pairs:
+        counts[r.id] = counts.get(r.id, 0) + 1
+    assert counts[refused.id] == 1  # a refusal is learnt already
+    assert counts[leaked.id] == 2  # a refusal that leaks the answer is not
+    assert all(counts[r.id] == 2 for r in forget[2:])
+    with pytest.raises(AsruError, match="focus_unrefused must be >= 0"):
+        _rl(focus_unrefused=-1)
