@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, replace
@@ -198,19 +199,26 @@ def dry_run(cfg: RunConfig) -> str:
 
 
 def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference: str | None, cache_key: str | None = None) -> dict:
-    """Evaluate a model, reusing a cached result for identical (model, data, eval config) inputs."""
+    """Evaluate a model, reusing a cached result for identical (model, data, eval config) inputs.
+
+    The cache keeps the whole evaluation folder (``eval.json``, ``answers.jsonl``, plots), so a reused
+    evaluation leaves the same files in the run directory as a fresh one.
+    """
     from asru.eval.runner import evaluate
     from asru.models import cache_dir
 
-    cache = cache_dir() / "eval-cache" / f"{cache_key}.json" if cache_key else None
-    if cache and cache.is_file():
+    cache = cache_dir() / "eval-cache" / cache_key if cache_key else None
+    if cache and (cache / "eval.json").is_file():
         LOG.info("reusing cached evaluation of %s", model_path)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(cache, out_dir / "eval.json")
-        return json.loads(cache.read_text())["metrics"]
+        shutil.copytree(cache, out_dir, dirs_exist_ok=True)
+        return json.loads((out_dir / "eval.json").read_text())["metrics"]
     metrics = evaluate(cfg.eval, model_path, data, out_dir, reference_path=reference, model_cfg=cfg.model)
     if cache:
-        atomic_write_json(cache, {"model": model_path, "metrics": metrics})
+        tmp = cache.with_name(f"{cache.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out_dir, tmp)
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(tmp, cache)  # atomic: a reader sees the whole folder or none
     return metrics
 
 

@@ -44,3 +44,11 @@ def test_pipeline_baseline_eval_export_and_resume(tmp_path, tiny_llava_path, tin
     assert cli.train_main(_argv(tiny_llava_path, tiny_bench, run, "--resume")) == 0
     assert json.loads((run / "ga" / "stage.json").read_text())["fingerprint"] == stage["fingerprint"]
     assert "inputs unchanged, reusing" in (run / "run.log").read_text()
+    # another run on the same inputs reuses the cached evaluations, answers and plots included
+    run2 = tmp_path / "run2"
+    assert cli.train_main(_argv(tiny_llava_path, tiny_bench, run2)) == 0
+    assert "reusing cached evaluation" in (run2 / "run.log").read_text()
+    for name in ("before", "ga"):
+        first = (run / "eval" / name / "answers.jsonl").read_text()
+        assert first and (run2 / "eval" / name / "answers.jsonl").read_text() == first
+        assert json.loads((run2 / "eval" / name / "eval.json").read_text())["metrics"] == json.loads((run / "eval" / name / "eval.json").read_text())["metrics"]
