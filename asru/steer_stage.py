@@ -206,7 +206,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     from steering.hooks import HookSpec, add_steering_layers, apply_hook
     from steering.io import data_hash, save_direction
     from steering.layer_select import default_candidates, format_table, save_scores, select_layers
-    from steering.redirect import redirect
+    from steering.redirect import forget_base_states, redirect
 
     sc = cfg.steer
     seed = getattr(cfg, "seed", 0)
@@ -331,11 +331,17 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
             # general questions keep the model's own answers; retain questions their ground truth
             gen_ans = generate(lm, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
             r_ans = [r.answer for r in r_recs] + gen_ans
+        bases = {}
+        if sc.redirect_target == "steered":  # before any layer is trained: the hooks act on the original weights
+            for k, lay in enumerate(layers[1:], 1):
+                with add_steering_layers(lm.model, layers[:k], dirs, sc.coeff):
+                    bases[lay] = forget_base_states(lm, lay, f_q, f_im, batch_size=sc.batch_size,
+                                                    position=sc.redirect_position, forget_answers=f_ans)
         for lay in layers:
             log.append(redirect(lm, lay, dirs[lay], f_q, red_q, f_im, red_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
                                 batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
                                 position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
-                                params=sc.redirect_params, span=sc.redirect_span, seed=seed))
+                                params=sc.redirect_params, span=sc.redirect_span, base_states=bases.get(lay), seed=seed))
         after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
         baked = bake_ablation(lm.model, basis if basis is not None else v)
@@ -363,7 +369,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         "before": before, "after": after, "seconds": round(time.time() - t0, 1),
         "n_refusal_kept": len(pos_q), "n_refusal_tried": len(ref_q), "n_forget_prompts": len(f_q),
         "n_retain_prompts": len(r_q), "n_general_retain": len(gen_q),
-        "redirect_position": sc.redirect_position,
+        "redirect_position": sc.redirect_position, "redirect_target": sc.redirect_target,
         "redirect": log[0].to_json() if log else None,
         "redirect_by_layer": [entry.to_json() for entry in log] if len(log) > 1 else None,
         "hook": hooks[0].to_json() if hooks else None, "timings": timings,

@@ -15,6 +15,12 @@ post-instruction tokens and every answer token of prompt + answer, with ``forget
 so only a change that also fires on answer tokens steers the whole answer the way an inference-time
 add hook does; ``answer`` trains exactly that, on the answers steering should produce.
 
+``base_states`` (from :func:`forget_base_states`) replaces ``h_frozen`` on the forget side: with
+several steered layers, the base of layer L_k taken under add hooks at the earlier steered layers makes
+``base + c * v`` the state inference-time steering at all of them reaches (hooks shift every token,
+the system prompt's too, and later layers read those through attention; a redirection of the earlier
+layers moves only the forget prompts' own tokens).
+
 Forget and retain batches alternate (one AdamW step per batch, linear learning-rate decay to 0).
 Each forward pass stops right after layer L (later layers cannot change layer L's output), so a step
 costs about ``(L + 1) / num_layers`` of a full forward. The result is a plain checkpoint: no hooks
@@ -134,6 +140,32 @@ def _prepare(lm, questions, images, batch_size, position, kind, answers=None):
     return batches
 
 
+def forget_base_states(
+    lm,
+    layer: int,
+    forget_questions: Sequence[str],
+    forget_images: Sequence | None = None,
+    *,
+    batch_size: int = 2,
+    position: str = "last",
+    forget_answers: Sequence[str] | None = None,
+) -> list:
+    """Layer ``layer``'s output on :func:`redirect`'s forget batches (same batching), under whatever hooks are active.
+
+    Run inside :func:`steering.hooks.add_steering_layers` at the steered layers before ``layer`` on the
+    untrained model, and pass the result to ``redirect(..., base_states=...)``: layer ``layer`` then learns
+    the states the hooks at all steered layers produce on the forget prompts.
+    """
+    import torch
+
+    layer = check_layer(lm.model, layer)
+    tap = _LayerTap(lm.model, layer)
+    batches = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget",
+                       forget_answers if position == "answer" else None)
+    with torch.no_grad():
+        return [tap.run(b["enc"]).detach().clone() for b in batches]
+
+
 def _generation_positions(lm, labels, questions, images):
     """``[B, T]`` 0/1: the question's tokens, the post-instruction tokens and the answer tokens of each row.
 
@@ -206,6 +238,7 @@ def redirect(
     retain_answers: Sequence[str] | None = None,
     params: str = "down_proj",
     span: int = 0,
+    base_states: Sequence | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> RedirectLog:
@@ -218,6 +251,10 @@ def redirect(
     l-2..l, span 2): the loss is still taken at ``layer``'s output, but earlier layers can tell the forget
     concept apart before it reaches it. When several layers are redirected in turn, a span that reaches
     back to an earlier steered layer retrains that layer's weights too (its own redirection is not held).
+
+    ``base_states``: the forget batches' layer-``layer`` states the shift is added to, from
+    :func:`forget_base_states` with the same questions, answers, batch size and position (default: the
+    model's own states before training).
 
     Modifies ``lm.model`` in place (only the weights ``params`` names) and returns the :class:`RedirectLog`
     (per-step losses, forget distance to the target and retain MSE before and after).
@@ -252,6 +289,12 @@ def redirect(
     with torch.no_grad():
         for b in forget + retain:
             b["frozen"] = tap.run(b["enc"]).detach().clone()
+    if base_states is not None:
+        if len(base_states) != len(forget) or any(tuple(t.shape) != tuple(b["frozen"].shape) for t, b in zip(base_states, forget)):
+            raise AsruError("redirection: base_states do not match the forget batches; compute them with forget_base_states "
+                            "and the same questions, answers, batch size and position")
+        for b, t in zip(forget, base_states):
+            b["frozen"] = t.to(b["frozen"].device, b["frozen"].dtype)
 
     log = RedirectLog(layer=layer, n_forget=len(forget_questions), n_retain=len(retain_questions))
     log.before = _evaluate(tap, forget + retain, target_shift)

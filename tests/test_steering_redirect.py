@@ -6,7 +6,8 @@ import torch
 from asru.errors import AsruError
 from asru.layers import decoder_layers
 from steering.activations import collect_activations
-from steering.redirect import down_proj, redirect
+from steering.hooks import add_steering
+from steering.redirect import down_proj, forget_base_states, redirect
 from tests.steering_fixtures import QUESTIONS, random_direction
 
 FORGET = ["Where was Aldric Ashgrove born?", "What is Aldric Ashgrove's job?", "Who employs Aldric Ashgrove?",
@@ -156,3 +157,21 @@ def test_redirect_span_trains_earlier_layers_too(tiny_llama):
     assert log.after["forget_mse_to_target"] < 0.3 * log.before["forget_mse_to_target"]
     with pytest.raises(AsruError, match="redirect_span must be >= 0"):
         redirect(tiny_llama, 2, v, FORGET, RETAIN, span=-1)
+
+
+def test_base_states_from_hooks_make_the_layer_reproduce_the_hooked_states(tiny_llama):
+    """base_states taken under an add hook at layer 1: layer 2 learns the hooked model's layer-2 states + c*v."""
+    v1 = random_direction(tiny_llama, seed=3, scale=0.5)
+    v2 = random_direction(tiny_llama, seed=5, scale=0.5)
+    plain = forget_base_states(tiny_llama, 2, FORGET, batch_size=2)
+    with add_steering(tiny_llama.model, 1, v1, 3.0):
+        hooked = forget_base_states(tiny_llama, 2, FORGET, batch_size=2)
+        hooked_last = collect_activations(tiny_llama, FORGET, layers=[2], position="last").pooled[2]
+    assert len(hooked) == len(plain) == 2 and not torch.allclose(hooked[0], plain[0])
+    log = redirect(tiny_llama, 2, v2, FORGET, RETAIN, coeff=3.0, lr=0.3, batch_size=2, epochs=10, base_states=hooked)
+    after = collect_activations(tiny_llama, FORGET, layers=[2], position="last").pooled[2]
+    target = hooked_last + 3.0 * v2
+    assert (after - target).pow(2).mean() < 0.2 * log.before["forget_mse_to_target"]
+    assert log.after["forget_mse_to_target"] < 0.2 * log.before["forget_mse_to_target"]
+    with pytest.raises(AsruError, match="base_states do not match"):
+        redirect(tiny_llama, 2, v2, FORGET, RETAIN, batch_size=2, base_states=hooked[:1])

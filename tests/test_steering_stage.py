@@ -57,8 +57,12 @@ def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_
     assert changed == [f"model.layers.{report['layer']}.mlp.down_proj.weight"]
 
 
-def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch):
-    """num_layers=2 with redirect_position=answer and redirect_params=mlp: both chosen layers' MLPs are trained."""
+@pytest.mark.parametrize("target", ["shift", "steered"])
+def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch, target):
+    """num_layers=2 with redirect_position=answer and redirect_params=mlp: both chosen layers' MLPs are trained.
+
+    redirect_target=steered: layer 2's forget targets come from the model with the add hook at layer 1, so
+    they sit further from the untrained states than layer 2's own shift (layer 1 is the first: no change)."""
     import steering.layer_select as ls
     from asru.models import load_model
     from asru.steer_stage import run_steer_stage
@@ -74,14 +78,26 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
 
     monkeypatch.setattr(ls, "select_layers", select_both)
     out = run_steer_stage(_cfg(candidate_layers=[1, 2], num_layers=2, redirect_position="answer", redirect_params="mlp",
-                               general_retain=3),
+                               general_retain=3, redirect_target=target),
                           str(tiny_llama_path), bench, tmp_path / "steer")
     assert seen["n_layers"] == 2
     report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
     assert report["layers"] == [1, 2] and report["redirect_position"] == "answer" and report["n_general_retain"] == 3
     # the retain side of each redirection holds the 6 retain prompts and the 3 general questions
     assert all(r["n_retain"] == 9 for r in report["redirect_by_layer"])
-    assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2]
+    assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2] and report["redirect_target"] == target
+    # before training a layer, its forget distance to target is |c v|^2 / d for its own shift; hooked bases add more
+    from steering.io import load_direction
+
+    dirs, _, _ = load_direction(tmp_path / "steer" / "direction", load_model(str(tiny_llama_path)).model)
+    c = _cfg().steer.coeff
+    own = {lay: c**2 * float(dirs[lay].float().pow(2).mean()) for lay in (1, 2)}
+    start = {r["layer"]: r["before"]["forget_mse_to_target"] for r in report["redirect_by_layer"]}
+    assert start[1] == pytest.approx(own[1], rel=1e-3)
+    if target == "shift":
+        assert start[2] == pytest.approx(own[2], rel=1e-3)
+    else:
+        assert abs(start[2] / own[2] - 1) > 0.05
     scores = json.loads((tmp_path / "steer" / "layer_scores.json").read_text())
     assert scores["chosen_layers"] == [1, 2]
     old, new = load_model(str(tiny_llama_path)).model, load_model(str(out)).model
@@ -111,6 +127,8 @@ def test_steer_config_checks_layers_and_params():
         _cfg(redirect_position="first")
     with pytest.raises(AsruError, match="redirect_span must be >= 0"):
         _cfg(redirect_span=-1)
+    with pytest.raises(AsruError, match="redirect_target must be shift or steered"):
+        _cfg(redirect_target="hooked")
 
 
 def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):
