@@ -21,6 +21,7 @@ import logging
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -182,6 +183,21 @@ def _load(cfg, path):
                       attn_implementation=m.attn_implementation)
 
 
+def redirect_spans(layers: Sequence[int], span: int) -> list[int]:
+    """Per steered layer (ascending), ``span`` cut short so it stops above the previous steered layer.
+
+    Layers are redirected in ascending order; a span reaching back to an earlier steered layer would
+    retrain that layer's weights for the later layer's loss and undo its own redirection.
+    """
+    out, prev = [], -1
+    for lay in layers:
+        out.append(max(0, min(span, lay - prev - 1)))
+        if out[-1] < span:
+            LOG.info("redirect_span at layer %d cut to %d: layer %d is steered itself", lay, out[-1], prev)
+        prev = lay
+    return out
+
+
 def general_retain_questions(records, n: int) -> list[str]:
     """Up to ``n`` of asru's bundled general-knowledge questions, none of which is asked in ``records``.
 
@@ -337,11 +353,11 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                 with add_steering_layers(lm.model, layers[:k], dirs, sc.coeff):
                     bases[lay] = forget_base_states(lm, lay, f_q, f_im, batch_size=sc.batch_size,
                                                     position=sc.redirect_position, forget_answers=f_ans)
-        for lay in layers:
+        for lay, span in zip(layers, redirect_spans(layers, sc.redirect_span)):
             log.append(redirect(lm, lay, dirs[lay], f_q, red_q, f_im, red_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
                                 batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
                                 position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
-                                params=sc.redirect_params, span=sc.redirect_span, base_states=bases.get(lay), seed=seed))
+                                params=sc.redirect_params, span=span, base_states=bases.get(lay), seed=seed))
         after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
         baked = bake_ablation(lm.model, basis if basis is not None else v)

@@ -250,7 +250,8 @@ def redirect(
     ``span`` > 0 also trains the same weights of the ``span`` layers before ``layer`` (RMU updates layers
     l-2..l, span 2): the loss is still taken at ``layer``'s output, but earlier layers can tell the forget
     concept apart before it reaches it. When several layers are redirected in turn, a span that reaches
-    back to an earlier steered layer retrains that layer's weights too (its own redirection is not held).
+    back to an earlier steered layer would retrain that layer's weights too (its own redirection is not
+    held): the steering stage cuts such spans short (:func:`asru.steer_stage.redirect_spans`).
 
     ``base_states``: the forget batches' layer-``layer`` states the shift is added to, from
     :func:`forget_base_states` with the same questions, answers, batch size and position (default: the

@@ -106,6 +106,15 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
     assert changed == sorted(f"model.layers.{i}.mlp.{m}_proj.weight" for i in (1, 2) for m in ("gate", "up", "down"))
 
 
+def test_redirect_spans_stop_above_the_previous_steered_layer():
+    from asru.steer_stage import redirect_spans
+
+    assert redirect_spans([11, 19], 2) == [2, 2]  # the preset: no overlap
+    assert redirect_spans([11, 12], 2) == [2, 0]  # layer 12's span would retrain layer 11
+    assert redirect_spans([5, 8], 3) == [3, 2]
+    assert redirect_spans([1, 4], 0) == [0, 0]
+
+
 def test_general_retain_questions_skip_asked_ones():
     from types import SimpleNamespace
 
