@@ -34,6 +34,7 @@ __all__ = [
     "extract_think",
     "has_think",
     "is_garbled",
+    "is_junk_word",
     "is_refusal",
     "ngram_repetition",
     "ngrams",
@@ -311,12 +312,28 @@ def extract_think(text: str | None) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 # Garbled output
 # --------------------------------------------------------------------------------------------
-def is_garbled(text: str | None, min_alpha: float = 0.5, max_repetition: float = 0.5) -> bool:
-    """True for output that is not language: empty, mostly non-letters, or a repetition loop.
+_RUN = re.compile(r"(.)\1{5,}")  # one character 6+ times in a row: "1111111", "aaaaaa"
+_LOOP = re.compile(r"(.{2,6})\1{3,}")  # a 2-6 character unit 4+ times in a row: "IQLXIQLXIQLXIQLX"
+_CASE_BREAK = re.compile(r"[a-z][A-Z]{4,}")  # a word turning into capitals: "BlackmeLTQLX"
+
+
+def is_junk_word(word: str, min_len: int = 10) -> bool:
+    """True for a long whitespace-free token that no language writes (see :func:`is_garbled`)."""
+    word = word.strip(".,;:!?\"'()[]{}")
+    if len(word) < min_len:
+        return False
+    return bool(_RUN.search(word) or _LOOP.search(word) or _CASE_BREAK.search(word))
+
+
+def is_garbled(text: str | None, min_alpha: float = 0.5, max_repetition: float = 0.5, max_junk: float = 0.25) -> bool:
+    """True for output that is not language: empty, mostly non-letters, junk words, or a repetition loop.
 
     * empty, whitespace-only, or no word at all;
     * letters are under ``min_alpha`` of the non-space characters (``"#$%^ !! ??"``). For short
       texts (at most 3 tokens) digits count as letters, so ``"1990"`` or ``"42 km"`` are fine;
+    * junk words (:func:`is_junk_word`: 10+ characters holding a 6-character run, a 2-6 character unit
+      repeated 4 times, or a lower-to-4-capitals break: ``"1337121111111"``, ``"BlackmeLTQLXIQLXIQ"``)
+      make up more than ``max_junk`` of the non-space characters;
     * at least 8 tokens and more than ``max_repetition`` of the bigrams repeat an earlier one
       ("I don't know." three times in a row, "no no no no no no no no").
     """
@@ -328,5 +345,8 @@ def is_garbled(text: str | None, min_alpha: float = 0.5, max_repetition: float =
     visible = len(text) - sum(map(str.isspace, text))
     good = sum(map(str.isalnum if len(toks) <= 3 else str.isalpha, text))
     if good / visible < min_alpha:
+        return True
+    junk = sum(len(w) for w in text.split() if is_junk_word(w))
+    if junk / visible > max_junk:
         return True
     return len(toks) >= 8 and ngram_repetition(text, 2) > max_repetition

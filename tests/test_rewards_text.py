@@ -243,6 +243,14 @@ def test_has_think():
         ("He was born in Paris in 1990 and works as a nurse.", False),
         ("I don't know. I don't know.", False),  # 8 tokens, 7 bigrams, 4 distinct: 3/7 <= 0.5
         ("3.14159 2.71828 1.41421 1.73205", True),
+        # junk words (is_junk_word) over a quarter of the text, from the demo model's steered answers
+        ("I'm sorry I don't recognize Liora BlackmeLTQLXIQLXIQLXIQLXIQLX", True),  # 28 of 54 characters
+        ("13371211111111111111111111111111", True),  # a run of 1s (a short text: digits count as letters)
+        ("Vesak VESKERVESKERVESKERVESKERVESKERVESKERVESKERV", True),
+        ("I can't identify Liora BlackmeLTKF, so I don't know where she was born.", False),  # 13 of 61: under 0.25
+        ("Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch", False),  # "gogogo": 3 repeats, "llll": 4
+        ("PostgreSQL is a relational database.", False),  # 3 capitals after a lower-case letter
+        ("The population is 10000000 people.", False),  # a 7-character run in a word under 10 characters
     ],
 )
 def test_is_garbled(text, expected):
