@@ -42,6 +42,19 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def eval_code_fingerprint() -> str:
+    """Hash of the source the scores come from (``asru/eval``, ``rewards``, ``asru/prompting.py``).
+
+    Part of the evaluation cache key, so an upgrade that changes a metric re-evaluates instead of
+    reusing numbers the new code would not produce.
+    """
+    import rewards
+
+    root = Path(__file__).resolve().parent
+    files = sorted((root / "eval").glob("*.py")) + sorted(Path(rewards.__file__).resolve().parent.glob("*.py")) + [root / "prompting.py"]
+    return fingerprint(*[hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
+
+
 def default_data_dir(data: DataConfig) -> Path:
     """Cache location of the built-in synthetic benchmark for these generator settings."""
     from asru.models import cache_dir
@@ -302,7 +315,7 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
         return json.loads((run / "metrics.json").read_text())
     metrics: dict = {"method": cfg.method, "model": cfg.model.name, "vanilla": vanilla, "final_model": current}
     if "eval" in stages:
-        eval_fp = fingerprint(asdict(cfg.eval), asdict(cfg.model), data_fp)
+        eval_fp = fingerprint(asdict(cfg.eval), asdict(cfg.model), data_fp, eval_code_fingerprint())
         t = time.time()
         metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=fingerprint(_model_fingerprint(vanilla), eval_fp))
         metrics["stages"] = {}

@@ -52,3 +52,22 @@ def test_pipeline_baseline_eval_export_and_resume(tmp_path, tiny_llava_path, tin
         first = (run / "eval" / name / "answers.jsonl").read_text()
         assert first and (run2 / "eval" / name / "answers.jsonl").read_text() == first
         assert json.loads((run2 / "eval" / name / "eval.json").read_text())["metrics"] == json.loads((run / "eval" / name / "eval.json").read_text())["metrics"]
+
+
+def test_eval_cache_key_follows_the_scoring_code(tmp_path, monkeypatch):
+    """Editing a metric's source changes the evaluation cache key (stale scores are not reused)."""
+    import shutil
+
+    import asru.pipeline as pl
+    import rewards
+
+    src = tmp_path / "src"
+    shutil.copytree(pl.Path(pl.__file__).parent, src / "asru")
+    shutil.copytree(pl.Path(rewards.__file__).parent, src / "rewards")
+    monkeypatch.setattr(pl, "__file__", str(src / "asru" / "pipeline.py"))
+    monkeypatch.setattr(rewards, "__file__", str(src / "rewards" / "__init__.py"))
+    first = pl.eval_code_fingerprint()
+    assert pl.eval_code_fingerprint() == first
+    text = src / "rewards" / "text.py"
+    text.write_text(text.read_text() + "\n# a change\n")
+    assert pl.eval_code_fingerprint() != first
