@@ -236,6 +236,7 @@ class EvalConfig:
     batch_size: int = opt(32, "Generation and scoring batch size (32 measured 1.3x faster than 16 on the 2-core CPU default).")
     quality: bool = opt(True, "Generation quality metrics (reference-model fluency, repetition, distinct-n, naturalness).")
     fluency_samples: int | None = opt(96, "Reference-model fluency on retain/test/real: at most this many answers (seeded sample; None = all). The forget split is always scored whole.")
+    fluency_groups: int = opt(4, "Forget split: completions sampled per question for fluency_reward_sampled, the GRPO fluency reward as training computes it (0 = off; needs quality).")
     option_scoring: bool = opt(False, "Also score classification questions by option likelihood (option_acc; 4 more scoring passes per question, ~1 of the 5 CPU minutes of the default evaluation; compare_methods.py turns it on).")
     mia: bool = opt(True, "Loss-based membership inference AUC (forget vs held-out).")
     robustness: bool = opt(True, "Paraphrased and image-only questions about the forget set (leak and refusal rates).")
@@ -261,6 +262,7 @@ class EvalConfig:
         _check(self.judge_samples > 0, "eval.judge_samples must be positive")
         _check(self.limit is None or self.limit > 0, "eval.limit must be positive (or None for all records)")
         _check(self.fluency_samples is None or self.fluency_samples > 0, "eval.fluency_samples must be positive (or None for all answers)")
+        _check(self.fluency_groups >= 0, "eval.fluency_groups must be >= 0 (0 = off)")
 
 
 @dataclass

@@ -118,3 +118,27 @@ def test_judge_errors(judge_server):
         judge_answers(["q"], ["a"], ["b"], "http://127.0.0.1:9/v1", "m", timeout=2)
     with pytest.raises(ValueError):
         parse_scores('{"leakage": 1}')
+
+
+def test_sampled_fluency_is_the_grpo_reward_on_seeded_samples(tiny_llama, tiny_llama_path):
+    import torch
+
+    from asru.eval.quality import sampled_fluency
+    from asru.models import load_model
+    from asru.prompting import generate
+    from rewards.fluency import Fluency
+
+    recs = [rec("a", question="Where was Aldric born?"), rec("b", question="What is his job?")]
+    got = sampled_fluency(tiny_llama, recs, k=3, max_new_tokens=6, seed=7)
+    torch.manual_seed(7)
+    texts = generate(tiny_llama, [r.question for r in recs for _ in range(3)], [None] * 6, max_new_tokens=6,
+                     do_sample=True, temperature=1.0, top_p=0.95)
+    scores = Fluency(ref_model=tiny_llama.model, tokenizer=tiny_llama.tokenizer)(prompts=["a"] * 3 + ["b"] * 3, completions=texts)
+    assert got == pytest.approx(sum(scores) / 6)
+    assert sampled_fluency(tiny_llama, recs, k=3, max_new_tokens=6, seed=7) == pytest.approx(got)  # seeded
+    other = load_model(str(tiny_llama_path))
+    with torch.no_grad():
+        for p in other.model.parameters():
+            p.mul_(0.5)
+    assert sampled_fluency(tiny_llama, recs, reference=other, k=3, max_new_tokens=6, seed=7) != pytest.approx(got)
+    assert sampled_fluency(tiny_llama, [], k=3) is None and sampled_fluency(tiny_llama, recs, k=0) is None

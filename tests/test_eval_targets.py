@@ -32,3 +32,14 @@ def test_targets_skip_missing_inputs():
     rows = check_targets({"after": after, "before": after})  # no steering stage, nothing but the leak rate
     assert [(r["target"], r["ok"]) for r in rows] == [("forget leak rate <=", False)]
     assert check_targets({}) == []
+
+
+def test_targets_prefer_the_sampled_fluency_reward():
+    steer, after = _m(0.2, 0.7, 0.79, 0.78, 0.90), _m(0.1, 0.85, 0.79, 0.78, 0.80)
+    steer["forget"]["fluency_reward_sampled"], after["forget"]["fluency_reward_sampled"] = 0.41, 0.52
+    rows = check_targets({"before": _m(0.9, 0.0, 0.8, 0.78, 1.0), "stages": {"steer": steer, "rl": after}, "after": after})
+    flu = [(r["target"], r["value"], r["bar"], r["ok"]) for r in rows if "fluency" in r["target"]]
+    assert flu == [("forget fluency reward (sampled) > steering stage", 0.52, 0.41, True)]
+    del steer["forget"]["fluency_reward_sampled"]  # only one side has it: the greedy-corpus version
+    rows = check_targets({"before": _m(0.9, 0.0, 0.8, 0.78, 1.0), "stages": {"steer": steer, "rl": after}, "after": after})
+    assert [(r["target"], r["ok"]) for r in rows if "fluency" in r["target"]] == [("forget fluency reward > steering stage", False)]

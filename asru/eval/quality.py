@@ -17,6 +17,13 @@ Formulas (``a_i`` = generated answer i, ``q_i`` its question, ``R`` = the refusa
 * ``refusal_naturalness`` = mean of the two above (whichever exist).
 * ``fluency_reward`` = the text terms of the GRPO ``fluency`` reward (garbled 0, repetition, refusal
   diversity) averaged over the split's answers scored as one group (:func:`rewards.fluency.corpus_fluency`).
+  Refusals pay a diversity term against every other refusal of the split while other answers do not,
+  so a model that refuses more scores lower here even when each refusal fits its question.
+* ``fluency_reward_sampled`` (forget split, ``eval.fluency_groups`` = k > 0) = the GRPO ``fluency`` reward
+  exactly as training computes it: k completions sampled per question (temperature 1, top-p 0.95,
+  seeded), each question's completions scored as one group with the reference model's likelihood term;
+  the mean over all completions. It judges the model's answer *distribution* on each question, which
+  is what the RL stage optimises, and does not depend on how many questions are refused.
 """
 
 from __future__ import annotations
@@ -93,6 +100,29 @@ def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=Non
                              [records[i].image for i in keep], batch_size=batch_size, model=model)
     per_token = [s / max(n, 1) for s, n in scores]
     return sum(per_token) / len(per_token)
+
+
+def sampled_fluency(lm, records: Sequence[Record], reference=None, k: int = 4, max_new_tokens: int = 32,
+                    batch_size: int = 16, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95) -> float | None:
+    """``fluency_reward_sampled`` (module docstring): mean GRPO fluency reward of ``k`` sampled completions per record.
+
+    ``reference`` (a LoadedModel sharing ``lm``'s tokenizer; None = ``lm``) gives the likelihood term.
+    """
+    import torch
+
+    from asru.eval.metrics import free_text_prompt
+    from asru.prompting import generate
+    from rewards.fluency import Fluency
+
+    if not records or k < 1:
+        return None
+    recs = [r for r in records for _ in range(k)]
+    torch.manual_seed(seed)
+    texts = generate(lm, [free_text_prompt(r) for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
+                     batch_size=batch_size, do_sample=True, temperature=temperature, top_p=top_p, desc="sampled answers")
+    ref = reference or lm
+    scores = Fluency(ref_model=ref.model, tokenizer=ref.tokenizer)(prompts=[r.id for r in recs], completions=texts)
+    return sum(scores) / len(scores)
 
 
 def quality_metrics(lm, records: Sequence[Record], answers: Sequence[str], reference=None, batch_size: int = 16,

@@ -23,6 +23,7 @@ ROWS = (
     ("option_acc", "classification accuracy (option likelihood)", -1, +1),
     ("fluency", "fluency (ref. log-lik./token)", +1, +1),
     ("fluency_reward", "fluency reward (text terms)", +1, +1),
+    ("fluency_reward_sampled", "fluency reward (sampled groups, as in GRPO)", +1, +1),
     ("repetition", "repetition (3-gram)", -1, -1),
     ("distinct_2", "distinct-2", +1, +1),
     ("garbled_rate", "empty/garbled", -1, -1),
@@ -100,7 +101,7 @@ def stages_table(metrics: dict) -> str | None:
     rows = []
     for split in next(iter(stages.values())):
         for key, label in (("leak_rate", "leak"), ("refusal_rate", "refusal"), ("answer_acc", "accuracy"), ("fluency", "fluency"),
-                           ("fluency_reward", "fluency reward")):
+                           ("fluency_reward", "fluency reward"), ("fluency_reward_sampled", "fluency reward (sampled)")):
             vals = [src.get(split, {}).get(key) for src in sources]
             if any(v is not None for v in vals):
                 rows.append([f"{split} {label}"] + [_fmt(v) for v in vals])

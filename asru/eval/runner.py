@@ -145,6 +145,11 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
         if cfg.quality and free:
             cap = None if split == "forget" else cfg.fluency_samples  # the forget split's answers are all scored
             metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size, cap, cfg.seed))
+            if split == "forget" and cfg.fluency_groups > 0:
+                from asru.eval.quality import sampled_fluency
+
+                metrics["fluency_reward_sampled"] = sampled_fluency(lm, free, ref, cfg.fluency_groups, cfg.max_new_tokens,
+                                                                    cfg.batch_size, cfg.seed)
         if cfg.judge_url and split == "forget" and free:
             from asru.eval.judge import judge_answers
 

@@ -45,9 +45,13 @@ def check_targets(metrics: dict) -> list[dict]:
         a, b = _get(after, split, "answer_acc"), _get(before, split, "answer_acc")
         if a is not None and b is not None and before is not after:
             add(f"{split} accuracy >= vanilla - {MAX_ACCURACY_DROP:g}", a, b - MAX_ACCURACY_DROP, a >= b - MAX_ACCURACY_DROP - 1e-9)
-    fa, fs = _get(after, "forget", "fluency_reward"), _get(steer, "forget", "fluency_reward")
-    if fa is not None and fs is not None and steer is not after:
-        add("forget fluency reward > steering stage", fa, fs, fa > fs)
+    # the reward as GRPO computes it (sampled groups) when both runs measured it, else the greedy-corpus version
+    for key, name in (("fluency_reward_sampled", "forget fluency reward (sampled) > steering stage"),
+                      ("fluency_reward", "forget fluency reward > steering stage")):
+        fa, fs = _get(after, "forget", key), _get(steer, "forget", key)
+        if fa is not None and fs is not None and steer is not after:
+            add(name, fa, fs, fa > fs)
+            break
     return rows
 
 
