@@ -134,11 +134,29 @@ def test_sampled_fluency_is_the_grpo_reward_on_seeded_samples(tiny_llama, tiny_l
     texts = generate(tiny_llama, [r.question for r in recs for _ in range(3)], [None] * 6, max_new_tokens=6,
                      do_sample=True, temperature=1.0, top_p=0.95)
     scores = Fluency(ref_model=tiny_llama.model, tokenizer=tiny_llama.tokenizer)(prompts=["a"] * 3 + ["b"] * 3, completions=texts)
-    assert got == pytest.approx(sum(scores) / 6)
-    assert sampled_fluency(tiny_llama, recs, k=3, max_new_tokens=6, seed=7) == pytest.approx(got)  # seeded
+    assert got["fluency_reward_sampled"] == pytest.approx(sum(scores) / 6)
+    # the random tiny model never refuses
+    assert got["sampled_refusal_rate"] == 0.0 and got["fluency_reward_sampled_refusals"] is None
+    assert sampled_fluency(tiny_llama, recs, k=3, max_new_tokens=6, seed=7) == got  # seeded
     other = load_model(str(tiny_llama_path))
     with torch.no_grad():
         for p in other.model.parameters():
             p.mul_(0.5)
-    assert sampled_fluency(tiny_llama, recs, reference=other, k=3, max_new_tokens=6, seed=7) != pytest.approx(got)
-    assert sampled_fluency(tiny_llama, [], k=3) is None and sampled_fluency(tiny_llama, recs, k=0) is None
+    again = sampled_fluency(tiny_llama, recs, reference=other, k=3, max_new_tokens=6, seed=7)
+    assert again["fluency_reward_sampled"] != pytest.approx(got["fluency_reward_sampled"])
+    assert sampled_fluency(tiny_llama, [], k=3) == {} and sampled_fluency(tiny_llama, recs, k=0) == {}
+
+
+def test_sampled_fluency_refusals_only(tiny_llama, monkeypatch):
+    import asru.prompting
+    from asru.eval.quality import sampled_fluency
+    from rewards.fluency import Fluency
+
+    recs = [rec("a", question="Where was Aldric born?")]
+    texts = ["I'm sorry, I don't know where Aldric was born.", "Oslo", "I can't tell you that, sorry.", "Bergen"]
+    monkeypatch.setattr(asru.prompting, "generate", lambda *a, **kw: list(texts))  # the scoring, on fixed samples
+    got = sampled_fluency(tiny_llama, recs, k=4)
+    scores = Fluency(ref_model=tiny_llama.model, tokenizer=tiny_llama.tokenizer)(prompts=["a"] * 4, completions=texts)
+    assert got["sampled_refusal_rate"] == 0.5
+    assert got["fluency_reward_sampled_refusals"] == pytest.approx((scores[0] + scores[2]) / 2)
+    assert got["fluency_reward_sampled"] == pytest.approx(sum(scores) / 4)

@@ -23,7 +23,9 @@ Formulas (``a_i`` = generated answer i, ``q_i`` its question, ``R`` = the refusa
   exactly as training computes it: k completions sampled per question (temperature 1, top-p 0.95,
   seeded), each question's completions scored as one group with the reference model's likelihood term;
   the mean over all completions. It judges the model's answer *distribution* on each question, which
-  is what the RL stage optimises, and does not depend on how many questions are refused.
+  is what the RL stage optimises. Its likelihood term scores text given no prompt, so common refusal
+  wording outscores rare names: compare it with ``fluency_reward_sampled_refusals`` (the same mean over the
+  sampled completions that are refusals) and ``sampled_refusal_rate``.
 """
 
 from __future__ import annotations
@@ -103,8 +105,9 @@ def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=Non
 
 
 def sampled_fluency(lm, records: Sequence[Record], reference=None, k: int = 4, max_new_tokens: int = 32,
-                    batch_size: int = 16, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95) -> float | None:
-    """``fluency_reward_sampled`` (module docstring): mean GRPO fluency reward of ``k`` sampled completions per record.
+                    batch_size: int = 16, seed: int = 0, temperature: float = 1.0, top_p: float = 0.95) -> dict:
+    """``fluency_reward_sampled`` and its refusals-only / refusal-rate companions (module docstring) for ``k``
+    sampled completions per record; ``{}`` for no records or ``k`` < 1.
 
     ``reference`` (a LoadedModel sharing ``lm``'s tokenizer; None = ``lm``) gives the likelihood term.
     """
@@ -115,14 +118,19 @@ def sampled_fluency(lm, records: Sequence[Record], reference=None, k: int = 4, m
     from rewards.fluency import Fluency
 
     if not records or k < 1:
-        return None
+        return {}
     recs = [r for r in records for _ in range(k)]
     torch.manual_seed(seed)
     texts = generate(lm, [free_text_prompt(r) for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
                      batch_size=batch_size, do_sample=True, temperature=temperature, top_p=top_p, desc="sampled answers")
     ref = reference or lm
     scores = Fluency(ref_model=ref.model, tokenizer=ref.tokenizer)(prompts=[r.id for r in recs], completions=texts)
-    return sum(scores) / len(scores)
+    refused = [s for s, t in zip(scores, texts) if is_refusal(t)]
+    return {
+        "fluency_reward_sampled": sum(scores) / len(scores),
+        "fluency_reward_sampled_refusals": sum(refused) / len(refused) if refused else None,
+        "sampled_refusal_rate": len(refused) / len(scores),
+    }
 
 
 def quality_metrics(lm, records: Sequence[Record], answers: Sequence[str], reference=None, batch_size: int = 16,

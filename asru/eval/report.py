@@ -24,6 +24,7 @@ ROWS = (
     ("fluency", "fluency (ref. log-lik./token)", +1, +1),
     ("fluency_reward", "fluency reward (text terms)", +1, +1),
     ("fluency_reward_sampled", "fluency reward (sampled groups, as in GRPO)", +1, +1),
+    ("fluency_reward_sampled_refusals", "fluency reward of sampled refusals", +1, +1),
     ("repetition", "repetition (3-gram)", -1, -1),
     ("distinct_2", "distinct-2", +1, +1),
     ("garbled_rate", "empty/garbled", -1, -1),

@@ -148,8 +148,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             if split == "forget" and cfg.fluency_groups > 0:
                 from asru.eval.quality import sampled_fluency
 
-                metrics["fluency_reward_sampled"] = sampled_fluency(lm, free, ref, cfg.fluency_groups, cfg.max_new_tokens,
-                                                                    cfg.batch_size, cfg.seed)
+                metrics.update(sampled_fluency(lm, free, ref, cfg.fluency_groups, cfg.max_new_tokens, cfg.batch_size, cfg.seed))
         if cfg.judge_url and split == "forget" and free:
             from asru.eval.judge import judge_answers
 
