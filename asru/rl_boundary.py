@@ -144,7 +144,7 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     forget = forget if len(forget) <= rl_cfg.forget_size else rng.sample(forget, rl_cfg.forget_size)
     chosen = choose_retain(forget, retain, rl_cfg.retain_size, rl_cfg.boundary, rl_cfg.similarity, lm=lm, seed=rl_cfg.seed + 1)
     extra = []
-    if getattr(rl_cfg, "focus_unrefused", 0) > 0:
+    if rl_cfg.focus_unrefused > 0:
         if lm is None:
             raise AsruError("rl.focus_unrefused needs the model to find the forget questions it does not refuse; pass it, or set rl.focus_unrefused: 0")
         usable = [r for r in forget if lm.is_vlm or not r.image]

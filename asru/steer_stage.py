@@ -192,7 +192,7 @@ def redirect_spans(layers: Sequence[int], span: int) -> list[int]:
     out, prev = [], -1
     for lay in layers:
         out.append(max(0, min(span, lay - prev - 1)))
-        if out[-1] < span:
+        if out[-1] < span and prev >= 0:
             LOG.info("redirect_span at layer %d cut to %d: layer %d is steered itself", lay, out[-1], prev)
         prev = lay
     return out
