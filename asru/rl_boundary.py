@@ -123,11 +123,10 @@ def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similar
 
 def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16) -> list:
     """The records whose greedy answer is not a refusal, or leaks the ground truth (in input order)."""
-    from asru.prompting import generate
+    from asru.eval.metrics import generate_answers
     from rewards.text import contains_answer, is_refusal
 
-    answers = generate(lm, [r.question for r in records], [r.image for r in records], max_new_tokens=max_new_tokens,
-                       batch_size=batch_size, progress=True, desc="forget answers")
+    answers = generate_answers(lm, records, max_new_tokens, batch_size, progress=True, desc="forget answers")
     return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not is_refusal(a)]
 
 

@@ -108,7 +108,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     ``model_cfg`` (a ModelConfig) sets dtype / device for loading.
     """
     from asru.eval.metrics import evaluate_split, score_split, split_tasks
-    from asru.eval.quality import quality_metrics
+    from asru.eval.quality import quality_metrics, sampled_fluency
     from asru.eval.reasoning import reasoning_metrics
 
     t_start = time.time()
@@ -146,8 +146,6 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             cap = None if split == "forget" else cfg.fluency_samples  # the forget split's answers are all scored
             metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size, cap, cfg.seed))
             if split == "forget" and cfg.fluency_groups > 0:
-                from asru.eval.quality import sampled_fluency
-
                 metrics.update(sampled_fluency(lm, free, ref, cfg.fluency_groups, cfg.max_new_tokens, cfg.batch_size, cfg.seed))
         if cfg.judge_url and split == "forget" and free:
             from asru.eval.judge import judge_answers
