@@ -22,8 +22,10 @@ the system prompt's too, and later layers read those through attention; a redire
 layers moves only the forget prompts' own tokens).
 
 Forget and retain batches alternate (one AdamW step per batch, linear learning-rate decay to 0).
-Each forward pass stops right after layer L (later layers cannot change layer L's output), so a step
-costs about ``(L + 1) / num_layers`` of a full forward. The result is a plain checkpoint: no hooks
+Each batch's forward runs in full once, up front, stopping right after layer L (later layers cannot
+change layer L's output); training steps then replay only the trained layers (L - span .. L) from their
+recorded input (the layers below and the vision tower are frozen), so a step costs about
+``(span + 1) / num_layers`` of a full forward. The result is a plain checkpoint: no hooks
 at inference. Reference defaults (Qwen3-VL-2B, layer 17): ``c = 3``, ``alpha = 1``, ``lr = 1e-4``,
 batch size 2, 3 epochs.
 """
@@ -119,6 +121,59 @@ class _LayerTap:
         return out
 
 
+class _SpanReplay:
+    """Runs only decoder layers ``first..last`` of a batch, from that batch's recorded input to layer ``first``.
+
+    Layers below ``first`` are frozen during redirection, so their output (layer ``first``'s input, the
+    vision tower's work included) is the same at every step: :meth:`record` runs the full forward once
+    per batch, keeping each span layer's call arguments (masks, rotary embeddings) and the span's input;
+    :meth:`run` then replays just the span. A model that changes the hidden state between layers (Qwen3-VL
+    adds deepstack visual features after its first layers) would make the replay differ from the full
+    forward: :meth:`record` checks the replay against the full forward and reports a mismatch, and the
+    caller falls back to full forwards.
+    """
+
+    def __init__(self, model, first: int, last: int):
+        self.layers = [decoder_layers(model)[i] for i in range(first, last + 1)]
+        self.model = model
+        self.calls: list = []
+
+    def _pre(self, _m, args, kwargs):
+        self.calls.append((args, kwargs))
+
+    def _post(self, _m, _i, output):
+        self.out = layer_output(output)
+        raise _Stop
+
+    def record(self, enc) -> tuple[dict, object]:
+        """Full forward once: ``(recorded span inputs, layer last's output)``."""
+        self.calls, self.out = [], None
+        handles = [lay.register_forward_pre_hook(self._pre, with_kwargs=True) for lay in self.layers]
+        handles.append(self.layers[-1].register_forward_hook(self._post))
+        try:
+            self.model(**enc, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        calls, out = self.calls, self.out
+        self.calls, self.out = [], None
+        if len(calls) != len(self.layers):
+            return None, out
+        args, kwargs = calls[0]
+        hidden = args[0] if args else kwargs["hidden_states"]
+        return {"hidden": hidden.detach(), "calls": [(a[1:] if a else a, {k: v for k, v in kw.items() if k != "hidden_states"})
+                                                     for a, kw in calls]}, out.detach().clone()
+
+    def run(self, rec):
+        """Layer ``last``'s output, computed from the recorded span input through the span's current weights."""
+        h = rec["hidden"]
+        for lay, (args, kwargs) in zip(self.layers, rec["calls"]):
+            h = layer_output(lay(h, *args, **kwargs))
+        return h
+
+
 def _prepare(lm, questions, images, batch_size, position, kind, answers=None):
 
     n = len(questions)
@@ -166,6 +221,42 @@ def forget_base_states(
         return [tap.run(b["enc"]).detach().clone() for b in batches]
 
 
+class _BatchTap:
+    """Layer output of a prepared batch: replayed from its recorded span input, or a full forward."""
+
+    def __init__(self, model, first: int, layer: int, replay: bool):
+        self.full = _LayerTap(model, layer)
+        self.span = _SpanReplay(model, first, layer) if replay else None
+
+    def run(self, batch):
+        if self.span is not None:
+            return self.span.run(batch["span"])
+        return self.full.run(batch["enc"])
+
+
+def _record_span(model, first: int, layer: int, batches: list) -> _BatchTap:
+    """Set each batch's ``frozen`` layer output and recorded span input; the tap to use while training.
+
+    Falls back to full forwards (logged) when replaying the span does not reproduce the full forward.
+    """
+    import torch
+
+    span = _SpanReplay(model, first, layer)
+    replay = True
+    with torch.no_grad():
+        for b in batches:
+            rec, b["frozen"] = span.record(b["enc"])
+            if replay and (rec is None or not torch.allclose(span.run(rec), b["frozen"], rtol=1e-4, atol=1e-4)):
+                LOG.info("redirection: replaying layers %d..%d alone does not reproduce the model's forward; "
+                         "every step runs the full forward", first, layer)
+                replay = False
+            b["span"] = rec
+    if not replay:
+        for b in batches:
+            b.pop("span", None)
+    return _BatchTap(model, first, layer, replay)
+
+
 def _generation_positions(lm, labels, questions, images):
     """``[B, T]`` 0/1: the question's tokens, the post-instruction tokens and the answer tokens of each row.
 
@@ -208,7 +299,7 @@ def _evaluate(tap, batches, target_shift):
     f_dist, f_n, r_mse, r_n = 0.0, 0, 0.0, 0
     with torch.no_grad():
         for b in batches:
-            h = tap.run(b["enc"])
+            h = tap.run(b)
             if b["kind"] == "forget":
                 f_dist += float(_forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])) * b["n"]
                 f_n += b["n"]
@@ -283,13 +374,11 @@ def redirect(
     if v.shape != (weight.shape[0],):
         raise AsruError(f"direction has shape {tuple(v.shape)}, layer {layer} writes vectors of size {weight.shape[0]}")
     target_shift = coeff * v
-    tap = _LayerTap(model, layer)
+    first = max(0, layer - span)
     with_answers = position == "answer"
     forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget", forget_answers if with_answers else None)
     retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain", retain_answers if with_answers else None)
-    with torch.no_grad():
-        for b in forget + retain:
-            b["frozen"] = tap.run(b["enc"]).detach().clone()
+    tap = _record_span(model, first, layer, forget + retain)
     if base_states is not None:
         if len(base_states) != len(forget) or any(tuple(t.shape) != tuple(b["frozen"].shape) for t, b in zip(base_states, forget)):
             raise AsruError("redirection: base_states do not match the forget batches; compute them with forget_base_states "
@@ -305,7 +394,7 @@ def redirect(
     flags = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
-    trained = [w for lay in range(max(0, layer - span), layer + 1) for w in trainable_weights(model, lay, params)]
+    trained = [w for lay in range(first, layer + 1) for w in trainable_weights(model, lay, params)]
     for w in trained:
         w.requires_grad_(True)
     opt = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
@@ -321,7 +410,7 @@ def redirect(
             rng.shuffle(r_order)
             for k in range(per_epoch):
                 for b in (forget[f_order[k % len(forget)]], retain[r_order[k % len(retain)]]):
-                    h = tap.run(b["enc"])
+                    h = tap.run(b)
                     if b["kind"] == "forget":
                         loss = _forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])
                     else:

@@ -175,3 +175,43 @@ def test_base_states_from_hooks_make_the_layer_reproduce_the_hooked_states(tiny_
     assert log.after["forget_mse_to_target"] < 0.2 * log.before["forget_mse_to_target"]
     with pytest.raises(AsruError, match="base_states do not match"):
         redirect(tiny_llama, 2, v2, FORGET, RETAIN, batch_size=2, base_states=hooked[:1])
+
+
+def _full_forward_tap(lm, layer):
+    from steering.redirect import _LayerTap
+
+    return _LayerTap(lm.model, layer)
+
+
+def test_span_replay_equals_full_forward_with_current_weights(tiny_llama):
+    """Training steps replay only the trained layers; their output is the full forward's, after weight changes too."""
+    from steering.redirect import _prepare, _record_span
+
+    batches = _prepare(tiny_llama, FORGET, None, 2, "last", "forget")
+    tap = _record_span(tiny_llama.model, 1, 2, batches)
+    assert tap.span is not None and all("span" in b for b in batches)
+    full = _full_forward_tap(tiny_llama, 2)
+    for b in batches:
+        assert torch.allclose(b["frozen"], full.run(b["enc"]), atol=1e-6)
+    with torch.no_grad():
+        for lay in (1, 2):
+            down_proj(tiny_llama.model, lay).weight.add_(0.05 * torch.randn_like(down_proj(tiny_llama.model, lay).weight))
+    for b in batches:
+        replayed, direct = tap.run(b), full.run(b["enc"])
+        assert not torch.allclose(replayed, b["frozen"], atol=1e-4)  # the weight change is seen
+        assert torch.allclose(replayed, direct, atol=1e-5)
+
+
+def test_span_replay_falls_back_when_model_adds_between_layers(tiny_qwen3_vl, red_image, caplog):
+    """Qwen3-VL adds deepstack image features after layer 0: a span over it cannot be replayed alone."""
+    from steering.redirect import _prepare, _record_span
+
+    batches = _prepare(tiny_qwen3_vl, FORGET[:2], [red_image] * 2, 2, "last", "forget")
+    with caplog.at_level("INFO", logger="asru.steering"):
+        tap = _record_span(tiny_qwen3_vl.model, 0, 1, batches)
+    assert tap.span is None and "full forward" in caplog.text
+    assert all("span" not in b for b in batches)
+    assert torch.allclose(tap.run(batches[0]), batches[0]["frozen"], atol=1e-6)
+    # starting above the deepstack layer, the replay holds
+    batches = _prepare(tiny_qwen3_vl, FORGET[:2], [red_image] * 2, 2, "last", "forget")
+    assert _record_span(tiny_qwen3_vl.model, 1, 2, batches).span is not None
