@@ -198,7 +198,7 @@ def dry_run(cfg: RunConfig) -> str:
         f"  stages     {', '.join(cfg.stages)}",
         f"  rewards    {', '.join(f'{k} x{v}' for k, v in cfg.rl.rewards.items())}",
         f"  rollouts   vLLM {cfg.rl.use_vllm}; {cfg.rl.num_generations} per prompt, temperature {cfg.rl.temperature}",
-        f"  eval       splits {', '.join(cfg.eval.splits)}",
+        f"  eval       splits {', '.join(cfg.eval.splits)}; dtype {cfg.eval.dtype or cfg.model.dtype}",
         f"  output     {out}",
     ]
     if cfg.model.device.startswith("cuda"):

@@ -357,7 +357,8 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
             log.append(redirect(lm, lay, dirs[lay], f_q, red_q, f_im, red_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
                                 batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
                                 position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
-                                params=sc.redirect_params, span=span, base_states=bases.get(lay), seed=seed))
+                                params=sc.redirect_params, span=span, base_states=bases.get(lay),
+                                decision_weight=sc.redirect_decision_weight, seed=seed))
         after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
         baked = bake_ablation(lm.model, basis if basis is not None else v)

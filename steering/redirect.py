@@ -184,9 +184,11 @@ def _prepare(lm, questions, images, batch_size, position, kind, answers=None):
         if answers is not None:
             enc, labels = encode_with_answers(lm, qs, [answers[i] for i in idx], ims)
             w = enc["attention_mask"].float()
+            batch = {"kind": kind, "enc": enc, "w": w, "n": len(idx), "per_token": True}
             if kind == "forget":
-                w = w * _generation_positions(lm, labels, qs, ims)
-            batches.append({"kind": kind, "enc": enc, "w": w, "n": len(idx), "per_token": True})
+                batch["w"] = w * _generation_positions(lm, labels, qs, ims)
+                batch["decision"] = _decision_positions(labels)
+            batches.append(batch)
             continue
         enc = encode_prompts(lm, qs, ims)
         post = [post_instruction_length(lm, q, im is not None) for q, im in zip(qs, ims)] if position == "post_instruction" else None
@@ -274,6 +276,17 @@ def _generation_positions(lm, labels, questions, images):
     return (pos >= (prompt_len - post).unsqueeze(1)).float()
 
 
+def _decision_positions(labels):
+    """``[B, T]`` 0/1: each row's last prompt token, whose output state picks the answer's first token."""
+    import torch
+
+    is_answer = labels != -100
+    last = (is_answer.float().argmax(1) - 1).clamp(min=0)
+    mask = torch.zeros_like(labels, dtype=torch.float32)
+    mask[torch.arange(labels.shape[0]), last] = 1.0
+    return mask * is_answer.any(1, keepdim=True).float()
+
+
 def _forget_loss(h, frozen, w, target_shift, per_token: bool = False):
     """MSE of the ``w``-pooled state to the pooled frozen state + shift; ``per_token``: of every masked token."""
     import torch
@@ -330,6 +343,7 @@ def redirect(
     params: str = "down_proj",
     span: int = 0,
     base_states: Sequence | None = None,
+    decision_weight: float = 0.0,
     seed: int = 0,
     progress: bool = False,
 ) -> RedirectLog:
@@ -343,6 +357,10 @@ def redirect(
     concept apart before it reaches it. When several layers are redirected in turn, a span that reaches
     back to an earlier steered layer would retrain that layer's weights too (its own redirection is not
     held): the steering stage cuts such spans short (:func:`asru.steer_stage.redirect_spans`).
+
+    ``decision_weight`` (position ``answer``): the forget loss also adds, with this weight, the MSE at each
+    prompt's last token alone. That token's state picks the answer's first word (a refusal or a fact) but
+    is one of ~30 moved tokens in the per-token mean.
 
     ``base_states``: the forget batches' layer-``layer`` states the shift is added to, from
     :func:`forget_base_states` with the same questions, answers, batch size and position (default: the
@@ -367,6 +385,8 @@ def redirect(
         raise AsruError("steer.epochs and steer.batch_size must be >= 1 and steer.lr > 0")
     if span < 0:
         raise AsruError("steer.redirect_span must be >= 0")
+    if decision_weight < 0:
+        raise AsruError("steer.redirect_decision_weight must be >= 0")
     model = lm.model
     layer = check_layer(model, layer)
     weight = down_proj(model, layer).weight
@@ -413,6 +433,8 @@ def redirect(
                     h = tap.run(b)
                     if b["kind"] == "forget":
                         loss = _forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])
+                        if decision_weight and "decision" in b:
+                            loss = loss + decision_weight * _token_mse(h, b["frozen"].float() + target_shift, b["decision"])
                     else:
                         loss = alpha * _token_mse(h, b["frozen"], b["w"])
                     opt.zero_grad(set_to_none=True)

@@ -74,3 +74,30 @@ def test_evaluate_with_reference_diagnostics_and_relearn(tiny_llava_path, bench,
     assert len(diag["cka"]) == 4 and all(isinstance(x, float) for x in diag["cka"])
     assert (tmp_path / "eval" / "diagnostics" / "fisher.png").is_file()
     assert f["fluency"] is None or f["fluency"] < 0
+
+
+def test_eval_dtype_loads_models_in_that_dtype(tiny_llava_path, bench, tmp_path, monkeypatch):
+    """eval.dtype overrides model.dtype for the evaluated model and the reference; the run still scores."""
+    import torch
+
+    import asru.models
+    from asru.config import ModelConfig
+
+    seen = []
+    real_load = asru.models.load_model
+
+    def spy(path, **kw):
+        lm = real_load(path, **kw)
+        seen.append(next(lm.model.parameters()).dtype)
+        return lm
+
+    monkeypatch.setattr(asru.models, "load_model", spy)
+    ref = tmp_path / "ref"
+    shutil.copytree(tiny_llava_path, ref)
+    cfg = EvalConfig(max_new_tokens=3, batch_size=8, limit=4, progress=False, dtype="bfloat16", fluency_groups=0)
+    m = evaluate(cfg, str(tiny_llava_path), bench, tmp_path / "eval", reference_path=str(ref),
+                 model_cfg=ModelConfig(dtype="float32"))
+    assert seen == [torch.bfloat16, torch.bfloat16]
+    assert 0.0 <= m["retain"]["answer_acc"] <= 1.0 and 0.0 <= m["forget"]["mia_auc"] <= 1.0
+    with pytest.raises(AsruError, match="eval.dtype must be"):
+        EvalConfig(dtype="int8")
