@@ -8,7 +8,8 @@ Activation collection tokens/s is measured three ways in the same run, on the sa
 * ``naive``        — one prompt at a time, a full forward with ``output_hidden_states=True`` (what a
   straightforward implementation does: every layer and the LM head run).
 
-Redirection: wall time and steps/s of :func:`steering.redirect.redirect` for one epoch.
+Redirection: wall time and steps/s of :func:`steering.redirect.redirect` for one epoch, replaying only the
+trained layers (the default) and with a full forward per step, from the same weights.
 
 Examples::
 
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
     p.add_argument("--single", type=int, default=16, help="Prompts measured one at a time (a subset, to save time).")
     p.add_argument("--layer", type=int, default=None, help="Layer to collect/redirect (default: 60%% of the depth).")
     p.add_argument("--redirect-prompts", type=int, default=16, help="Forget and retain prompts for the redirection timing.")
+    p.add_argument("--redirect-span", type=int, default=2, help="Layers trained below the redirected one (the CPU preset's 2).")
     p.add_argument("--json", metavar="FILE", help="Also write the results as JSON.")
     args = p.parse_args(argv)
 
@@ -154,10 +156,24 @@ def main(argv=None) -> int:
         "max_abs_diff_vs_naive": agree,
     }
     n_r = args.redirect_prompts
-    t_r, log = timed(lambda: redirect(lm, layer, torch.randn(acts.pooled[layer].shape[1]) * 0.1, qs[:n_r], qs[n_r: 2 * n_r] or qs[:n_r],
-                                      batch_size=2, epochs=1), args.device)
-    res["redirect"] = {"steps": len(log.steps), "seconds": t_r, "train_seconds": log.seconds,
-                       "steps_per_s": len(log.steps) / log.seconds}
+    span = min(args.redirect_span, layer)
+    v = torch.randn(acts.pooled[layer].shape[1]) * 0.1
+    start = {n: p.detach().clone() for n, p in lm.model.named_parameters() if p.is_floating_point()}
+    runs = {}
+    for replay in (True, False):  # each run starts from the same weights
+        with torch.no_grad():
+            for n, p_ in lm.model.named_parameters():
+                if n in start:
+                    p_.copy_(start[n])
+        t_r, log = timed(lambda: redirect(lm, layer, v, qs[:n_r], qs[n_r: 2 * n_r] or qs[:n_r], batch_size=2, epochs=1,
+                                          span=span, replay=replay), args.device)
+        runs[replay] = (t_r, log)
+    (t_r, log), (t_f, log_f) = runs[True], runs[False]
+    res["redirect"] = {"steps": len(log.steps), "span": span, "seconds": t_r, "train_seconds": log.seconds,
+                       "steps_per_s": len(log.steps) / log.seconds,
+                       "full_forward_steps_per_s": len(log_f.steps) / log_f.seconds,
+                       "replay_speedup": log_f.seconds / log.seconds,
+                       "max_abs_loss_diff": max(abs(a["loss"] - b["loss"]) for a, b in zip(log.steps, log_f.steps))}
     if args.device.startswith("cuda"):
         flops_tok = 2 * layer_params(lm.model, layer)
         res["collect"]["mfu_batched"] = flops_tok * res["collect"]["batched_tok_s"] / H100_BF16_PEAK
@@ -173,7 +189,10 @@ def main(argv=None) -> int:
     if "mfu_batched" in c:
         print(f"  MFU (batched, {c['flops_per_token'] / 1e9:.2f} GFLOP/token vs 989 TFLOP/s bf16): {100 * c['mfu_batched']:.1f}%")
     r = res["redirect"]
-    print(f"redirection: {r['steps']} steps in {r['train_seconds']:.2f} s ({r['steps_per_s']:.1f} steps/s; {r['seconds']:.2f} s incl. frozen states)")
+    print(f"redirection (layers {layer - r['span']}..{layer} trained): {r['steps']} steps in {r['train_seconds']:.2f} s "
+          f"({r['steps_per_s']:.1f} steps/s; {r['seconds']:.2f} s incl. frozen states)")
+    print(f"  full forward per step: {r['full_forward_steps_per_s']:9.1f} steps/s   -> replaying the trained layers is "
+          f"{r['replay_speedup']:.1f}x (max |loss difference| {r['max_abs_loss_diff']:.1e})")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

@@ -236,15 +236,21 @@ class _BatchTap:
         return self.full.run(batch["enc"])
 
 
-def _record_span(model, first: int, layer: int, batches: list) -> _BatchTap:
+def _record_span(model, first: int, layer: int, batches: list, replay: bool = True) -> _BatchTap:
     """Set each batch's ``frozen`` layer output and recorded span input; the tap to use while training.
 
-    Falls back to full forwards (logged) when replaying the span does not reproduce the full forward.
+    Falls back to full forwards (logged) when replaying the span does not reproduce the full forward;
+    ``replay=False`` uses full forwards from the start.
     """
     import torch
 
+    if not replay:
+        full = _LayerTap(model, layer)
+        with torch.no_grad():
+            for b in batches:
+                b["frozen"] = full.run(b["enc"]).detach().clone()
+        return _BatchTap(model, first, layer, False)
     span = _SpanReplay(model, first, layer)
-    replay = True
     with torch.no_grad():
         for b in batches:
             rec, b["frozen"] = span.record(b["enc"])
@@ -344,6 +350,7 @@ def redirect(
     span: int = 0,
     base_states: Sequence | None = None,
     decision_weight: float = 0.0,
+    replay: bool = True,
     seed: int = 0,
     progress: bool = False,
 ) -> RedirectLog:
@@ -361,6 +368,9 @@ def redirect(
     ``decision_weight`` (position ``answer``): the forget loss also adds, with this weight, the MSE at each
     prompt's last token alone. That token's state picks the answer's first word (a refusal or a fact) but
     is one of ~30 moved tokens in the per-token mean.
+
+    ``replay=False`` runs every training step as a full forward up to ``layer`` instead of replaying the
+    trained layers from their recorded input (same result, slower; for benchmarks and checks).
 
     ``base_states``: the forget batches' layer-``layer`` states the shift is added to, from
     :func:`forget_base_states` with the same questions, answers, batch size and position (default: the
@@ -398,7 +408,7 @@ def redirect(
     with_answers = position == "answer"
     forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget", forget_answers if with_answers else None)
     retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain", retain_answers if with_answers else None)
-    tap = _record_span(model, first, layer, forget + retain)
+    tap = _record_span(model, first, layer, forget + retain, replay)
     if base_states is not None:
         if len(base_states) != len(forget) or any(tuple(t.shape) != tuple(b["frozen"].shape) for t, b in zip(base_states, forget)):
             raise AsruError("redirection: base_states do not match the forget batches; compute them with forget_base_states "
