@@ -165,10 +165,10 @@ def main(argv=None) -> int:
             for n, p_ in lm.model.named_parameters():
                 if n in start:
                     p_.copy_(start[n])
-        t_r, log = timed(lambda: redirect(lm, layer, v, qs[:n_r], qs[n_r: 2 * n_r] or qs[:n_r], batch_size=2, epochs=1,
-                                          span=span, replay=replay), args.device)
+        t_r, log = timed(lambda replay=replay: redirect(lm, layer, v, qs[:n_r], qs[n_r: 2 * n_r] or qs[:n_r], batch_size=2,
+                                                        epochs=1, span=span, replay=replay), args.device)
         runs[replay] = (t_r, log)
-    (t_r, log), (t_f, log_f) = runs[True], runs[False]
+    (t_r, log), (_, log_f) = runs[True], runs[False]
     res["redirect"] = {"steps": len(log.steps), "span": span, "seconds": t_r, "train_seconds": log.seconds,
                        "steps_per_s": len(log.steps) / log.seconds,
                        "full_forward_steps_per_s": len(log_f.steps) / log_f.seconds,

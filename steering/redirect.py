@@ -226,9 +226,9 @@ def forget_base_states(
 class _BatchTap:
     """Layer output of a prepared batch: replayed from its recorded span input, or a full forward."""
 
-    def __init__(self, model, first: int, layer: int, replay: bool):
+    def __init__(self, model, layer: int, span: _SpanReplay | None = None):
         self.full = _LayerTap(model, layer)
-        self.span = _SpanReplay(model, first, layer) if replay else None
+        self.span = span
 
     def run(self, batch):
         if self.span is not None:
@@ -249,7 +249,7 @@ def _record_span(model, first: int, layer: int, batches: list, replay: bool = Tr
         with torch.no_grad():
             for b in batches:
                 b["frozen"] = full.run(b["enc"]).detach().clone()
-        return _BatchTap(model, first, layer, False)
+        return _BatchTap(model, layer)
     span = _SpanReplay(model, first, layer)
     with torch.no_grad():
         for b in batches:
@@ -262,7 +262,7 @@ def _record_span(model, first: int, layer: int, batches: list, replay: bool = Tr
     if not replay:
         for b in batches:
             b.pop("span", None)
-    return _BatchTap(model, first, layer, replay)
+    return _BatchTap(model, layer, span if replay else None)
 
 
 def _generation_positions(lm, labels, questions, images):
