@@ -27,6 +27,9 @@ def opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # weight dtypes a config may name
+
+
 def _check(cond: bool, msg: str):
     if not cond:
         raise AsruError(msg)
@@ -43,7 +46,7 @@ class ModelConfig:
     attn_implementation: str | None = opt(None, "Attention kernel passed to from_pretrained (e.g. sdpa, flash_attention_2); None = default.")
 
     def __post_init__(self):
-        _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), f"model.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+        _check(self.dtype in DTYPES, f"model.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
 
 
 @dataclass
@@ -259,7 +262,7 @@ class EvalConfig:
 
     def __post_init__(self):
         _check(bool(self.splits), "eval.splits must name at least one split")
-        _check(self.dtype in (None, "auto", "float32", "bfloat16", "float16"), f"eval.dtype must be auto, float32, bfloat16, float16 or null, not {self.dtype!r}")
+        _check(self.dtype is None or self.dtype in DTYPES, f"eval.dtype must be auto, float32, bfloat16, float16 or null, not {self.dtype!r}")
         _check(self.max_new_tokens > 0 and self.batch_size > 0, "eval.max_new_tokens and eval.batch_size must be positive")
         _check(self.relearn_steps > 0 and self.relearn_lr > 0 and self.relearn_lora_r > 0, "eval.relearn_steps, relearn_lr and relearn_lora_r must be positive")
         _check(self.diagnostics_samples >= 2, "eval.diagnostics_samples must be at least 2")
@@ -306,7 +309,7 @@ class ExportConfig:
     verify_max_new_tokens: int = opt(16, "Greedy tokens generated per verification prompt.")
 
     def __post_init__(self):
-        _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), f"export.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+        _check(self.dtype in DTYPES, f"export.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
         _check(self.verify_prompts >= 1, "export.verify_prompts must be >= 1 (the export is always verified)")
         _check(self.verify_max_new_tokens >= 1, "export.verify_max_new_tokens must be >= 1")
         _check(self.push_to_hub is None or (self.push_to_hub.strip() != "" and self.push_to_hub.count("/") <= 1 and " " not in self.push_to_hub),

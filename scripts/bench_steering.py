@@ -127,7 +127,7 @@ def main(argv=None) -> int:
 
     from asru.layers import num_layers
     from steering.activations import collect_activations
-    from steering.redirect import redirect
+    from steering.redirect import redirect, trainable_weights
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error("--device cuda needs a GPU")
@@ -158,15 +158,15 @@ def main(argv=None) -> int:
     n_r = args.redirect_prompts
     span = min(args.redirect_span, layer)
     v = torch.randn(acts.pooled[layer].shape[1]) * 0.1
-    start = {n: p.detach().clone() for n, p in lm.model.named_parameters() if p.is_floating_point()}
+    trained = [w for lay in range(layer - span, layer + 1) for w in trainable_weights(lm.model, lay, "down_proj")]
+    start = [w.detach().clone() for w in trained]
     runs = {}
     for replay in (True, False):  # each run starts from the same weights
         with torch.no_grad():
-            for n, p_ in lm.model.named_parameters():
-                if n in start:
-                    p_.copy_(start[n])
+            for w, w0 in zip(trained, start):
+                w.copy_(w0)
         t_r, log = timed(lambda replay=replay: redirect(lm, layer, v, qs[:n_r], qs[n_r: 2 * n_r] or qs[:n_r], batch_size=2,
-                                                        epochs=1, span=span, replay=replay), args.device)
+                                                        epochs=1, params="down_proj", span=span, replay=replay), args.device)
         runs[replay] = (t_r, log)
     (t_r, log), (_, log_f) = runs[True], runs[False]
     res["redirect"] = {"steps": len(log.steps), "span": span, "seconds": t_r, "train_seconds": log.seconds,

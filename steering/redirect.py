@@ -135,36 +135,29 @@ class _SpanReplay:
 
     def __init__(self, model, first: int, last: int):
         self.layers = [decoder_layers(model)[i] for i in range(first, last + 1)]
-        self.model = model
+        self.tap = _LayerTap(model, last)
         self.calls: list = []
 
     def _pre(self, _m, args, kwargs):
         self.calls.append((args, kwargs))
 
-    def _post(self, _m, _i, output):
-        self.out = layer_output(output)
-        raise _Stop
-
     def record(self, enc) -> tuple[dict, object]:
         """Full forward once: ``(recorded span inputs, layer last's output)``."""
-        self.calls, self.out = [], None
+        self.calls = []
         handles = [lay.register_forward_pre_hook(self._pre, with_kwargs=True) for lay in self.layers]
-        handles.append(self.layers[-1].register_forward_hook(self._post))
         try:
-            self.model(**enc, use_cache=False)
-        except _Stop:
-            pass
+            out = self.tap.run(enc)
         finally:
             for h in handles:
                 h.remove()
-        calls, out = self.calls, self.out
-        self.calls, self.out = [], None
+        calls, self.calls = self.calls, []
+        out = out.detach().clone()
         if len(calls) != len(self.layers):
             return None, out
         args, kwargs = calls[0]
         hidden = args[0] if args else kwargs["hidden_states"]
         return {"hidden": hidden.detach(), "calls": [(a[1:] if a else a, {k: v for k, v in kw.items() if k != "hidden_states"})
-                                                     for a, kw in calls]}, out.detach().clone()
+                                                     for a, kw in calls]}, out
 
     def run(self, rec):
         """Layer ``last``'s output, computed from the recorded span input through the span's current weights."""
@@ -226,8 +219,8 @@ def forget_base_states(
 class _BatchTap:
     """Layer output of a prepared batch: replayed from its recorded span input, or a full forward."""
 
-    def __init__(self, model, layer: int, span: _SpanReplay | None = None):
-        self.full = _LayerTap(model, layer)
+    def __init__(self, full: _LayerTap, span: _SpanReplay | None = None):
+        self.full = full
         self.span = span
 
     def run(self, batch):
@@ -249,7 +242,7 @@ def _record_span(model, first: int, layer: int, batches: list, replay: bool = Tr
         with torch.no_grad():
             for b in batches:
                 b["frozen"] = full.run(b["enc"]).detach().clone()
-        return _BatchTap(model, layer)
+        return _BatchTap(full)
     span = _SpanReplay(model, first, layer)
     with torch.no_grad():
         for b in batches:
@@ -262,7 +255,7 @@ def _record_span(model, first: int, layer: int, batches: list, replay: bool = Tr
     if not replay:
         for b in batches:
             b.pop("span", None)
-    return _BatchTap(model, layer, span if replay else None)
+    return _BatchTap(span.tap, span if replay else None)
 
 
 def _generation_positions(lm, labels, questions, images):
