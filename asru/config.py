@@ -143,6 +143,7 @@ class SteerConfig:
     gate_threshold: float = opt(0.5, "Gated hooks: fire only when cos(h, v) exceeds this.")
     hook_alpha: float = opt(1.0, "Add / gated hooks: steering strength alpha (h + alpha * v, v not normalised).")
     retain_energy: float = opt(0.5, "Gated hooks: energy share of the retain subspace projected out of the direction (0 = none).")
+    generation_dtype: str | None = opt(None, "Dtype of a copy of the model that runs the stage's greedy generation (refusal filter, layer scoring, before/after tables, steered answers); activations, directions and the redirection training stay in model.dtype. None = model.dtype (no copy).")
     report_limit: int = opt(48, "Before/after table: at most this many generation questions per split (forget, retain).")
     max_new_tokens: int = opt(32, "Before/after table: greedy tokens per answer.")
 
@@ -162,6 +163,8 @@ class SteerConfig:
         _check(0 <= self.retain_energy < 1, "steer.retain_energy must be in [0, 1)")
         _check(self.lr > 0 and self.batch_size >= 1 and self.epochs >= 1, "steer.lr must be > 0, steer.batch_size and steer.epochs >= 1")
         _check(self.refusal_prompts >= 1 and self.retain_prompts >= 1 and self.select_prompts >= 1, "steer.refusal_prompts, steer.retain_prompts and steer.select_prompts must be >= 1")
+        _check(self.generation_dtype is None or self.generation_dtype in DTYPES,
+               f"steer.generation_dtype must be auto, float32, bfloat16, float16 or null, not {self.generation_dtype!r}")
         _check(self.report_limit >= 1 and self.max_new_tokens >= 1 and self.select_max_new_tokens >= 1, "steer.report_limit, steer.max_new_tokens and steer.select_max_new_tokens must be >= 1")
         _check(-1 <= self.gate_threshold <= 1, "steer.gate_threshold is a cosine: use a value in [-1, 1]")
 
@@ -192,6 +195,7 @@ class RLConfig:
     batch_size: int = opt(8, "Completions per device per step (a multiple of num_generations: batch_size / num_generations prompts per step).")
     grad_accum: int = opt(1, "Gradient accumulation steps (also TRL's steps per generation).")
     max_completion_length: int = opt(64, "Maximum generated tokens per rollout.")
+    dtype: str | None = opt(None, "Weight dtype of the model GRPO trains and of the rewards' reference model: None = model.dtype. bfloat16 with LoRA keeps the frozen base in bfloat16 and the adapters in float32 (the usual LoRA setup): about half the memory, and faster rollouts and passes on CPUs with AMX / AVX-512-BF16.")
     lora: bool = opt(True, "Train LoRA adapters on the language model (merged for rollout sync and on save) instead of all weights.")
     lora_r: int = opt(16, "LoRA rank (alpha = rank, dropout 0.05, all attention/MLP projections of the language model).")
     rewards: dict[str, typing.Any] = opt({"forget": 1.0, "retain": 1.0, "fluency": 0.5}, "Reward name -> weight, or -> {weight: W, option: value} for rewards that take options. Names: built-ins, module:function, path/to/file.py:function, or an asru.rewards entry point.")
@@ -230,6 +234,7 @@ class RLConfig:
         _check(self.gradient_checkpointing in ("auto", "true", "false"), "rl.gradient_checkpointing must be auto, true or false")
         _check(self.logging_steps >= 1 and self.save_steps >= 1 and self.save_total_limit >= 1, "rl.logging_steps, rl.save_steps and rl.save_total_limit must be >= 1")
         _check(bool(self.rewards), "rl.rewards must name at least one reward")
+        _check(self.dtype is None or self.dtype in DTYPES, f"rl.dtype must be auto, float32, bfloat16, float16 or null, not {self.dtype!r}")
 
 
 @dataclass

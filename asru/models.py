@@ -178,6 +178,31 @@ def pick_dtype(dtype: str, device: str):
         raise AsruError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
 
 
+def cast_copy(lm: LoadedModel, dtype: str | None) -> LoadedModel:
+    """``lm`` in ``dtype``: ``lm`` itself when ``dtype`` is None or already the model's, else a cast copy.
+
+    Used where a stage trains in one dtype and generates in a cheaper one; :func:`copy_weights` brings the
+    copy up to date after training.
+    """
+    import copy
+    import dataclasses
+
+    if dtype is None:
+        return lm
+    torch_dtype = pick_dtype(dtype, str(lm.device))
+    if torch_dtype == lm.model.dtype:
+        return lm
+    model = copy.deepcopy(lm.model).to(torch_dtype)
+    model.eval()
+    return dataclasses.replace(lm, model=model)
+
+
+def copy_weights(dst: LoadedModel, src: LoadedModel) -> None:
+    """Copy ``src``'s current weights into ``dst`` (a :func:`cast_copy` of it), casting to ``dst``'s dtype."""
+    if dst.model is not src.model:
+        dst.model.load_state_dict(src.model.state_dict())
+
+
 def is_vlm_config(config) -> bool:
     """True when the config describes a vision-language model."""
     return getattr(config, "vision_config", None) is not None

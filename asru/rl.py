@@ -56,6 +56,11 @@ def _wants_ref_model(spec: str, value) -> bool:
     return not (isinstance(value, dict) and value.get("use_ref_model") is False)
 
 
+def rl_dtype(cfg) -> str:
+    """The weight dtype of the GRPO stage's models: ``rl.dtype``, else ``model.dtype``."""
+    return cfg.rl.dtype or cfg.model.dtype
+
+
 def reward_context(cfg, reference_path: str | None, device: str) -> tuple[dict, object | None]:
     """The context offered to reward factories, loading the reference model only if a reward wants it."""
     from asru.models import load_model
@@ -63,7 +68,7 @@ def reward_context(cfg, reference_path: str | None, device: str) -> tuple[dict, 
     if not reference_path or not any(_wants_ref_model(s, v) for s, v in cfg.rl.rewards.items()):
         return {}, None
     LOG.info("loading the reference model for the rewards: %s", reference_path)
-    ref = load_model(reference_path, dtype=cfg.model.dtype, device=device, trust_remote_code=cfg.model.trust_remote_code)
+    ref = load_model(reference_path, dtype=rl_dtype(cfg), device=device, trust_remote_code=cfg.model.trust_remote_code)
     ref.model.requires_grad_(False)
     return {"ref_model": ref.model, "tokenizer": ref.tokenizer, "processor": ref.processor}, ref
 
@@ -86,7 +91,7 @@ def stage_inputs(cfg, model_path: str, reference_path: str | None, ids: list[str
     """What the trained weights depend on (checkpoints from other inputs are not resumed)."""
     rl = {k: v for k, v in asdict(cfg.rl).items() if k not in _RUN_ONLY}
     return {"model": str(model_path), "reference": str(reference_path), "rl": rl, "boundary_ids": sorted(ids),
-            "dtype": cfg.model.dtype}
+            "dtype": rl_dtype(cfg)}
 
 
 def last_checkpoint(ckpt_dir: Path, inputs: dict) -> str | None:
@@ -140,9 +145,9 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
     check_rollout_source(cfg, model_path=model_path)
     device = pick_device(cfg.model.device)
     use_vllm = resolve_use_vllm(rl.use_vllm, device)
-    dtype = pick_dtype(cfg.model.dtype, device)
+    dtype = pick_dtype(rl_dtype(cfg), device)
 
-    lm = load_model(model_path, dtype=cfg.model.dtype, device=device, trust_remote_code=cfg.model.trust_remote_code,
+    lm = load_model(model_path, dtype=rl_dtype(cfg), device=device, trust_remote_code=cfg.model.trust_remote_code,
                     attn_implementation=cfg.model.attn_implementation)
     check_rollout_source(cfg, lm.model)
     dataset = build_boundary_set(data, rl, lm)

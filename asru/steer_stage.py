@@ -215,6 +215,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
     import torch
 
+    from asru.models import cast_copy, copy_weights
     from asru.prompting import generate
     from steering.activations import collect_activations
     from steering.bake import bake_ablation
@@ -262,11 +263,15 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
             raise AsruError(f"steer.original_model {sc.original_model} has hidden size {hidden_size(orig.model)}, "
                             f"the model to unlearn has {hidden_size(lm.model)}: use the same base model")
 
+    # greedy generation runs on copies in steer.generation_dtype (the weights are copied in again after training)
+    gen = cast_copy(lm, sc.generation_dtype)
+    gen_orig = gen if orig is lm else cast_copy(orig, sc.generation_dtype)
+
     # 1. prompts: refusal side (unseen people, kept if refused), forget side, retain side
     ref_q, ref_im = build_refusal_prompts(orig, forget, all_records, sc.refusal_prompts, sc.refusal_suffix,
                                           sc.refusal_suffix_text, out_dir / "unseen", seed=seed)
     lap("load")
-    filt = filter_refusals(orig, ref_q, ref_im, max_new_tokens=sc.select_max_new_tokens)
+    filt = filter_refusals(gen_orig, ref_q, ref_im, max_new_tokens=sc.select_max_new_tokens)
     lap("refusal_filter")
     LOG.info("refusal filter: kept %d of %d refusal-inducing prompts", len(filt.kept), len(ref_q))
     atomic_write_json(out_dir / "refusal_prompts.json", [
@@ -297,7 +302,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     # 3. layer choice
     if sc.layer is None and len(candidates) > 1:
         sel_f = held or dir_ids[: sc.select_prompts]
-        layers, rows = select_layers(lm, dirs, sc.num_layers, candidates, forget_questions=[f_q[i] for i in sel_f],
+        layers, rows = select_layers(gen, dirs, sc.num_layers, candidates, forget_questions=[f_q[i] for i in sel_f],
                                      retain_questions=r_q[: sc.select_prompts], forget_images=[f_im[i] for i in sel_f],
                                      retain_images=r_im[: sc.select_prompts], coeff=sc.select_coeff,
                                      kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
@@ -333,7 +338,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                           "n_refusal_tried": len(ref_q), "original_model": orig_path or model_path})
 
     # 4. before, steer, after
-    before = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+    before = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     lap("table_before")
     log: list = []
     hooks: list = []
@@ -342,10 +347,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         red_q, red_im = r_q + gen_q, r_im + [None] * len(gen_q)
         f_ans = r_ans = None
         if sc.redirect_position == "answer":
-            with add_steering_layers(lm.model, layers, dirs, sc.coeff):
-                f_ans = generate(lm, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
+            with add_steering_layers(gen.model, layers, dirs, sc.coeff):
+                f_ans = generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
             # general questions keep the model's own answers; retain questions their ground truth
-            gen_ans = generate(lm, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
+            gen_ans = generate(gen, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
             r_ans = [r.answer for r in r_recs] + gen_ans
         bases = {}
         if sc.redirect_target == "steered":  # before any layer is trained: the hooks act on the original weights
@@ -359,17 +364,19 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                                 position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
                                 params=sc.redirect_params, span=span, base_states=bases.get(lay),
                                 decision_weight=sc.redirect_decision_weight, seed=seed))
-        after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+        copy_weights(gen, lm)
+        after = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
         baked = bake_ablation(lm.model, basis if basis is not None else v)
         LOG.info("ablation baked into %d residual writers", len(baked))
-        after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+        copy_weights(gen, lm)
+        after = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     else:
         hooks = [HookSpec(sc.mode, lay, alpha=sc.hook_alpha, threshold=sc.gate_threshold) for lay in layers]
         with ExitStack() as stack:
             for spec in hooks:
-                stack.enter_context(apply_hook(lm.model, spec, dirs[spec.layer], retain_basis))
-            after = answer_table(lm, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
+                stack.enter_context(apply_hook(gen.model, spec, dirs[spec.layer], retain_basis))
+            after = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
 
     lap("steer_and_table_after")
     model_dir = save_checkpoint(lm.model, lm.processor, out_dir / "model")

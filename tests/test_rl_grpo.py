@@ -99,3 +99,26 @@ def test_llava_batch_mixing_image_and_text_questions(tiny_llava_path, red_image,
     assert summary["global_step"] == 1 and summary["boundary"]["size"] == 8
     assert summary["last"]["num_tokens"] > 0 and summary["last"]["completions/mean_length"] > 0
     assert load_model(str(out), device="cpu").is_vlm
+
+
+def test_bfloat16_base_with_float32_adapters(tiny_llava_path, red_image, tmp_path):
+    # rl.dtype bfloat16: the frozen base runs in bfloat16, the LoRA adapters train in float32, the merged save is bf16
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    cfg = rl_config(tmp_path, max_steps=1, dtype="bfloat16", lr=5e-2)
+    out = run_rl_stage(cfg, str(tiny_llava_path), data, tmp_path / "rl", reference_path=str(tiny_llava_path))
+    inputs = json.loads((tmp_path / "rl" / "checkpoints" / "rl_inputs.json").read_text())
+    assert inputs["dtype"] == "bfloat16"
+    adapter = load_file(str(next((tmp_path / "rl" / "checkpoints").glob("checkpoint-*")) / "adapter_model.safetensors"))
+    assert adapter and {t.dtype for t in adapter.values()} == {torch.float32}
+    before, after = _weights(tiny_llava_path), _weights(out)
+    assert {t.dtype for t in after.values()} == {torch.bfloat16}
+    moved = [k for k in before if "language_model" in k and "proj" in k
+             and not torch.equal(before[k].to(torch.bfloat16), after[k])]
+    assert moved
+
+
+def test_rl_dtype_is_checked():
+    from asru.config import build_config
+
+    with pytest.raises(AsruError, match="rl.dtype"):
+        build_config({"rl": {"dtype": "int8"}})

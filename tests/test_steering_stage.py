@@ -232,3 +232,42 @@ def test_original_model_base_needs_a_recorded_base(tiny_llama_path, bench, tmp_p
 
     with pytest.raises(AsruError, match="records no base model"):
         run_steer_stage(_cfg(original_model="base", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")
+
+
+def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_path, bench, tmp_path, everything_refuses,
+                                                                        monkeypatch):
+    # steer.generation_dtype: the tables come from a bfloat16 copy; training and the saved model stay float32,
+    # and the after-table's copy holds the trained weights
+    import asru.steer_stage as stage
+    from asru.models import load_model
+
+    seen = []
+    real_table = stage.answer_table
+
+    def spy(lm, *a, **kw):
+        seen.append((lm.model.dtype, lm.model.model.layers[1].mlp.down_proj.weight.detach().clone()))
+        return real_table(lm, *a, **kw)
+
+    monkeypatch.setattr(stage, "answer_table", spy)
+    out = stage.run_steer_stage(_cfg(layer=1, generation_dtype="bfloat16"), str(tiny_llama_path), bench, tmp_path / "steer")
+    trained = load_model(str(out)).model
+    assert trained.dtype == torch.float32
+    w = trained.model.layers[1].mlp.down_proj.weight.detach()
+    (before_dtype, before_w), (after_dtype, after_w) = seen
+    assert before_dtype == after_dtype == torch.bfloat16
+    assert not torch.equal(before_w, after_w) and torch.equal(after_w, w.to(torch.bfloat16))
+
+
+def test_cast_copy_and_copy_weights(tiny_llama_path):
+    from asru.models import cast_copy, copy_weights, load_model
+
+    lm = load_model(str(tiny_llama_path), dtype="float32")
+    assert cast_copy(lm, None) is lm and cast_copy(lm, "float32") is lm
+    half = cast_copy(lm, "bfloat16")
+    assert half.model is not lm.model and half.model.dtype == torch.bfloat16 and lm.model.dtype == torch.float32
+    with torch.no_grad():
+        lm.model.model.layers[0].mlp.up_proj.weight.add_(1.0)
+    copy_weights(half, lm)
+    assert torch.equal(half.model.model.layers[0].mlp.up_proj.weight, lm.model.model.layers[0].mlp.up_proj.weight.to(torch.bfloat16))
+    with pytest.raises(AsruError, match="steer.generation_dtype"):
+        build_config({"steer": {"generation_dtype": "fp8"}})
