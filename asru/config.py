@@ -85,6 +85,7 @@ class TeachConfig:
     align_temperature: float = opt(0.05, "Temperature of the contrastive alignment (cosine logits / temperature).")
     hard_share: float = opt(0.0, "Share of each batch's teach examples drawn in proportion to their last loss (the facts not learnt yet: birth years, names) instead of in epoch order; 0 = epoch order only. 0.5 raised the demo model's image accuracy (forget 0.58 -> 0.92, test 0.50 -> 0.73) but cost general knowledge (real 0.80 -> 0.62; README).")
     augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
+    dtype: str = opt("float32", "Dtype of the language model's frozen base while teaching: float32 or bfloat16 (the LoRA adapters and the vision tower / projector train in float32 either way; the merged language model is saved in this dtype).")
     image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
     eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")
     seed: int = opt(0, "Training seed (also seeds the random vision tower).")
@@ -102,6 +103,7 @@ class TeachConfig:
                "teach.align_lr and teach.align_temperature must be > 0, teach.align_batch >= 2, teach.align_pool >= 1")
         _check(self.image_size >= 16 and self.image_size % 16 == 0, f"teach.image_size must be a positive multiple of 16, not {self.image_size}")
         _check(self.eval_max_new_tokens >= 1, "teach.eval_max_new_tokens must be >= 1")
+        _check(self.dtype in ("float32", "bfloat16"), f"teach.dtype must be float32 or bfloat16, not {self.dtype!r}")
 
 
 @dataclass

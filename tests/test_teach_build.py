@@ -419,3 +419,28 @@ def test_image_and_text_items_share_one_forward_with_the_same_loss(tiny_llava, t
         mixed, n, _ = answer_loss(tiny_llava, batch, **kw)
         alone = [float(answer_loss(tiny_llava, [b], **kw)[0]) for b in batch]
     assert n == 3 and float(mixed) == pytest.approx(sum(alone), rel=1e-4)
+
+
+def test_bfloat16_language_model_build(tiny_llava_path, toy_data, teach_env, tmp_path):
+    # teach.dtype bfloat16: the language model trains from a bf16 base (LoRA merged into it), the vision side in fp32
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "demo"
+    teach_env.build_demo_model(toy_data, small_cfg(dtype="bfloat16", align_steps=2, align_batch=4, align_pool=2), out,
+                               base_model=str(tiny_llava_path), progress=False)
+    weights = load_file(str(out / "model.safetensors"))
+    vision = {k: t.dtype for k, t in weights.items() if teach_env.is_vision_param(k)}
+    language = {k: t.dtype for k, t in weights.items() if not teach_env.is_vision_param(k)}
+    assert vision and set(vision.values()) == {torch.float32}
+    assert language and set(language.values()) == {torch.bfloat16}
+    base = load_file(str(tiny_llava_path / "model.safetensors"))
+    q = next(k for k in language if k.endswith("q_proj.weight"))
+    assert not torch.equal(base[q].to(torch.bfloat16), weights[q])  # the LoRA update was merged in
+    report = json.loads((out / "teach_report.json").read_text())
+    assert report["config"]["dtype"] == "bfloat16" and report["train"]["steps"] == 2
+
+
+def test_teach_dtype_is_validated():
+    with pytest.raises(AsruError, match="teach.dtype"):
+        TeachConfig(dtype="float16")

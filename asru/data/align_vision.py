@@ -58,7 +58,10 @@ def image_token_features(lm, images):
     proc = lm.processor.image_processor
     enc = proc(images=list(images), return_tensors="pt")
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
+    from asru.data.teach import is_vision_param
+
+    # the vision side's dtype (the language model may be cast to another, teach.dtype)
+    dtype = next((p.dtype for n, p in model.named_parameters() if is_vision_param(n)), next(model.parameters()).dtype)
     kwargs = {k: (v.to(device, dtype) if k == "pixel_values" else v.to(device)) for k, v in enc.items()
               if hasattr(v, "to")}
     feats = fn(**kwargs)

@@ -205,6 +205,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     lm = load_model(str(base_path), dtype="float32")
     if not lm.is_vlm:
         raise AsruError(f"{base_path} is not a vision-language model; the demo model needs one")
+    cast_language_model(lm.model, cfg.dtype)
 
     from rewards.text import normalize
 
@@ -518,7 +519,18 @@ def add_lora(lm, cfg: TeachConfig):
     return lora, vision
 
 
+def cast_language_model(model, dtype: str) -> None:
+    """Cast every weight but the vision tower's and projector's to ``dtype`` (those stay float32, trained fully)."""
+    import torch
+
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    for name, p in model.named_parameters():
+        if not is_vision_param(name):
+            p.data = p.data.to(torch_dtype)
+
+
 def is_vision_param(name: str) -> bool:
+    """True for a parameter of the vision tower or the multimodal projector."""
     return any(k in name for k in ("vision_tower", "multi_modal_projector", "visual", "vision_model", "connector"))
 
 
