@@ -10,11 +10,15 @@ Models are random-weight Qwen3-VL built from configs (no download): ``--size tin
 head_dim 32) or ``--size 2b`` (Qwen3-VL-2B-Instruct's shapes; use ``--device cuda``). Random weights
 rarely emit EOS, so every rollout runs to ``--max-completion-length``: a clean throughput measure.
 Prompts mix image and text questions, as the RL stage does. The first ``--warmup`` steps of each
-backend (compilation, engine start-up) are excluded from the averages.
+backend (compilation, engine start-up) are excluded from the averages. ``--model`` benchmarks a given model
+instead (a path or alias, e.g. ``demo``, the built-in default's VLM); ``--dtypes float32,bfloat16`` runs each
+backend once per weight dtype (``rl.dtype``: with LoRA the frozen base in that dtype, the adapters float32)
+and prints each row's speed-up over the first.
 
     python scripts/bench_grpo.py                                   # CPU, tiny model
     python scripts/bench_grpo.py --size 2b --device cuda --batch 64 --num-generations 8 \
         --max-completion-length 256 --steps 6
+    python scripts/bench_grpo.py --model demo --dtypes float32,bfloat16   # the CPU default's model and rl.dtype
 """
 
 from __future__ import annotations
@@ -89,8 +93,8 @@ def parity_reward(prompts, completions, completion_ids=None, **kwargs):
     return [sum(i % 2 for i in ids) / max(1, len(ids)) for ids in completion_ids]
 
 
-def bench_backend(backend: str, model_path: Path, ds, a, work: Path) -> dict:
-    """Run ``a.steps`` GRPO steps with one rollout backend; return timings."""
+def bench_backend(backend: str, model_path: Path, ds, a, work: Path, dtype: str = "auto") -> dict:
+    """Run ``a.steps`` GRPO steps with one rollout backend and weight dtype; return timings."""
     import torch
     from transformers import TrainerCallback
 
@@ -105,13 +109,13 @@ def bench_backend(backend: str, model_path: Path, ds, a, work: Path) -> dict:
         "cache_implementation": "static" if backend == "hf-static" else "dynamic",
         "vllm_gpu_memory_utilization": a.vllm_gpu_memory_utilization,
     }}).rl
-    lm = load_model(str(model_path), device=a.device)
+    lm = load_model(str(model_path), device=a.device, dtype=dtype)
     funcs, weights = load_rewards({"forget": 1.0, "retain": 1.0})
     use_vllm = backend == "vllm"
     on_gpu = a.device.startswith("cuda")
     # every rollout runs to the full length (min tokens), so tokens/s compares like with like
     full = {"min_tokens": a.max_completion_length} if use_vllm else {"min_new_tokens": a.max_completion_length}
-    args = grpo_args(rl, work / backend, device=a.device, use_vllm=use_vllm, bf16=on_gpu,
+    args = grpo_args(rl, work / f"{backend}-{dtype}", device=a.device, use_vllm=use_vllm, bf16=on_gpu and dtype in ("auto", "bfloat16"),
                      reward_weights=weights + [1.0], save_strategy="no", generation_kwargs=full)
     marks: list[float] = []
     gen: list[tuple[float, int]] = []
@@ -145,6 +149,7 @@ def bench_backend(backend: str, model_path: Path, ds, a, work: Path) -> dict:
     s, g = steps[keep], gen[keep]
     res = {
         "backend": backend,
+        "dtype": dtype,
         "steps_timed": len(s),
         "s_per_step": round(sum(s) / len(s), 3) if s else None,
         "gen_tokens_per_s": round(sum(n for _, n in g) / sum(t for t, _ in g), 1) if g else None,
@@ -161,6 +166,8 @@ def main(argv=None) -> int:
     """Parse arguments, run each backend, print a table (and write --out JSON)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=["tiny", "2b"], default="tiny")
+    p.add_argument("--model", default=None, help="benchmark this model (path or alias, e.g. demo) instead of a random Qwen3-VL")
+    p.add_argument("--dtypes", default="auto", help="comma list of weight dtypes to run each backend with (auto, float32, bfloat16)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--backends", default="auto", help="comma list of hf-dynamic, hf-static, vllm (auto: all that apply)")
     p.add_argument("--steps", type=int, default=4)
@@ -189,24 +196,35 @@ def main(argv=None) -> int:
         backends += ["vllm"] if importlib.util.find_spec("vllm") is not None else []
     else:
         backends = [b.strip() for b in a.backends.split(",") if b.strip()]
+    dtypes = [d.strip() for d in a.dtypes.split(",") if d.strip()]
+    bad = [d for d in dtypes if d not in ("auto", "float32", "bfloat16", "float16")]
+    if bad or not dtypes:
+        p.error(f"--dtypes: unknown {bad or a.dtypes!r}; use auto, float32, bfloat16, float16")
     if a.warmup >= a.steps:
         p.error("--warmup must be below --steps")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.time()
-        model_path = build_model(a.size, tmp / "model", a.device)
-        print(f"built random Qwen3-VL ({a.size}) in {time.time() - t:.0f} s", flush=True)
+        if a.model:
+            model_path, name = a.model, a.model  # load_model resolves aliases (demo) and paths
+        else:
+            model_path, name = build_model(a.size, tmp / "model", a.device), f"random Qwen3-VL {a.size}"
+            print(f"built {name} in {time.time() - t:.0f} s", flush=True)
         ds = dataset(a.prompts, a.image_size, tmp)
         rows = []
         for b in backends:
-            t = time.time()
-            rows.append(bench_backend(b, model_path, ds, a, tmp))
-            print(f"{b}: done in {time.time() - t:.0f} s: {rows[-1]}", flush=True)
-    print(f"\nGRPO bench: Qwen3-VL {a.size} on {a.device}, {a.batch} completions/step ({a.num_generations} per prompt), "
+            for dtype in dtypes:
+                t = time.time()
+                rows.append(bench_backend(b, model_path, ds, a, tmp, dtype))
+                print(f"{b} {dtype}: done in {time.time() - t:.0f} s: {rows[-1]}", flush=True)
+    print(f"\nGRPO bench: {name} on {a.device}, {a.batch} completions/step ({a.num_generations} per prompt), "
           f"{a.max_completion_length} new tokens, LoRA {a.lora}, beta {a.beta}")
-    print(f"{'backend':<12} {'s/step':>8} {'gen tok/s':>10} {'gen share':>10} {'first step s':>13}")
+    print(f"{'backend':<12} {'dtype':<9} {'s/step':>8} {'gen tok/s':>10} {'gen share':>10} {'first step s':>13} {'speed-up':>9}")
+    base = rows[0]["s_per_step"] if rows else None
     for r in rows:
-        print(f"{r['backend']:<12} {r['s_per_step']!s:>8} {r['gen_tokens_per_s']!s:>10} {r['gen_share_of_step']!s:>10} {r['first_step_s']!s:>13}")
+        ratio = f"{base / r['s_per_step']:.2f}x" if base and r["s_per_step"] else "-"
+        print(f"{r['backend']:<12} {r['dtype']:<9} {r['s_per_step']!s:>8} {r['gen_tokens_per_s']!s:>10} "
+              f"{r['gen_share_of_step']!s:>10} {r['first_step_s']!s:>13} {ratio:>9}")
     if a.out:
         a.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "results": rows}, indent=2))
     return 0
