@@ -23,7 +23,9 @@ def _user_errors(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     """Wrap a command: AsruError -> one line on stderr + exit 2; Ctrl-C -> exit 130."""
 
     def wrapper(argv: list[str] | None = None) -> int:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from asru.openmp import set_wait_policy
+
+        set_wait_policy()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
             return fn(argv)

@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from asru.openmp import set_wait_policy
+
+set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from asru.openmp import set_wait_policy
+
+    set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -2,7 +2,7 @@
 
 Usage (heavy: run it alone on a shared machine, e.g. under ``flock``)::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/bench_teach.py --threads 2 [--keep DIR] [--steps N]
+    python scripts/bench_teach.py --threads 2 [--keep DIR] [--steps N]
 
 Generates the default synthetic benchmark (20 people, forget ratio 0.1, seed 0) in a temp dir and
 builds the demo model there with the default ``TeachConfig`` (options override single fields). The
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from asru.openmp import set_wait_policy
+
+set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 
 import argparse
 import dataclasses

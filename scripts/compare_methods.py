@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from asru.openmp import set_wait_policy
+
+set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_METHODS = ("asru", "ga", "graddiff", "kl", "npo", "idk")

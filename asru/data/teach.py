@@ -22,9 +22,9 @@ reloaded through :func:`asru.models.load_model` and evaluated: ``teach_report.js
 generation accuracy per split and modality (:func:`rewards.text.contains_answer`), the base model's
 accuracy on ``real``, training time, tokens/s and peak memory.
 
-CPU note: when other processes share the cores, start Python with ``OMP_WAIT_POLICY=PASSIVE`` (this
-module sets it when torch is not imported yet); torch's OpenMP threads otherwise spin-wait and a step
-can take 10-20x longer.
+CPU note: :func:`asru.openmp.set_wait_policy` (called at import when torch is not imported yet) lets idle
+OpenMP threads spin briefly, which is fastest when the run has the cores to itself; when other busy
+processes share them, start Python with ``OMP_WAIT_POLICY=PASSIVE``.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ import os
 import random
 import resource
 import shutil
-import sys
 import time
 import typing
 from pathlib import Path
 
-if "torch" not in sys.modules:  # must be set before torch starts its OpenMP threads
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from asru.openmp import set_wait_policy
+
+set_wait_policy()  # before torch starts its OpenMP threads
 
 from asru.config import TeachConfig
 from asru.errors import AsruError
