@@ -116,6 +116,7 @@ class SteerConfig:
 
     layer: int | None = opt(None, "Decoder layer to steer. None = choose automatically by the layer-selection scores (layer_scores.json).")
     num_layers: int = opt(1, "Automatic layer selection: how many layers to steer (chosen greedily, each scored with the earlier ones' hooks on; redirection then trains each chosen layer in turn). 1 = the reference's single layer.")
+    layers: list[int] = opt([], "Steer exactly these decoder layers, skipping automatic selection (several: each redirected in turn, lowest first, as with num_layers); overrides steer.layer; empty = steer.layer or automatic selection.")
     candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
     position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
@@ -158,6 +159,7 @@ class SteerConfig:
         _check(self.general_retain >= 0, "steer.general_retain must be >= 0")
         _check(self.redirect_target in ("shift", "steered"), f"steer.redirect_target must be shift or steered, not {self.redirect_target!r}")
         _check(self.redirect_params in ("down_proj", "mlp"), f"steer.redirect_params must be down_proj or mlp, not {self.redirect_params!r}")
+        _check(len(self.layers) <= 1 or self.mode in ("redirect", "add"), f"several steer.layers work with the redirect and add modes, not {self.mode!r}")
         _check(self.num_layers == 1 or self.mode in ("redirect", "add"), f"steer.num_layers > 1 works with the redirect and add modes, not {self.mode!r}")
         _check(self.mode in ("redirect", "add", "ablate", "gated"), f"steer.mode must be redirect, add, ablate or gated, not {self.mode!r}")
         _check(self.min_samples >= 1, "steer.min_samples must be >= 1")

@@ -172,9 +172,10 @@ def dry_run(cfg: RunConfig) -> str:
         conf = AutoConfig.from_pretrained(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
         text = conf.get_text_config() if hasattr(conf, "get_text_config") else conf
         n_layers = text.num_hidden_layers
-    layer = cfg.steer.layer
-    if layer is not None and n_layers is not None and not -n_layers <= layer < n_layers:
-        raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
+    fixed = list(cfg.steer.layers) or ([cfg.steer.layer] if cfg.steer.layer is not None else [])
+    for layer in fixed:
+        if n_layers is not None and not -n_layers <= layer < n_layers:
+            raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
     if cfg.data.data_dir and not Path(cfg.data.data_dir).is_dir():
         raise AsruError(f"data directory {cfg.data.data_dir} does not exist: generate one with `asru-data generate --out {cfg.data.data_dir}`")
     from rewards import resolve_reward
@@ -185,13 +186,13 @@ def dry_run(cfg: RunConfig) -> str:
     if cfg.output_dir and Path(out).is_dir() and any(Path(out).iterdir()) and not (cfg.overwrite or cfg.resume):
         raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
     method_stages = {"asru": "steer -> rl", "steer_only": "steer"}.get(cfg.method, f"baseline {cfg.method}")
-    layer_txt = f"{layer}" if layer is not None else (
+    layer_txt = ", ".join(map(str, fixed)) if fixed else (
         f"auto (alias default {spec.default_layer}, scored over candidates)" if spec else "auto (scored over candidates)")
     data_txt = cfg.data.data_dir or f"built-in synthetic ({cfg.data.people} people, forget ratio {cfg.data.forget_ratio}, seed {cfg.data.seed}) at {default_data_dir(cfg.data)}"
     lines = [
         "asru plan (dry run: nothing loaded or written)",
         f"  model      {cfg.model.name} -> {hub_id}" + (f" ({spec.note})" if spec else ""),
-        f"  layers     {n_layers if n_layers is not None else 'unknown until the config is loaded'}; steering layer {layer_txt}",
+        f"  layers     {n_layers if n_layers is not None else 'unknown until the config is loaded'}; steering layer{'s' if len(fixed) > 1 else ''} {layer_txt}",
         f"  device     {cfg.model.device}, dtype {cfg.model.dtype}",
         f"  data       {data_txt}",
         f"  method     {cfg.method}: {method_stages}",

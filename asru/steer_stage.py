@@ -244,8 +244,9 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     if not retain:
         raise AsruError("the retain set is empty (for this model's modality): steering needs retain questions to keep")
     # check the layer options before any expensive work
-    if sc.layer is not None:
-        candidates = [check_layer(lm.model, sc.layer)]
+    fixed_layers = list(sc.layers) or ([sc.layer] if sc.layer is not None else [])
+    if fixed_layers:
+        candidates = sorted({check_layer(lm.model, lay) for lay in fixed_layers})
     else:
         candidates = sorted({check_layer(lm.model, c) for c in sc.candidate_layers}) or default_candidates(lm.model)
     orig_path = sc.original_model
@@ -285,7 +286,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     order = list(range(len(f_recs)))
     random.Random(seed).shuffle(order)
     # held-out forget prompts for layer selection: generation questions not used for the direction
-    n_hold = min(sc.select_prompts, max(0, len(f_recs) - sc.min_samples)) if sc.layer is None else 0
+    n_hold = min(sc.select_prompts, max(0, len(f_recs) - sc.min_samples)) if not fixed_layers else 0
     held = [i for i in order if f_recs[i].task == "generation"][:n_hold]
     dir_ids = [i for i in order if i not in set(held)]
     require_samples(len(dir_ids), len(f_q), sc.min_samples, "forget prompts")
@@ -300,7 +301,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     dirs = refusal_directions({k: pos.matrix(k) for k in candidates}, {k: neg.matrix(k) for k in candidates}, sc.min_samples)
 
     # 3. layer choice
-    if sc.layer is None and len(candidates) > 1:
+    if not fixed_layers and len(candidates) > 1:
         sel_f = held or dir_ids[: sc.select_prompts]
         layers, rows = select_layers(gen, dirs, sc.num_layers, candidates, forget_questions=[f_q[i] for i in sel_f],
                                      retain_questions=r_q[: sc.select_prompts], forget_images=[f_im[i] for i in sel_f],
@@ -315,7 +316,9 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         LOG.debug("layer selection (add hook, coeff %.2f; held-out forget prompts %d):\n%s", sc.select_coeff, len(sel_f), table)
         print(f"layer selection (add hook h + {sc.select_coeff:g} * v; {len(sel_f)} held-out forget prompts):\n{table}")
     else:
-        layers, how, rows = candidates[:1], "steer.layer" if sc.layer is not None else "single candidate", []
+        layers = candidates if fixed_layers else candidates[:1]
+        how = "steer.layers" if sc.layers else "steer.layer" if sc.layer is not None else "single candidate"
+        rows = []
     layer = layers[0]
     lap("layer_selection")
     save_scores(out_dir / "layer_scores.json", rows, layers, how,

@@ -24,6 +24,7 @@ def test_dry_run_qwen3_vl(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "qwen9", "--dry-run"], "unknown model 'qwen9'"),
     (["--model", "qwen3-vl", "--layer", "40", "--dry-run"], "layer 40 is out of range: qwen3-vl has 28 decoder layers"),
+    (["--model", "qwen3-vl", "--steer.layers", "3,40", "--dry-run"], "layer 40 is out of range: qwen3-vl has 28 decoder layers"),
     (["--steer.position", "middle", "--dry-run"], "steer.position must be"),
     (["--rl.rewards", "nosuchreward=1", "--dry-run"], "nosuchreward"),
     (["--config", "/nonexistent.yaml", "--dry-run"], "does not exist"),

@@ -271,3 +271,20 @@ def test_cast_copy_and_copy_weights(tiny_llama_path):
     assert torch.equal(half.model.model.layers[0].mlp.up_proj.weight, lm.model.model.layers[0].mlp.up_proj.weight.to(torch.bfloat16))
     with pytest.raises(AsruError, match="steer.generation_dtype"):
         build_config({"steer": {"generation_dtype": "fp8"}})
+
+
+def test_stage_steers_exactly_the_given_layers(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch):
+    # steer.layers: no selection (no held-out prompts, no scores); both layers redirected, lowest first
+    import steering.layer_select as ls
+    from asru.steer_stage import run_steer_stage
+
+    def no_selection(*a, **kw):
+        raise AssertionError("steer.layers must skip layer selection")
+
+    monkeypatch.setattr(ls, "select_layers", no_selection)
+    run_steer_stage(_cfg(layers=[2, 1], layer=3), str(tiny_llama_path), bench, tmp_path / "steer")
+    report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
+    assert report["layers"] == [1, 2] and report["layer_choice"] == "steer.layers"
+    assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2]
+    with pytest.raises(AsruError, match="several steer.layers"):
+        _cfg(layers=[1, 2], mode="ablate")
