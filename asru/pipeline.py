@@ -198,8 +198,8 @@ def dry_run(cfg: RunConfig) -> str:
         f"  method     {cfg.method}: {method_stages}",
         f"  stages     {', '.join(cfg.stages)}",
         f"  rewards    {', '.join(f'{k} x{v}' for k, v in cfg.rl.rewards.items())}",
-        f"  rollouts   vLLM {cfg.rl.use_vllm}; {cfg.rl.num_generations} per prompt, temperature {cfg.rl.temperature}; "
-        f"dtype {cfg.rl.dtype or cfg.model.dtype}",
+        (f"  rollouts   vLLM {cfg.rl.use_vllm}; {cfg.rl.num_generations} per prompt, temperature {cfg.rl.temperature}; "
+         f"dtype {cfg.rl.dtype or cfg.model.dtype}"),
         f"  eval       splits {', '.join(cfg.eval.splits)}; dtype {cfg.eval.dtype or cfg.model.dtype}",
         f"  output     {out}",
     ]
