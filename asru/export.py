@@ -550,8 +550,9 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
                             "/".join(hooks_info["kinds"]), dest)
 
         check_state_dict(lm.model)
-        dtype = getattr(torch, source.stored_dtype)
-        lm.model.to(dtype)
+        from asru.models import cast_model
+
+        cast_model(lm.model, getattr(torch, source.stored_dtype))
         gen = lm.model.generation_config
         if getattr(gen, "pad_token_id", None) is None:
             gen.pad_token_id = lm.tokenizer.pad_token_id

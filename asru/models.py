@@ -178,6 +178,20 @@ def pick_dtype(dtype: str, device: str):
         raise AsruError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
 
 
+def cast_model(model, dtype) -> None:
+    """``model.to(dtype)`` in place, but the non-persistent floating buffers keep their dtype.
+
+    Those buffers (rotary ``inv_freq`` tables) are computed at construction, in float32 even when a
+    checkpoint is loaded in bfloat16; a plain ``.to(bfloat16)`` would round them, and the cast model would
+    compute other outputs than the same weights loaded in that dtype.
+    """
+    keep = [(mod, name, buf) for mod in model.modules() for name, buf in mod._buffers.items()
+            if name in mod._non_persistent_buffers_set and buf is not None and buf.is_floating_point()]
+    model.to(dtype)
+    for mod, name, buf in keep:
+        mod._buffers[name] = buf
+
+
 def cast_copy(lm: LoadedModel, dtype: str | None) -> LoadedModel:
     """``lm`` in ``dtype``: ``lm`` itself when ``dtype`` is None or already the model's, else a cast copy.
 
@@ -192,7 +206,8 @@ def cast_copy(lm: LoadedModel, dtype: str | None) -> LoadedModel:
     torch_dtype = pick_dtype(dtype, str(lm.device))
     if torch_dtype == lm.model.dtype:
         return lm
-    model = copy.deepcopy(lm.model).to(torch_dtype)
+    model = copy.deepcopy(lm.model)
+    cast_model(model, torch_dtype)
     model.eval()
     return dataclasses.replace(lm, model=model)
 

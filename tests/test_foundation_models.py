@@ -49,3 +49,21 @@ def test_smollm2_knows_paris():
     lm = load_model("smollm2")
     (answer,) = generate(lm, ["What is the capital of France?"], max_new_tokens=16)
     assert "Paris" in answer
+
+
+def test_cast_model_computes_what_loading_in_that_dtype_computes(tiny_llama_path):
+    # a plain .to(bfloat16) rounds the rotary inv_freq table that from_pretrained keeps in float32
+    import torch
+
+    from asru.models import cast_model, load_model
+
+    cast = load_model(str(tiny_llama_path), dtype="float32").model
+    cast_model(cast, torch.bfloat16)
+    loaded = load_model(str(tiny_llama_path), dtype="bfloat16").model
+    buffers = dict(loaded.named_buffers())
+    for name, buf in cast.named_buffers():
+        assert buf.dtype == buffers[name].dtype and torch.equal(buf, buffers[name]), name
+    assert {p.dtype for p in cast.parameters()} == {torch.bfloat16}
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21, 25, 29]])
+    with torch.no_grad():
+        assert torch.equal(cast(input_ids=ids).logits, loaded(input_ids=ids).logits)
