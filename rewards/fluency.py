@@ -18,6 +18,11 @@ Formula, for completion i (text t_i, final answer a_i = the text after any ``<th
   tokenizer): sigmoid((mean token log-prob of the completion - ``lm_center``) / ``lm_scale``), the
   log-probs of the completion tokens given only BOS (not the prompt; prompt building is not a
   reward's job). Defaults center -4, scale 1: a mean log-prob of -2 gives 0.88, -8 gives 0.018.
+
+``roles`` limits the reward to completions of those dataset roles (others get None, which TRL leaves out
+of the sum). On retain questions the likelihood term favours a common refusal over a correct answer that
+names a rare entity, so GRPO can learn to refuse retain questions it answers unsurely; scoring the forget
+role only keeps the fluency pressure on the refusals (README, session 9).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from asru.errors import AsruError
-from rewards.interface import completion_text, group_keys
+from rewards.interface import completion_text, group_keys, roles
 from rewards.registry import register_reward
 from rewards.text import extract_think, is_garbled, is_refusal, ngram_repetition, ngrams, tokens
 
@@ -82,10 +87,12 @@ class Fluency:
         lm_scale: float = 1.0,
         max_tokens: int = 256,
         batch_size: int = 16,
+        roles: Sequence[str] | str | None = None,
     ):
         """Options: ``n`` (repetition n-gram size), ``diversity_n``, ``use_ref_model`` (ignore a given
         reference model when false), ``lm_center``/``lm_scale`` (log-prob -> [0,1] mapping),
-        ``max_tokens`` (completion tokens scored), ``batch_size``. Context: ``ref_model``, ``tokenizer``."""
+        ``max_tokens`` (completion tokens scored), ``batch_size``, ``roles`` (score only completions of these
+        dataset roles, e.g. ``[forget]``; None = every role). Context: ``ref_model``, ``tokenizer``."""
         if n < 1 or diversity_n < 1:
             raise AsruError(f"fluency: n and diversity_n must be >= 1 (got {n}, {diversity_n})")
         if lm_scale <= 0:
@@ -95,6 +102,11 @@ class Fluency:
         self.n, self.diversity_n = n, diversity_n
         self.lm_center, self.lm_scale = float(lm_center), float(lm_scale)
         self.max_tokens, self.batch_size = max_tokens, batch_size
+        if isinstance(roles, str):
+            roles = [roles]
+        if roles is not None and (not roles or not all(isinstance(r, str) and r.strip() for r in roles)):
+            raise AsruError(f"fluency: roles must be a non-empty list of role names such as [forget], not {roles!r}")
+        self.roles = {r.strip().lower() for r in roles} if roles is not None else None
         self.__name__ = "fluency"
 
     # -- reference-model term -----------------------------------------------------------------
@@ -147,8 +159,9 @@ class Fluency:
 
     # -- the reward -----------------------------------------------------------------------------
     def __call__(self, prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-        """Score every completion (all roles); see the module docstring for the formula."""
+        """Score every completion (of ``roles``; None for others); see the module docstring for the formula."""
         texts = [completion_text(c) for c in completions]
+        scored = [r in self.roles for r in roles(kwargs, len(texts), "fluency")] if self.roles is not None else [True] * len(texts)
         answers = [extract_think(t)[1] for t in texts]
         keys = group_keys(list(prompts) if prompts is not None else [None] * len(texts), kwargs)
         if len(keys) != len(texts):
@@ -156,12 +169,12 @@ class Fluency:
         div = group_diversity(answers, keys, self.diversity_n)
         scores = [text_fluency(t, d, self.n) for t, d in zip(texts, div)]
         if self.ref_model is not None and any(s > 0 for s in scores):
-            live = [i for i, s in enumerate(scores) if s > 0]
+            live = [i for i, s in enumerate(scores) if s > 0 and scored[i]]
             ids = [completion_ids[i] for i in live] if completion_ids is not None else None
             lps = self.mean_logprobs([texts[i] for i in live], ids)
             for i, lp in zip(live, lps):
                 scores[i] *= self.lm_score(lp)
-        return scores
+        return [s if keep else None for s, keep in zip(scores, scored)]
 
 
 def corpus_fluency(texts: Sequence[str], n: int = 3, diversity_n: int = 2) -> float:

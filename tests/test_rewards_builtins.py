@@ -212,6 +212,10 @@ def test_fluency_reward_groups_and_roles():
     out = call("fluency", completions, role=["forget"] * 4 + ["retain"], answer="x", prompts=prompts)
     # group of 4: J with the other 3 completions: refusal 0: (1 + 0 + 0)/3 -> div 2/3 -> 0.5 + 1/3
     assert out == pytest.approx([5 / 6, 5 / 6, 1.0, 0.0, 1.0])
+    # roles=[forget]: the retain completion is left out (None), the forget scores are unchanged
+    only_forget = load_reward("fluency", options={"roles": ["forget"]})
+    out = only_forget(prompts, completions, role=["forget"] * 4 + ["retain"], answer=["x"] * 5)
+    assert out[:4] == pytest.approx([5 / 6, 5 / 6, 1.0, 0.0]) and out[4] is None
 
 
 def test_fluency_same_prompt_different_images_are_different_groups():
@@ -308,6 +312,8 @@ def test_fluency_bad_options():
         load_reward("fluency", options={"nn": 2})
     with pytest.raises(AsruError, match="lm_scale"):
         load_reward("fluency", options={"lm_scale": 0})
+    with pytest.raises(AsruError, match="roles must be"):
+        load_reward("fluency", options={"roles": []})
 
 
 def test_fluency_with_real_tiny_model_matches_manual_logprobs(tiny_llama):
