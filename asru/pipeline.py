@@ -159,6 +159,14 @@ def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
     return cfg.model.name
 
 
+def _reward_text(name: str, value) -> str:
+    """``name xW`` for the plan, with a reward's options: ``fluency x0.5 (roles=['forget'])``."""
+    if not isinstance(value, dict):
+        return f"{name} x{value}"
+    opts = ", ".join(f"{k}={v}" for k, v in value.items() if k != "weight")
+    return f"{name} x{value.get('weight', 1.0)}" + (f" ({opts})" if opts else "")
+
+
 def dry_run(cfg: RunConfig) -> str:
     """Validate the configuration without loading weights and return the plan as text."""
     from asru.models import MODEL_ALIASES, model_spec, resolve_model_name
@@ -197,7 +205,7 @@ def dry_run(cfg: RunConfig) -> str:
         f"  data       {data_txt}",
         f"  method     {cfg.method}: {method_stages}",
         f"  stages     {', '.join(cfg.stages)}",
-        f"  rewards    {', '.join(f'{k} x{v}' for k, v in cfg.rl.rewards.items())}",
+        f"  rewards    {', '.join(_reward_text(k, v) for k, v in cfg.rl.rewards.items())}",
         (f"  rollouts   vLLM {cfg.rl.use_vllm}; {cfg.rl.num_generations} per prompt, temperature {cfg.rl.temperature}; "
          f"dtype {cfg.rl.dtype or cfg.model.dtype}"),
         f"  eval       splits {', '.join(cfg.eval.splits)}; dtype {cfg.eval.dtype or cfg.model.dtype}",
