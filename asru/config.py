@@ -150,6 +150,11 @@ class SteerConfig:
     report_limit: int = opt(48, "Before/after table: at most this many generation questions per split (forget, retain).")
     max_new_tokens: int = opt(32, "Before/after table: greedy tokens per answer.")
 
+    @property
+    def fixed_layers(self) -> list[int]:
+        """The layers the config names (``layers``, else ``layer``); empty = automatic selection."""
+        return list(self.layers) or ([self.layer] if self.layer is not None else [])
+
     def __post_init__(self):
         _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
         _check(self.redirect_position in ("last", "post_instruction", "all", "answer"), f"steer.redirect_position must be last, post_instruction, all or answer, not {self.redirect_position!r}")

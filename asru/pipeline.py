@@ -180,7 +180,7 @@ def dry_run(cfg: RunConfig) -> str:
         conf = AutoConfig.from_pretrained(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
         text = conf.get_text_config() if hasattr(conf, "get_text_config") else conf
         n_layers = text.num_hidden_layers
-    fixed = list(cfg.steer.layers) or ([cfg.steer.layer] if cfg.steer.layer is not None else [])
+    fixed = cfg.steer.fixed_layers
     for layer in fixed:
         if n_layers is not None and not -n_layers <= layer < n_layers:
             raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")

@@ -244,7 +244,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     if not retain:
         raise AsruError("the retain set is empty (for this model's modality): steering needs retain questions to keep")
     # check the layer options before any expensive work
-    fixed_layers = list(sc.layers) or ([sc.layer] if sc.layer is not None else [])
+    fixed_layers = sc.fixed_layers
     if fixed_layers:
         candidates = sorted({check_layer(lm.model, lay) for lay in fixed_layers})
     else:

@@ -168,8 +168,8 @@ class Fluency:
             raise AsruError(f"fluency: {len(keys)} prompts for {len(texts)} completions")
         div = group_diversity(answers, keys, self.diversity_n)
         scores = [text_fluency(t, d, self.n) for t, d in zip(texts, div)]
-        if self.ref_model is not None and any(s > 0 for s in scores):
-            live = [i for i, s in enumerate(scores) if s > 0 and scored[i]]
+        live = [i for i, s in enumerate(scores) if s > 0 and scored[i]]
+        if self.ref_model is not None and live:
             ids = [completion_ids[i] for i in live] if completion_ids is not None else None
             lps = self.mean_logprobs([texts[i] for i in live], ids)
             for i, lp in zip(live, lps):

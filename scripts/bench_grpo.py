@@ -199,7 +199,9 @@ def main(argv=None) -> int:
     else:
         backends = [b.strip() for b in a.backends.split(",") if b.strip()]
     dtypes = [d.strip() for d in a.dtypes.split(",") if d.strip()]
-    bad = [d for d in dtypes if d not in ("auto", "float32", "bfloat16", "float16")]
+    from asru.config import DTYPES
+
+    bad = [d for d in dtypes if d not in DTYPES]
     if bad or not dtypes:
         p.error(f"--dtypes: unknown {bad or a.dtypes!r}; use auto, float32, bfloat16, float16")
     if a.warmup >= a.steps:

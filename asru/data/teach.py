@@ -521,9 +521,9 @@ def add_lora(lm, cfg: TeachConfig):
 
 def cast_language_model(model, dtype: str) -> None:
     """Cast every weight but the vision tower's and projector's to ``dtype`` (those stay float32, trained fully)."""
-    import torch
+    from asru.models import pick_dtype
 
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    torch_dtype = pick_dtype(dtype, "cpu")  # teach.dtype is float32 or bfloat16, never auto
     for name, p in model.named_parameters():
         if not is_vision_param(name):
             p.data = p.data.to(torch_dtype)
