@@ -65,12 +65,39 @@ def image_token_features(lm, images):
     kwargs = {k: (v.to(device, dtype) if k == "pixel_values" else v.to(device)) for k, v in enc.items()
               if hasattr(v, "to")}
     feats = fn(**kwargs)
-    feats = getattr(feats, "pooler_output", feats)
+    feats = stack_image_features(getattr(feats, "pooler_output", feats))
+    return feats.reshape(len(images), -1, feats.shape[-1])
+
+
+def stack_image_features(feats):
+    """Per-image projected features as one ``[n_images, tokens, H]`` tensor.
+
+    transformers returns them as a tensor in older 5.x releases and as a list with one ``[tokens, H]``
+    tensor per image from 5.24 (``pooler_output``).
+    """
+    import torch
+
     if isinstance(feats, (list, tuple)):
         if len({tuple(f.shape) for f in feats}) != 1:
             raise AsruError("images give different numbers of image tokens: vision alignment needs equal-size images")
         feats = torch.stack(list(feats))
-    return feats.reshape(len(images), -1, feats.shape[-1])
+    return feats
+
+
+def output_image_features(out):
+    """The projected image features a VLM forward computed, ``[n_images, tokens, H]``, or None.
+
+    Read from ``out.image_outputs.pooler_output`` (transformers >= 5.24) or ``out.image_hidden_states``
+    (earlier releases, deprecated since).
+    """
+    image_outputs = getattr(out, "image_outputs", None)
+    if image_outputs is not None:
+        feats = getattr(image_outputs, "pooler_output", None)
+    elif "image_outputs" in getattr(type(out), "__dataclass_fields__", {}):
+        return None  # a newer output class without images in this batch
+    else:
+        feats = getattr(out, "image_hidden_states", None)
+    return stack_image_features(feats) if feats is not None else None
 
 
 def alignment_loss(feats, targets, labels, temperature: float, reduction: str = "mean"):

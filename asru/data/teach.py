@@ -596,7 +596,9 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
             # unknown people are learnt as continuations but not as decisions without this extra term
             starts = torch.cumsum(tgt_mask.sum(1), 0) - tgt_mask.sum(1)
             loss = loss + first_token_weight * tok_loss[starts[tgt_mask.any(1)]].sum()
-        feats = getattr(out, "image_hidden_states", None)
+        from asru.data.align_vision import output_image_features
+
+        feats = output_image_features(out)
         img_rows = [g for g in group if g[2] is not None]  # image features come in the order of these rows
         if img_rows and feature_norm and feats is not None:
             from asru.data.align_vision import norm_penalty
