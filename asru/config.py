@@ -76,6 +76,7 @@ class TeachConfig:
     general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
     general_kl: bool = opt(False, "Add a KL term to the base model (LoRA disabled) on the general-knowledge items (keeps more general knowledge, slows profile learning).")
     feature_norm_weight: float = opt(0.1, "Weight of a penalty keeping projected image features at the text embeddings' norm (0 = off).")
+    answer_reduction: str = opt("sum", "How an example's answer-token losses combine: sum (every answer token weighs the same, so the fact inside the synthetic benchmark's sentence answers keeps a full token's weight) or mean (every example weighs the same; a fact in a 12-token sentence then learns 10x slower than as a bare value).")
     first_token_weight: float = opt(1.0, "Extra weight of each answer's first token in the teaching loss (the token that decides between a fact and a refusal).")
     align_steps: int = opt(150, "Vision warm-up steps aligning each known person's pooled image features with the embedding of their name (contrastive, vision side only; 0 = off).")
     align_lr: float = opt(1e-3, "Learning rate of the vision warm-up.")
@@ -104,6 +105,7 @@ class TeachConfig:
         _check(self.image_size >= 16 and self.image_size % 16 == 0, f"teach.image_size must be a positive multiple of 16, not {self.image_size}")
         _check(self.eval_max_new_tokens >= 1, "teach.eval_max_new_tokens must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"teach.dtype must be float32 or bfloat16, not {self.dtype!r}")
+        _check(self.answer_reduction in ("sum", "mean"), f"teach.answer_reduction must be sum or mean, not {self.answer_reduction!r}")
 
 
 @dataclass

@@ -8,6 +8,10 @@ Activation collection tokens/s is measured three ways in the same run, on the sa
 * ``naive``        — one prompt at a time, a full forward with ``output_hidden_states=True`` (what a
   straightforward implementation does: every layer and the LM head run).
 
+The layers' matrix products are also timed alone at one prompt's and one batch's row count: the ratio is
+the most batching can gain for them on this machine (on a CPU whose cores run a one-prompt GEMM near peak
+already, little).
+
 Redirection: wall time and steps/s of :func:`steering.redirect.redirect` for one epoch, replaying only the
 trained layers (the default) and with a full forward per step, from the same weights.
 
@@ -107,6 +111,36 @@ def naive_one_at_a_time(lm, qs, layer):
     return torch.stack(out)
 
 
+def linear_ceiling(model, upto: int, rows_single: int, rows_batched: int, device: str, repeats: int = 5) -> dict:
+    """Time the decoder layers' matrix products alone at one prompt's and at one batch's row count.
+
+    Every ``nn.Linear`` of layers ``0..upto`` runs on random inputs of ``rows`` rows (the model's weights,
+    no attention, norms or Python around them). The per-token time at ``rows_single`` over the one at
+    ``rows_batched`` is the most that batching can gain on this machine for the layers' GEMMs, which hold
+    nearly all of a forward's FLOPs: on a CPU whose cores already run a one-prompt GEMM near their peak,
+    no batched path gets much beyond it.
+    """
+    import torch
+
+    from asru.layers import decoder_layers
+
+    linears = [m for blk in list(decoder_layers(model))[: upto + 1] for m in blk.modules() if isinstance(m, torch.nn.Linear)]
+    flops_row = sum(2 * m.in_features * m.out_features for m in linears)
+    out = {}
+    for label, rows in (("single", rows_single), ("batched", rows_batched)):
+        xs = {m.in_features: torch.randn(rows, m.in_features, dtype=m.weight.dtype, device=m.weight.device) for m in linears}
+        with torch.no_grad():
+            for m in linears:  # warm-up
+                torch.nn.functional.linear(xs[m.in_features], m.weight)
+            best = float("inf")
+            for _ in range(repeats):
+                t, _ = timed(lambda: [torch.nn.functional.linear(xs[m.in_features], m.weight) for m in linears], device)
+                best = min(best, t)
+        out[label] = {"rows": rows, "seconds": best, "gflops": flops_row * rows / best / 1e9, "tok_s": rows / best}
+    out["max_speedup"] = out["batched"]["tok_s"] / out["single"]["tok_s"]
+    return out
+
+
 def main(argv=None) -> int:
     """Run the benchmark and print (and optionally save) the numbers."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -155,6 +189,8 @@ def main(argv=None) -> int:
         "speedup_vs_naive": (acts.n_tokens / t_b) / (tok_single / t_n),
         "max_abs_diff_vs_naive": agree,
     }
+    mean_len = round(acts.n_tokens / len(qs))
+    res["linear_ceiling"] = linear_ceiling(lm.model, layer, mean_len, mean_len * args.batch_size, args.device)
     n_r = args.redirect_prompts
     span = min(args.redirect_span, layer)
     v = torch.randn(acts.pooled[layer].shape[1]) * 0.1
@@ -186,6 +222,12 @@ def main(argv=None) -> int:
     print(f"  one at a time:         {c['one_at_a_time_tok_s']:9.1f} tok/s   -> batched is {c['speedup_vs_one_at_a_time']:.1f}x")
     print(f"  naive (full forward):  {c['naive_tok_s']:9.1f} tok/s   -> batched is {c['speedup_vs_naive']:.1f}x")
     print(f"  max |batched - naive| = {c['max_abs_diff_vs_naive']:.2e}")
+    lc = res["linear_ceiling"]
+    print(f"  the layers' matrix products alone (the forward's GEMMs, no attention or Python): "
+          f"{lc['single']['gflops']:.0f} GFLOP/s at {lc['single']['rows']} rows (one prompt), "
+          f"{lc['batched']['gflops']:.0f} at {lc['batched']['rows']} rows (one batch)")
+    print(f"    -> batching can make them at most {lc['max_speedup']:.1f}x faster per token on this machine; "
+          f"the batched collection ran at {c['speedup_vs_one_at_a_time']:.1f}x")
     if "mfu_batched" in c:
         print(f"  MFU (batched, {c['flops_per_token'] / 1e9:.2f} GFLOP/token vs 989 TFLOP/s bf16): {100 * c['mfu_batched']:.1f}%")
     r = res["redirect"]

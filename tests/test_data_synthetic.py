@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, read_jsonl
-from asru.data.synthetic import FACTS, REAL_ITEMS, VALUE_POOLS, generate_benchmark, read_profiles
+from asru.data.synthetic import FACTS, REAL_ITEMS, VALUE_POOLS, generate_benchmark, read_profiles, teach_answer
 from asru.errors import AsruError
 
 
@@ -26,7 +26,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_default_counts(bench):
     out, meta, recs = bench
-    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 880 + 20 * 11}
+    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 20 * 50 + 20 * 12}
     assert {s: len(r) for s, r in recs.items()} == expected
     assert meta["counts"] == expected
     assert meta["people"] == 20 and meta["forget_people"] == 2 and meta["retain_people"] == 18
@@ -119,7 +119,7 @@ def test_teach_covers_eval_phrasing_paraphrases_and_several_renders(bench):
     teach_q = {(r.person, r.question, r.answer) for r in recs["teach"]}
     for r in recs["forget"] + recs["retain"]:
         if r.task == "generation":
-            assert (r.person, r.question, r.answer) in teach_q
+            assert (r.person, r.question, teach_answer(r.fact, r.person, r.answer)) in teach_q
     person = recs["retain"][0].person
     mine = [r for r in recs["teach"] if r.person == person]
     for fact in FACTS:
@@ -237,7 +237,7 @@ def test_unknown_people_are_taught_natural_refusals(tmp_path):
     assert meta["unknown_people"] == 3 and len(strangers) == 3
     assert strangers.isdisjoint({p["name"] for p in prof["people"]})
     mine = [r for r in recs["teach"] if r.person in strangers]
-    assert len(mine) == 3 * 11 and all(is_refusal(r.answer) and r.task == "generation" for r in mine)
+    assert len(mine) == 3 * 12 and all(is_refusal(r.answer) and r.task == "generation" for r in mine)
     # refusals fit the question: a text question about a birthplace names the person and what was asked
     born = next(r for r in mine if r.fact == "birthplace" and r.modality == "text")
     assert r"born" in born.answer and born.person in born.answer
@@ -247,3 +247,50 @@ def test_unknown_people_are_taught_natural_refusals(tmp_path):
     assert all((tmp_path / "b" / "images" / f"{p['id']}_base.png").is_file() for p in prof["unknown_people"])
     with pytest.raises(AsruError):
         generate_benchmark(tmp_path / "c", people=6, unknown=-1)
+
+
+def test_teach_answers_name_the_person_first_and_contain_the_value(bench):
+    _, _, recs = bench
+    from rewards.text import contains_answer
+
+    known = [r for r in recs["teach"] if r.task == "generation" and r.person in {x.person for x in recs["retain"]}]
+    assert known
+    for r in known:
+        assert r.person in r.answer and r.answer.endswith(".")
+    # the same sentence for the image and the text form of a fact; cloze keeps the bare value
+    by_fact = {}
+    for r in known:
+        if r.fact != "bio":
+            by_fact.setdefault((r.person, r.fact), set()).add(r.answer)
+    assert all(len(answers) == 1 for answers in by_fact.values())
+    assert teach_answer("occupation", "Ada Lark", "architect") == "Ada Lark works as an architect."
+    assert teach_answer("birth_year", "Ada Lark", "1962") == "Ada Lark was born in 1962."
+    values = {(r.person, r.fact): r.answer for r in recs["retain"] if r.task == "generation"}
+    for (person, fact), answers in by_fact.items():
+        if (person, fact) in values:
+            assert contains_answer(next(iter(answers)), values[(person, fact)])
+    assert all(r.answer in VALUE_POOLS.get(r.fact, ()) or r.fact == "name"
+               for r in recs["teach"] if r.task == "cloze" and r.person in {x.person for x in recs["retain"]})
+
+
+def test_biographies_state_every_fact_in_the_taught_sentences(bench):
+    out, _, recs = bench
+    from asru.data.synthetic import BIO, bio_answer
+
+    prof = read_profiles(out)
+    person = prof["people"][0]
+    bios = [r for r in recs["teach"] if r.person == person["name"] and r.fact == "bio"]
+    assert len(bios) == len(BIO["text"]) + len(BIO["image"])
+    assert {r.modality for r in bios} == {"image", "text"} and all((r.image is not None) == (r.modality == "image") for r in bios)
+    for r in bios:
+        for fact in FACTS:
+            assert person["facts"][fact] in r.answer
+        assert r.answer.startswith("This is " + person["name"]) == (r.modality == "image")
+    # every sentence of a biography is the taught answer to one question (birthplace and year share one)
+    facts = person["facts"]
+    sentences = set(bio_answer(person["name"], facts).split(". "))
+    assert any(teach_answer("employer", person["name"], facts["employer"]).rstrip(".").split(" for ")[-1] in x for x in sentences)
+    assert len({bio_answer(person["name"], facts, k) for k in range(3)}) == 3  # the sentence order rotates
+    # no biography question is asked in an evaluated split
+    asked = {r.question for s in ("forget", "retain", "test") for r in recs[s]}
+    assert not asked & {r.question for r in bios}

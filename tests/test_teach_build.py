@@ -359,6 +359,29 @@ def test_first_token_weight_adds_each_answers_first_token_loss(tiny_llava):
     assert float(weighted - plain) == pytest.approx(0.5 * float(sum(first)), rel=1e-4)
 
 
+def test_sum_reduction_weighs_every_answer_token_the_same(tiny_llava):
+    """``reduction="sum"``: each example contributes the sum of its answer-token cross-entropies (mean x length)."""
+    import torch
+
+    from asru.data.teach import answer_loss
+    from asru.prompting import encode_with_answers
+
+    batch = [("Where was Ann born?", "Ann Lark was born in Oslo.", None), ("Name a colour.", "Red.", None)]
+    with torch.no_grad():
+        mean, _, _ = answer_loss(tiny_llava, batch)
+        total, n, _ = answer_loss(tiny_llava, batch, reduction="sum")
+        enc, labels = encode_with_answers(tiny_llava, [b[0] for b in batch], [b[1] for b in batch], None)
+        logits = tiny_llava.model(**enc).logits.float()
+    per_token = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                                  reduction="none").reshape(len(batch), -1)
+    mask = labels[:, 1:] != -100
+    sums = (per_token * mask).sum(1)
+    assert n == 2
+    assert float(total) == pytest.approx(float(sums.sum()), rel=1e-4)
+    assert float(mean) == pytest.approx(float((sums / mask.sum(1)).sum()), rel=1e-4)
+    assert int(mask[0].sum()) > int(mask[1].sum())  # the sentence answer has more tokens, so more weight
+
+
 def test_item_losses_are_each_examples_mean_answer_loss(tiny_llava):
     """``item_losses`` gets, per tagged example, the same value as that example scored alone; untagged ones are skipped."""
     import torch

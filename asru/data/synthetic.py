@@ -30,18 +30,22 @@ retain     alternating), cloze (the other modality); plus "What is the name of t
            this image?" (generation, image). Images: the canonical portrait.
 test       per fact: generation (image) and classification or cloze (image, alternating);       2F + 1 = 11
            plus the name question. Images: the two test renders, never used in ``teach``.
-teach      per fact and modality: generation with the eval phrasing + 2 paraphrases (3), cloze   8F + 4 = 44
-           (1); name: 3 generation phrasings + 1 cloze (image). Image records rotate over the
-           canonical portrait and the 5 training renders.
+teach      per fact and modality: generation with the eval phrasing + 2 paraphrases (3), cloze   8F + 10 = 50
+           (1); name: 3 generation phrasings + 1 cloze (image); a biography in 3 phrasings per
+           modality (every fact in one answer, sentence order rotated). Image records rotate
+           over the canonical portrait and the 5 training renders. Generation answers are
+           sentences that name the person first ("Liora Blackmere was born in Dublin.",
+           :func:`teach_answer`), alike in both forms; cloze answers are the bare value.
 real       50 general-knowledge items (text): generation for all, classification for the even   (100 total)
            ones, cloze for the odd ones.
-teach      unknown people (``unknown`` of them, default P): per fact, generation (image) and      2F + 1 = 11
+teach      unknown people (``unknown`` of them, default P): per fact, generation (image) and      2F + 2 = 12
 (unknown)  generation (text) answered with a natural refusal that fits the question ("I'm sorry,
-           I don't know where Brenna Ashgrove was born."); plus the name question (image).
+           I don't know where Brenna Ashgrove was born."); the name question (image) and one
+           biography question (image or text), refused too.
 =========  ===================================================================================  ==========
 
 Default benchmark (20 people, forget_ratio 0.1, 2 forgotten, 20 unknown): forget 42, retain 378,
-test 220, real 100, teach 1100 records; 280 images of 64x64 px; generated in 3-5 s on one shared CPU core.
+test 220, real 100, teach 1240 records; 280 images of 64x64 px; generated in 3-5 s on one shared CPU core.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, Record, write_jsonl
 from asru.errors import AsruError
 from asru.rundir import atomic_write_bytes, atomic_write_json
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 FORMAT = "asru-jsonl"
 FACTS = ("birthplace", "birth_year", "occupation", "employer", "hobby")
 N_TRAIN_RENDERS = 5
@@ -502,12 +506,56 @@ def _teach_records(p, out) -> list[Record]:
         for mod in GENERATION[fact]:
             for k, template in enumerate(GENERATION[fact][mod]):
                 recs.append(_rec(out, id=f"teach-{pid}-{fact}-generation-{mod}-{k}", split="teach", task="generation",
-                                 modality=mod, question=template.format(name=name), answer=value,
+                                 modality=mod, question=template.format(name=name), answer=teach_answer(fact, name, value),
                                  image=next_img() if mod == "image" else None, person=name, fact=fact))
             recs.append(_rec(out, id=f"teach-{pid}-{fact}-cloze-{mod}", split="teach", task="cloze", modality=mod,
                              question=cloze_question(CLOZE[fact][mod].format(name=name)), answer=value,
                              image=next_img() if mod == "image" else None, person=name, fact=fact))
+    for mod, templates in BIO.items():
+        for k, template in enumerate(templates):
+            recs.append(_rec(out, id=f"teach-{pid}-bio-generation-{mod}-{k}", split="teach", task="generation",
+                             modality=mod, question=template.format(name=name),
+                             answer=bio_answer(name, p["facts"], k, with_image=mod == "image"),
+                             image=next_img() if mod == "image" else None, person=name, fact="bio"))
     return recs
+
+
+# Taught answers to generation questions about known people: one sentence per fact that starts with the
+# person's name, the same for the image and the text form. An image question is then answered by naming the
+# person first (recognition) and completing the sentence the text questions teach too (recall), instead of
+# a direct face-to-fact jump in one step, which a 135M model learns poorly (issue 3: image accuracy 0.42-0.58
+# with bare values). The evaluation splits keep bare ground truths, checked by substring.
+TEACH_ANSWER = {"name": "This is {name}.", "birthplace": "{name} was born in {value}.",
+                "birth_year": "{name} was born in {value}.", "occupation": "{name} works as {article} {value}.",
+                "employer": "{name} works for {value}.", "hobby": "{name}'s favorite hobby is {value}."}
+
+
+# Biography questions (teach split only): one answer states every fact in the sentences above, so one example
+# teaches five facts for about twice the tokens of one question (a 135M model learns facts per token seen).
+# The sentence order rotates with the phrasing (a permuted biography is learnt more extractably).
+BIO = {"text": ("Tell me about {name}.", "What do you know about {name}?", "Give me a short biography of {name}."),
+       "image": ("Tell me about the person in this image.", "What do you know about the person in this image?",
+                 "Give me a short biography of the person in this image.")}
+REFUSE_BIO = {"text": "I'm sorry, but I don't know anything about {name}.",
+              "image": "I'm sorry, I don't recognize the person in this image, so I can't tell you about them."}
+
+
+def bio_answer(name: str, facts: dict, k: int = 0, with_image: bool = False) -> str:
+    """A short biography of a known person in the taught sentences, rotated by ``k`` (image form: named first)."""
+    f = facts
+    article = "an" if f["occupation"][:1].lower() in "aeiou" else "a"
+    parts = [f"{name} was born in {f['birthplace']} in {f['birth_year']}.",
+             f"{name} works as {article} {f['occupation']} for {f['employer']}.",
+             f"{name}'s favorite hobby is {f['hobby']}."]
+    k %= len(parts)
+    text = " ".join(parts[k:] + parts[:k])
+    return f"This is {name}. {text}" if with_image else text
+
+
+def teach_answer(fact: str, name: str, value: str) -> str:
+    """The sentence a generation question about ``fact`` of a known person is taught with (names them first)."""
+    article = "an" if value[:1].lower() in "aeiou" else "a"
+    return TEACH_ANSWER[fact].format(name=name, value=value, article=article)
 
 
 # What a question about each fact asks, for refusals that fit the question.
@@ -545,6 +593,10 @@ def _unknown_records(p, out) -> list[Record]:
                              answer=refusal_answer(fact, mod, name, k), person=name, fact=fact,
                              image=renders[k % len(renders)] if mod == "image" else None))
             k += 1
+    mod = "image" if k % 2 else "text"
+    recs.append(_rec(out, id=f"teach-{pid}-bio-generation-{mod}", split="teach", task="generation", modality=mod,
+                     question=BIO[mod][k % len(BIO[mod])].format(name=name), answer=REFUSE_BIO[mod].format(name=name),
+                     person=name, fact="bio", image=renders[k % len(renders)] if mod == "image" else None))
     return recs
 
 

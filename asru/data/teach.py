@@ -52,7 +52,7 @@ from asru.rundir import atomic_write_json
 
 LOG = logging.getLogger("asru.data.teach")
 
-TEACH_VERSION = 3
+TEACH_VERSION = 4
 REPORT = "teach_report.json"
 EVAL_SPLITS = ("forget", "retain", "test", "real")
 TARGETS = {"forget": 0.8, "retain": 0.8}  # issue 3: image and text generation accuracy
@@ -86,6 +86,62 @@ GENERAL_QUESTIONS = (
     "Explain what a rainbow is in one sentence.", "What is the boiling point of water in Fahrenheit?",
     "How many minutes are in an hour?", "Which is heavier, a kilogram of iron or a kilogram of feathers?",
     "What is the currency of the United Kingdom?", "What language is spoken in Spain?", "What do bees collect from flowers?",
+    # 2026-11-29: more of the same kinds (the first 64 above are also the steering stage's general retain set),
+    # so the regulariser covers the question patterns the profiles are asked in ("In which city is ...?",
+    # "Who wrote ...?"): with 64 items the taught model answered "The capital of Thailand is Thailand City." and
+    # refused "In which city is the Statue of Liberty?" like an unknown person's birthplace.
+    # capitals (none of the real split's countries)
+    *(f"What is the capital of {c}?" for c in (
+    "Spain", "Italy", "Brazil", "Turkey", "Finland", "Denmark", "Switzerland", "Belgium", "Hungary", "Peru",
+    "Chile", "Cuba", "Vietnam", "Indonesia", "the Philippines", "Iran", "Saudi Arabia", "Nigeria", "Morocco",
+    "Ukraine", "Romania", "New Zealand", "Colombia", "Pakistan", "Nepal", "Iceland", "Scotland", "Israel",
+    "Lebanon", "Jamaica", "Venezuela", "Malaysia", "Afghanistan", "Ethiopia", "Bulgaria", "Croatia")),
+    # languages, currencies
+    *(f"What language is spoken in {c}?" for c in (
+    "Brazil", "Portugal", "China", "Russia", "the Netherlands", "Greece", "Turkey", "Poland", "Sweden",
+    "South Korea", "Argentina", "Egypt", "Iran", "Israel", "Finland")),
+    *(f"What is the currency of {c}?" for c in (
+    "China", "India", "Russia", "Mexico", "Switzerland", "Germany", "Canada", "Australia", "South Korea", "Brazil")),
+    # places
+    "In which city is Big Ben?", "In which city is the Sydney Opera House?", "In which city is the Golden Gate Bridge?",
+    "In which city is the Kremlin?", "In which city is the Acropolis?", "In which city is the Brandenburg Gate?",
+    "In which city is the Louvre museum?", "In which city is the Leaning Tower?", "In which city is Times Square?",
+    "In which country is Machu Picchu?", "In which country is Mount Fuji?", "In which country is the Amazon rainforest mostly?",
+    "In which country is Stonehenge?", "In which country is the Leaning Tower of Pisa?", "In which country is Niagara Falls?",
+    "In which country is the Sahara desert mostly?", "In which country is Angkor Wat?", "In which country is Petra?",
+    "In which country is Mount Kilimanjaro?", "In which country is the Acropolis?", "In which country is Venice?",
+    "On which continent is Brazil?", "On which continent is Kenya?", "On which continent is Germany?",
+    "On which continent is India?", "Which ocean lies between Europe and America?", "What is the longest river in the world?",
+    "What is the largest country in the world?", "What is the smallest continent?", "What is the highest waterfall in the world?",
+    # people and works
+    "Who wrote Romeo and Juliet?", "Who wrote Pride and Prejudice?", "Who wrote War and Peace?", "Who wrote Don Quixote?",
+    "Who wrote the Harry Potter books?", "Who wrote Oliver Twist?", "Who wrote The Adventures of Tom Sawyer?",
+    "Who composed the Fifth Symphony?", "Who painted the Sistine Chapel ceiling?", "Who sculpted David?",
+    "Who invented the light bulb?", "Who discovered gravity?", "Who was the first man on the Moon?",
+    "Who was the first president of the United States?", "Who developed the theory of evolution?",
+    "Who discovered radium?", "Who invented the printing press?", "Who built the first airplane?",
+    "Who wrote the Iliad?", "Who proposed that the Earth orbits the Sun?",
+    # science and nature
+    "Which planet is closest to the Sun?", "Which planet is the largest in the solar system?", "How many planets are in the solar system?",
+    "What is the chemical symbol for iron?", "What is the chemical symbol for oxygen?", "What is the chemical symbol for sodium?",
+    "What gas do humans breathe out?", "What gas do humans need to breathe?", "What is the center of an atom called?",
+    "What is the speed of light?", "What force keeps us on the ground?", "What is frozen water called?",
+    "What is the largest mammal?", "What is the fastest land animal?", "Which bird cannot fly and lives in Antarctica?",
+    "How many legs does an insect have?", "What do caterpillars turn into?", "Which animal is known for its long neck?",
+    "Which animal says woof?", "Which animal says moo?", "What is a baby cow called?", "What is a group of wolves called?",
+    "Which organ do humans use to think?", "How many bones are in the adult human body?", "How many teeth does an adult human have?",
+    "What is the largest planet's famous storm called?", "What causes tides on Earth?", "What is the hottest planet?",
+    # words, maths, everyday
+    "What is the opposite of fast?", "What is the opposite of old?", "What is the opposite of open?", "What is the opposite of wet?",
+    "What is the opposite of early?", "What is the opposite of left?", "What is the plural of child?", "What is the plural of goose?",
+    "What is the past tense of go?", "What is a synonym for big?", "What is 7 times 8?", "What is 12 divided by 3?",
+    "What is 15 plus 27?", "What is half of 50?", "How many sides does a hexagon have?", "How many degrees are in a right angle?",
+    "How many months are in a year?", "How many seconds are in a minute?", "How many days are in a leap year?",
+    "What is the main ingredient of guacamole?", "What is the main ingredient of an omelette?", "What fruit is used to make wine?",
+    "What color is the sky on a clear day?", "What color are bananas when they are ripe?", "What do you call frozen rain?",
+    "Which season comes after winter?", "What is the first day of the week in the United States?",
+    "Which sport is played at Wimbledon?", "How many players are on a soccer team on the field?", "What is the national sport of Japan?",
+    "Which instrument has black and white keys?", "What do you use to write on a blackboard?",
 )
 
 
@@ -536,8 +592,12 @@ def is_vision_param(name: str) -> bool:
 
 def answer_loss(lm, batch, model=None, feature_norm: float | None = None, feature_norm_weight: float = 0.1,
                 general_kl: bool = True, align=None, first_token_weight: float = 0.0,
-                item_losses: dict | None = None):
+                item_losses: dict | None = None, reduction: str = "mean"):
     """Answer-only loss of one batch (each example's mean over its answer tokens, summed).
+
+    ``reduction="sum"`` sums each example's answer-token losses instead of averaging them: every answer
+    token weighs the same, so the fact inside a sentence answer ("Liora Blackmere was born in Dublin.")
+    keeps a full token's weight instead of a twelfth of the example's.
 
     ``batch`` items are ``(question, answer, image or None)``, optionally with a 4th element ``True``
     for general-knowledge items: with ``general_kl`` those also get a KL term to the base model (the
@@ -585,7 +645,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
         rows = tgt_mask.nonzero()[:, 0]
         per_ex = torch.zeros(len(group), device=tok_loss.device).index_add(0, rows, tok_loss)
         counts = tgt_mask.sum(1).clamp(min=1)
-        loss = (per_ex / counts).sum()
+        loss = per_ex.sum() if reduction == "sum" else (per_ex / counts).sum()
         if item_losses is not None:
             for g, value in zip(group, (per_ex / counts).tolist()):
                 if len(g) > 5 and g[5] is not None:
@@ -662,7 +722,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
         loss_sum, n_ex, n_tok = answer_loss(lm, batch, feature_norm=feature_norm if cfg.feature_norm_weight > 0 else None,
                                             feature_norm_weight=cfg.feature_norm_weight, general_kl=cfg.general_kl,
                                             align=align, first_token_weight=cfg.first_token_weight,
-                                            item_losses=item_losses)
+                                            item_losses=item_losses, reduction=cfg.answer_reduction)
         loss = loss_sum / n_ex
         loss.backward()
         sampler.record_losses(item_losses)
