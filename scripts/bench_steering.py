@@ -134,7 +134,7 @@ def linear_ceiling(model, upto: int, rows_single: int, rows_batched: int, device
                 torch.nn.functional.linear(xs[m.in_features], m.weight)
             best = float("inf")
             for _ in range(repeats):
-                t, _ = timed(lambda: [torch.nn.functional.linear(xs[m.in_features], m.weight) for m in linears], device)
+                t, _ = timed(lambda xs=xs: [torch.nn.functional.linear(xs[m.in_features], m.weight) for m in linears], device)
                 best = min(best, t)
         out[label] = {"rows": rows, "seconds": best, "gflops": flops_row * rows / best / 1e9, "tok_s": rows / best}
     out["max_speedup"] = out["batched"]["tok_s"] / out["single"]["tok_s"]

@@ -47,9 +47,12 @@ def test_a_few_steps_reduce_the_answer_loss(tiny_llava, toy_data, teach_env):
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     cfg = small_cfg(steps=16, batch_size=8, lr=5e-2, vision_lr=1e-2, lora_r=8, general_ratio=0.0, augment=0.0)
-    sampler = teach_env.ExampleSampler(recs, [], cfg, toy_data)
-    known = [r for r in recs if not r.id.startswith("teach-u")]
-    fixed = [(r.question, r.answer, r.image) for r in known[:6]] + [(r.question, r.answer, r.image) for r in known[-6:]]
+    # twelve records of the known people, image and text, taught and scored (a random 151k-vocabulary model
+    # learns only what it is shown in 16 steps; over all 186 records each would be drawn about once)
+    known = [r for r in recs if not r.id.startswith("teach-u") and r.fact != "bio"]
+    chosen = known[:6] + known[-6:]
+    sampler = teach_env.ExampleSampler(chosen, [], cfg, toy_data)
+    fixed = [(r.question, r.answer, r.image) for r in chosen]
     assert any(f[2] is not None for f in fixed) and any(f[2] is None for f in fixed)
     with torch.no_grad():
         before, n, _ = teach_env.answer_loss(tiny_llava, fixed)

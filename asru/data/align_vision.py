@@ -46,8 +46,6 @@ def name_targets(lm, names: list[str]):
 
 def image_token_features(lm, images):
     """Projected image-token features of ``images`` (PIL), ``[n_images, tokens, H]``, with gradients."""
-    import torch
-
     from asru.layers import unwrap
 
     model = unwrap(lm.model)
