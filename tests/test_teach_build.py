@@ -447,11 +447,19 @@ def test_image_and_text_items_share_one_forward_with_the_same_loss(tiny_llava, t
     assert n == 3 and float(mixed) == pytest.approx(sum(alone), rel=1e-4)
 
 
-def test_bfloat16_language_model_build(tiny_llava_path, toy_data, teach_env, tmp_path):
+def test_bfloat16_language_model_build(tiny_llava_path, toy_data, teach_env, tmp_path, monkeypatch):
     # teach.dtype bfloat16: the language model trains from a bf16 base (LoRA merged into it), the vision side in fp32
     import torch
     from safetensors.torch import load_file
 
+    seen_dtypes = []
+    real_answers = teach_env.cached_base_answers
+
+    def spy(lm, *args, **kwargs):
+        seen_dtypes.append(lm.model.get_input_embeddings().weight.dtype)
+        return real_answers(lm, *args, **kwargs)
+
+    monkeypatch.setattr(teach_env, "cached_base_answers", spy)
     out = tmp_path / "demo"
     teach_env.build_demo_model(toy_data, small_cfg(dtype="bfloat16", align_steps=2, align_batch=4, align_pool=2), out,
                                base_model=str(tiny_llava_path), progress=False)
@@ -465,6 +473,8 @@ def test_bfloat16_language_model_build(tiny_llava_path, toy_data, teach_env, tmp
     assert not torch.equal(base[q].to(torch.bfloat16), weights[q])  # the LoRA update was merged in
     report = json.loads((out / "teach_report.json").read_text())
     assert report["config"]["dtype"] == "bfloat16" and report["train"]["steps"] == 2
+    # the cached base answers come from the float32 base model (the cache key has no dtype)
+    assert seen_dtypes == [torch.float32]
 
 
 def test_teach_dtype_is_validated():

@@ -261,14 +261,16 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     lm = load_model(str(base_path), dtype="float32")
     if not lm.is_vlm:
         raise AsruError(f"{base_path} is not a vision-language model; the demo model needs one")
-    cast_language_model(lm.model, cfg.dtype)
 
     from rewards.text import normalize
 
     real_qs = [r.question for r in data.get("real", []) if r.task == "generation"]
     held_out = {normalize(r.question) for r in data.get("real", [])}
     general_qs = [q for q in GENERAL_QUESTIONS if normalize(q) not in held_out]  # never teach an evaluated question
+    # the base model's answers come from the float32 weights whatever teach.dtype is: they are cached by model and
+    # questions only, and they are the reference for what the base model knew
     base_answers = cached_base_answers(lm, base_path, general_qs + real_qs, cfg.eval_max_new_tokens)
+    cast_language_model(lm.model, cfg.dtype)
     general = [(q, _trim_answer(base_answers[q])) for q in general_qs if _trim_answer(base_answers[q])]
     base_acc = None
     if real_qs:
