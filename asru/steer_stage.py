@@ -82,6 +82,104 @@ def unseen_names(n: int, taken: set[str], seed: int) -> list[str]:
     return out
 
 
+def unseen_portraits(all_records, n: int, image_dir: Path, tag: str, seed: int = 0, image_size: int = 64) -> list[str]:
+    """Render ``n`` portraits of person styles that are not in the benchmark into ``image_dir/<tag>NNN.png``."""
+    from asru.data.portraits import derive_seed, make_styles, render_portrait
+
+    taken = [s for s in _benchmark_styles(all_records) if s]
+    styles = [s for s in make_styles(n + len(taken), derive_seed(f"steer-{tag}", seed)) if s not in taken][:n]
+    image_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, style in enumerate(styles):
+        path = image_dir / f"{tag}{k:03d}.png"
+        render_portrait(style, derive_seed(f"steer-{tag}-render", seed, k), image_size, jitter=True).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def counterpart_questions(records, all_records, image_dir: Path, seed: int = 0, image_size: int = 64):
+    """Each forget record's question asked about an unseen person; ``(questions, images, swaps)``.
+
+    Image questions get a newly rendered portrait of a person style not in the benchmark; text questions
+    an invented name in place of the person's (``swaps[i] = (invented, real)`` to put back in the answer).
+    A question that shows no image and names nobody has no counterpart (``None``).
+    """
+    from asru.data.portraits import derive_seed
+
+    n_img = sum(1 for r in records if r.image is not None)
+    portraits = iter(unseen_portraits(all_records, n_img, image_dir, "counterpart", seed, image_size) if n_img else [])
+    names = iter(unseen_names(len(records), {r.person for r in all_records if r.person}, derive_seed("steer-counterpart-names", seed)))
+    questions, images, swaps = [], [], []
+    for r in records:
+        if r.image is not None:
+            questions.append(r.question)
+            images.append(next(portraits))
+            swaps.append(None)
+        elif r.person and r.person in r.question:
+            name = next(names)
+            questions.append(r.question.replace(r.person, name))
+            images.append(None)
+            swaps.append((name, r.person))
+        else:
+            questions.append(None)
+            images.append(None)
+            swaps.append(None)
+    return questions, images, swaps
+
+
+def pair_refusals(records, answers, swaps) -> tuple[list[str], int]:
+    """One natural refusal per record from its counterpart's answer (``None`` = not asked).
+
+    The invented name is swapped back for the real one. A record whose counterpart was not refused (a
+    cloze or multiple-choice counterpart gets answered) takes the refusal of a record about the same
+    person and fact in the same modality, else the same fact, else the same modality, else any (with its
+    person's name replaced by the record's). Returns ``(refusals, own)``, ``own[i]`` = record ``i`` kept its own counterpart's refusal.
+    """
+    from rewards.text import is_refusal
+
+    own = [(a.replace(*sw) if sw else a) if a is not None and is_refusal(a) else None for a, sw in zip(answers, swaps)]
+    if all(a is None for a in own):
+        raise AsruError("the original model refused none of the forget questions asked about unseen people, so there "
+                        "is no natural refusal to pair the forget prompts with: use steer.redirect_answers steered")
+    keys = (lambda r: (r.person, r.fact, r.image is not None), lambda r: (r.fact, r.image is not None),
+            lambda r: r.image is not None, lambda r: 0)
+    pools = [{} for _ in keys]
+    for r, a in zip(records, own):
+        if a is not None:
+            for pool, key in zip(pools, keys):
+                pool.setdefault(key(r), []).append((a, r.person))
+    out = []
+    for k, (r, a) in enumerate(zip(records, own)):
+        if a is None:
+            cands = next(pool[key(r)] for pool, key in zip(pools, keys) if pool.get(key(r)))
+            a, person = cands[k % len(cands)]
+            if person and r.person and person != r.person:  # another forgotten person's refusal: name this one
+                a = a.replace(person, r.person)
+        out.append(a)
+    return out, [a is not None for a in own]
+
+
+def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int = 0, max_new_tokens: int = 32,
+                         image_size: int = 64) -> tuple[list[str], int]:
+    """A natural refusal for each forget record: ``lm``'s answer to the same question about an unseen person.
+
+    ``lm`` is the original model, which refuses people it does not know ("I'm not familiar with <name>,
+    so I don't know..." with the forgotten name put back). See :func:`counterpart_questions` and
+    :func:`pair_refusals`; returns ``(refusals, own)``.
+    """
+    from asru.prompting import generate
+
+    questions, images, swaps = counterpart_questions(records, all_records, image_dir, seed, image_size)
+    asked = [i for i, q in enumerate(questions) if q is not None]
+    answers: list[str | None] = [None] * len(records)
+    if asked:
+        got = generate(lm, [questions[i] for i in asked], [images[i] for i in asked], max_new_tokens=max_new_tokens,
+                       batch_size=16, desc="counterpart refusals")
+        for i, a in zip(asked, got):
+            answers[i] = a
+    return pair_refusals(records, answers, swaps)
+
+
 def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, text_suffix: str, image_dir: Path,
                           seed: int = 0, image_size: int = 64):
     """Questions about unseen people: the forget set's own phrasings interleaved with privacy questions.
@@ -91,7 +189,7 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     Returns ``(questions, images)``. Image questions get newly rendered portraits (styles not in the benchmark) saved under
     ``image_dir``; text questions get invented names in place of the forgotten person's name.
     """
-    from asru.data.portraits import derive_seed, make_styles, render_portrait
+    from asru.data.portraits import derive_seed
     from rewards.text import is_refusal
 
     image_tpls = sorted({r.question for r in forget if r.modality == "image"}) if lm.is_vlm else []
@@ -112,14 +210,9 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
             questions.append(r.question)
             images.append(r.image)
     if n_img:
-        taken = [s for s in _benchmark_styles(all_records) if s]
-        styles = [s for s in make_styles(n_img + len(taken), derive_seed("steer-unseen", seed)) if s not in taken][:n_img]
-        image_dir.mkdir(parents=True, exist_ok=True)
-        for k, style in enumerate(styles):
-            path = image_dir / f"unseen{k:03d}.png"
-            render_portrait(style, derive_seed("steer-unseen-render", seed, k), image_size, jitter=True).save(path)
+        for k, path in enumerate(unseen_portraits(all_records, n_img, image_dir, "unseen", seed, image_size)):
             questions.append(image_tpls[k % len(image_tpls)] + image_suffix)
-            images.append(str(path))
+            images.append(path)
     if n_txt:
         taken_names = {r.person for r in all_records if r.person}
         names = unseen_names(n_txt, taken_names, derive_seed("steer-names", seed))
@@ -349,9 +442,17 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     if sc.mode == "redirect":
         red_q, red_im = r_q + gen_q, r_im + [None] * len(gen_q)
         f_ans = r_ans = None
-        if sc.redirect_position == "answer":
+        shift_answers = sc.redirect_answers == "steered"
+        if sc.redirect_position == "answer" and shift_answers:
             with add_steering_layers(gen.model, layers, dirs, sc.coeff):
                 f_ans = generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
+        elif sc.redirect_position == "answer":
+            f_ans, f_own = counterpart_refusals(gen_orig, f_recs, all_records, out_dir / "unseen", seed=seed,
+                                               max_new_tokens=sc.max_new_tokens)
+            LOG.info("redirection: %d of %d forget prompts paired with the refusal of their own counterpart", sum(f_own), len(f_recs))
+            atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
+                                                                   for q, im, a, o in zip(f_q, f_im, f_ans, f_own)])
+        if sc.redirect_position == "answer":
             # general questions keep the model's own answers; retain questions their ground truth
             gen_ans = generate(gen, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
             r_ans = [r.answer for r in r_recs] + gen_ans
@@ -366,7 +467,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                                 batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
                                 position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
                                 params=sc.redirect_params, span=span, base_states=bases.get(lay),
-                                decision_weight=sc.redirect_decision_weight, seed=seed))
+                                decision_weight=sc.redirect_decision_weight, shift_answers=shift_answers, seed=seed))
         copy_weights(gen, lm)
         after = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":

@@ -167,7 +167,7 @@ class _SpanReplay:
         return h
 
 
-def _prepare(lm, questions, images, batch_size, position, kind, answers=None):
+def _prepare(lm, questions, images, batch_size, position, kind, answers=None, shift_answers=True):
 
     n = len(questions)
     images = list(images) if images is not None else [None] * n
@@ -181,6 +181,10 @@ def _prepare(lm, questions, images, batch_size, position, kind, answers=None):
             if kind == "forget":
                 batch["w"] = w * _generation_positions(lm, labels, qs, ims)
                 batch["decision"] = _decision_positions(labels)
+                if not shift_answers:  # the answer's tokens keep their own states; only the prompt's move
+                    is_answer = (labels != -100).float()
+                    batch["keep"] = batch["w"] * is_answer
+                    batch["w"] = batch["w"] * (1.0 - is_answer)
             batches.append(batch)
             continue
         enc = encode_prompts(lm, qs, ims)
@@ -308,17 +312,22 @@ def _evaluate(tap, batches, target_shift):
     """Mean forget distance to the target (and to frozen) and mean retain MSE over the batches."""
     import torch
 
-    f_dist, f_n, r_mse, r_n = 0.0, 0, 0.0, 0
+    f_dist, f_n, r_mse, r_n, k_mse = 0.0, 0, 0.0, 0, None
     with torch.no_grad():
         for b in batches:
             h = tap.run(b)
             if b["kind"] == "forget":
                 f_dist += float(_forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])) * b["n"]
                 f_n += b["n"]
+                if "keep" in b:
+                    k_mse = (k_mse or 0.0) + float(_token_mse(h, b["own"], b["keep"])) * b["n"]
             else:
                 r_mse += float(_token_mse(h, b["frozen"], b["w"])) * b["n"]
                 r_n += b["n"]
-    return {"forget_mse_to_target": f_dist / max(f_n, 1), "retain_mse": r_mse / max(r_n, 1)}
+    out = {"forget_mse_to_target": f_dist / max(f_n, 1), "retain_mse": r_mse / max(r_n, 1)}
+    if k_mse is not None:
+        out["forget_answer_mse"] = k_mse / max(f_n, 1)
+    return out
 
 
 def redirect(
@@ -343,6 +352,7 @@ def redirect(
     span: int = 0,
     base_states: Sequence | None = None,
     decision_weight: float = 0.0,
+    shift_answers: bool = True,
     replay: bool = True,
     seed: int = 0,
     progress: bool = False,
@@ -361,6 +371,12 @@ def redirect(
     ``decision_weight`` (position ``answer``): the forget loss also adds, with this weight, the MSE at each
     prompt's last token alone. That token's state picks the answer's first word (a refusal or a fact) but
     is one of ~30 moved tokens in the per-token mean.
+
+    ``shift_answers=False`` (position ``answer``): only the question and post-instruction tokens of the
+    forget prompts move; the answer's tokens keep the states they had before training (retain-style MSE,
+    weight ``alpha``). Pair it with natural refusals as ``forget_answers``: the shifted prompt makes the
+    model start refusing and the refusal then reads on as the model itself would write it, where moving
+    every answer token too reproduces whatever a constant shift does to generation (loops at large c).
 
     ``replay=False`` runs every training step as a full forward up to ``layer`` instead of replaying the
     trained layers from their recorded input (same result, slower; for benchmarks and checks).
@@ -399,9 +415,13 @@ def redirect(
     target_shift = coeff * v
     first = max(0, layer - span)
     with_answers = position == "answer"
-    forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget", forget_answers if with_answers else None)
+    forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget", forget_answers if with_answers else None,
+                      shift_answers=shift_answers)
     retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain", retain_answers if with_answers else None)
     tap = _record_span(model, first, layer, forget + retain, replay)
+    for b in forget:
+        if "keep" in b:
+            b["own"] = b["frozen"]  # base_states may replace the shifted tokens' base; kept tokens stay as they are
     if base_states is not None:
         if len(base_states) != len(forget) or any(tuple(t.shape) != tuple(b["frozen"].shape) for t, b in zip(base_states, forget)):
             raise AsruError("redirection: base_states do not match the forget batches; compute them with forget_base_states "
@@ -438,6 +458,8 @@ def redirect(
                         loss = _forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])
                         if decision_weight and "decision" in b:
                             loss = loss + decision_weight * _token_mse(h, b["frozen"].float() + target_shift, b["decision"])
+                        if "keep" in b:
+                            loss = loss + alpha * _token_mse(h, b["own"], b["keep"])
                     else:
                         loss = alpha * _token_mse(h, b["frozen"], b["w"])
                     opt.zero_grad(set_to_none=True)

@@ -162,6 +162,43 @@ def test_redirect_answer_positions_whole_mlp(tiny_llama):
     assert all(torch.equal(params[n], p) for n, p in untouched.items())
 
 
+def test_unshifted_answers_split_the_forget_mask(tiny_llama):
+    """shift_answers=False: the question and template tokens move, the answer's tokens are kept instead."""
+    from steering.redirect import _prepare
+
+    both = _prepare(tiny_llama, FORGET[:1], None, 1, "answer", "forget", ANSWERS[:1])[0]
+    split = _prepare(tiny_llama, FORGET[:1], None, 1, "answer", "forget", ANSWERS[:1], shift_answers=False)[0]
+    assert torch.equal(split["w"] + split["keep"], both["w"])  # the same tokens, divided between the two
+    ids = split["enc"]["input_ids"][0]
+    assert tiny_llama.tokenizer.decode(ids[split["keep"][0] > 0]).startswith("Dublin")
+    moved = tiny_llama.tokenizer.decode(ids[split["w"][0] > 0])
+    assert moved.startswith(FORGET[0]) and "Dublin" not in moved
+    assert split["w"][0][split["decision"][0] > 0] == 1  # the last prompt token still moves
+
+
+def test_redirect_prompt_only_keeps_the_answer_tokens(tiny_llama):
+    """Prompt tokens reach frozen + c*v while the paired answer's tokens stay near their own states."""
+    from steering.redirect import _prepare
+
+    v = random_direction(tiny_llama, seed=5, scale=0.5)
+    batches = _prepare(tiny_llama, FORGET, None, 2, "answer", "forget", ANSWERS, shift_answers=False)
+    before = _tap_states(tiny_llama, batches, 2)
+    log = redirect(tiny_llama, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.05, batch_size=2, epochs=10, position="answer",
+                   forget_answers=ANSWERS, retain_answers=ANSWERS, params="mlp", shift_answers=False)
+    after = _tap_states(tiny_llama, batches, 2)
+
+    def dist(mask, shift):
+        return sum(float((((h0 + shift) - h1) ** 2 * b[mask].unsqueeze(-1)).sum()) for h0, h1, b in zip(before, after, batches))
+
+    moved_to_target, moved_from_start = dist("w", 3.0 * v), dist("w", 0.0 * v)
+    assert moved_to_target < 0.3 * moved_from_start  # the prompt tokens went most of the way
+    kept_moved = dist("keep", 0.0 * v)
+    kept_if_shifted = sum(float(((3.0 * v) ** 2 * b["keep"].unsqueeze(-1)).sum()) for b in batches)
+    assert kept_moved < 0.1 * kept_if_shifted  # the answer tokens did not follow
+    assert log.after["forget_answer_mse"] < 0.1 * float((3.0 * v).pow(2).mean())
+    assert log.before["forget_answer_mse"] == pytest.approx(0.0, abs=1e-10)
+
+
 def test_redirect_answer_and_params_errors(tiny_llama):
     v = random_direction(tiny_llama)
     with pytest.raises(AsruError, match="needs the forget and retain answers"):

@@ -179,6 +179,62 @@ def test_stage_errors(tiny_llama_path, bench, tmp_path):
         run_steer_stage(_cfg(layer=12), str(tiny_llama_path), bench, tmp_path / "c")
 
 
+def test_stage_pairs_forget_prompts_with_counterpart_refusals(tiny_llama_path, bench, tmp_path, everything_refuses):
+    """redirect_answers=refusal: each forget prompt trained with its counterpart's answer, answer tokens kept."""
+    from asru.steer_stage import run_steer_stage
+
+    run_steer_stage(_cfg(layer=2, redirect_position="answer", redirect_answers="refusal"), str(tiny_llama_path), bench,
+                    tmp_path / "steer")
+    pairs = json.loads((tmp_path / "steer" / "redirect_answers.json").read_text())
+    forget_qs = {r.question for r in bench["forget"] if r.modality == "text"}  # a text-only model
+    assert len(pairs) == len(forget_qs) and {p["question"] for p in pairs} == forget_qs
+    assert all(p["answer"] for p in pairs) and all(p["own_counterpart"] for p in pairs)  # everything "refuses" here
+    red = json.loads((tmp_path / "steer" / "steer_report.json").read_text())["redirect"]
+    assert red["before"]["forget_answer_mse"] == pytest.approx(0.0, abs=1e-10)
+    assert red["after"]["forget_mse_to_target"] < red["before"]["forget_mse_to_target"]
+
+
+def test_counterpart_questions_and_pairing(bench, tmp_path):
+    """Counterparts ask about unseen people; their refusals come back with the real name, gaps filled by modality."""
+    from PIL import Image
+
+    from asru.data.schema import Record
+    from asru.steer_stage import counterpart_questions, pair_refusals
+
+    everyone = [r for recs in bench.values() for r in recs]
+    recs = [r for r in bench["forget"] if r.task == "generation"]
+    img = next(r for r in recs if r.image)
+    txt = [r for r in recs if r.image is None and r.person in r.question][:2]
+    recs = [img, *txt]
+    qs, ims, swaps = counterpart_questions(recs, everyone, tmp_path / "u", seed=0)
+    assert qs[0] == img.question and ims[0] != img.image and Image.open(ims[0]).size == (64, 64) and swaps[0] is None
+    names = {r.person for r in everyone if r.person}
+    for q, im, sw, r in zip(qs[1:], ims[1:], swaps[1:], txt):
+        assert im is None and sw[1] == r.person and sw[0] not in names and q == r.question.replace(r.person, sw[0])
+    answers = [
+        "I'm sorry, I don't recognize the person in this image.",
+        f"I'm not familiar with {swaps[1][0]}, so I don't know.",
+        f"{swaps[2][0]} was born in Paris.",  # not a refusal: takes the other text refusal
+    ]
+    out, own = pair_refusals(recs, answers, swaps)
+    assert own == [True, True, False]
+    assert out == [answers[0], f"I'm not familiar with {txt[0].person}, so I don't know.",
+                   f"I'm not familiar with {txt[0].person}, so I don't know."]
+    # an unrefused record takes a refusal about the same fact before any other of its modality
+    cloze = next(r for r in bench["forget"] if r.task == "cloze" and r.image is None and r.fact == txt[0].fact)
+    recs4, swaps4 = [img, txt[0], txt[1], cloze], [*swaps, None]
+    answers4 = [answers[0], answers[1], f"I'm sorry, I don't know {swaps[2][0]}.", "Paris"]
+    out4, own4 = pair_refusals(recs4, answers4, swaps4)
+    assert sum(own4) == 3 and out4[3] == out4[1] != out4[2]
+    # a refusal borrowed from another person's record names this record's person
+    other = Record(**{**txt[1].__dict__, "id": "other", "person": "Zed Quill",
+                      "question": txt[1].question.replace(txt[1].person, "Zed Quill")})
+    out5, _ = pair_refusals([txt[1], other], [f"I'm sorry, I don't know {swaps[2][0]}.", None], [swaps[2], None])
+    assert out5 == [f"I'm sorry, I don't know {txt[1].person}.", "I'm sorry, I don't know Zed Quill."]
+    with pytest.raises(AsruError, match="refused none"):
+        pair_refusals(recs, ["Paris.", "Paris.", None], swaps)
+
+
 def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, bench, tmp_path):
     from asru.models import load_model
     from asru.steer_stage import build_refusal_prompts
