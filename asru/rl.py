@@ -94,20 +94,27 @@ def stage_inputs(cfg, model_path: str, reference_path: str | None, ids: list[str
             "dtype": rl_dtype(cfg)}
 
 
-def last_checkpoint(ckpt_dir: Path, inputs: dict) -> str | None:
-    """The last trainer checkpoint written for the same inputs, else None (stale checkpoints are removed)."""
+def last_checkpoint(ckpt_dir: Path, inputs: dict, max_steps: int = -1) -> str | None:
+    """The last trainer checkpoint written for the same inputs, else None (stale checkpoints are removed).
+
+    A longer ``max_steps`` than before continues from the last checkpoint; a checkpoint already past
+    ``max_steps`` (a shorter run asked for) cannot give the shorter run's weights: start afresh.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
     if not ckpt_dir.is_dir():
         return None
     marker = ckpt_dir / "rl_inputs.json"
     same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(inputs, default=str))
-    if not same:
-        if any(ckpt_dir.glob("checkpoint-*")):
-            LOG.warning("rl: checkpoints in %s come from other inputs; starting afresh", ckpt_dir)
-        shutil.rmtree(ckpt_dir)
-        return None
-    return get_last_checkpoint(str(ckpt_dir))
+    last = get_last_checkpoint(str(ckpt_dir)) if same else None
+    step = int(Path(last).name.rsplit("-", 1)[1]) if last else 0
+    if same and not (max_steps > 0 and step > max_steps):
+        return last
+    if any(ckpt_dir.glob("checkpoint-*")):
+        why = "come from other inputs" if not same else f"reach step {step}, past rl.max_steps {max_steps}"
+        LOG.warning("rl: checkpoints in %s %s; starting afresh", ckpt_dir, why)
+    shutil.rmtree(ckpt_dir)
+    return None
 
 
 def save_merged(model, processor, model_path: str, out: Path) -> Path:
@@ -157,7 +164,7 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
     ckpt_dir = out_dir / "checkpoints"
     inputs = stage_inputs(cfg, model_path, reference_path, dataset["id"])
     with main_process_first():  # the main process removes stale checkpoints and writes the marker, then the others look
-        resume = last_checkpoint(ckpt_dir, inputs)
+        resume = last_checkpoint(ckpt_dir, inputs, rl.max_steps)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if is_main_process():
             atomic_write_json(ckpt_dir / "rl_inputs.json", json.loads(json.dumps(inputs, default=str)))

@@ -56,6 +56,10 @@ def test_resume_continues_from_the_last_checkpoint(tiny_qwen3_vl_path, red_image
     summary = json.loads((out_dir / "rl_summary.json").read_text())
     assert summary["resumed_from"] == "checkpoint-2" and summary["global_step"] == 4
     assert [h["step"] for h in summary["log_history"] if "reward" in h] == [1, 2, 3, 4]
+    # a shorter run than the checkpoints reach: the step-4 weights are not the 3-step run's, start afresh
+    run_rl_stage(rl_config(tmp_path, max_steps=3, save_steps=2), str(tiny_qwen3_vl_path), data, out_dir, None)
+    summary = json.loads((out_dir / "rl_summary.json").read_text())
+    assert summary["resumed_from"] is None and summary["global_step"] == 3
     # other training inputs (a new learning rate): the old checkpoints are not resumed
     run_rl_stage(rl_config(tmp_path, max_steps=1, lr=1e-3), str(tiny_qwen3_vl_path), data, out_dir, None)
     summary = json.loads((out_dir / "rl_summary.json").read_text())
