@@ -55,6 +55,23 @@ def eval_code_fingerprint() -> str:
     return fingerprint(*[hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
 
 
+def weights_digest(model_path: str) -> str:
+    """SHA-256 of a local checkpoint's ``*.safetensors`` files ("" for a hub id or a folder without them).
+
+    Part of the evaluation cache key: a stage fingerprint names the inputs, the digest the weights
+    actually written, so a re-run that wrote other weights under the same fingerprint is not served
+    the old scores.
+    """
+    files = sorted(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+    return h.hexdigest() if files else ""
+
+
 def default_data_dir(data: DataConfig) -> Path:
     """Cache location of the built-in synthetic benchmark for these generator settings."""
     from asru.models import cache_dir
@@ -327,10 +344,11 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     if "eval" in stages:
         eval_fp = fingerprint(asdict(cfg.eval), asdict(cfg.model), data_fp, eval_code_fingerprint())
         t = time.time()
-        metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=fingerprint(_model_fingerprint(vanilla), eval_fp))
+        metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=fingerprint(_model_fingerprint(vanilla), weights_digest(vanilla), eval_fp))
         metrics["stages"] = {}
         for name, path in stage_models.items():
-            metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=fingerprint(_model_fingerprint(path), eval_fp))
+            key = fingerprint(_model_fingerprint(path), weights_digest(path), eval_fp)
+            metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=key)
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
         from asru.eval.targets import check_targets

@@ -54,6 +54,28 @@ def test_pipeline_baseline_eval_export_and_resume(tmp_path, tiny_llava_path, tin
         assert json.loads((run2 / "eval" / name / "eval.json").read_text())["metrics"] == json.loads((run / "eval" / name / "eval.json").read_text())["metrics"]
 
 
+def test_weights_digest_follows_the_weights(tmp_path, tiny_llama_path):
+    """The evaluation cache key's weight digest: same bytes, same digest; one changed tensor, another."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from asru.pipeline import weights_digest
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(tiny_llama_path, a)
+    shutil.copytree(tiny_llama_path, b)
+    assert weights_digest(str(a)) == weights_digest(str(b)) != ""
+    f = next(b.glob("*.safetensors"))
+    tensors = load_file(f)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + torch.ones_like(tensors[name])
+    save_file(tensors, f, metadata={"format": "pt"})
+    assert weights_digest(str(a)) != weights_digest(str(b))
+    assert weights_digest("some-org/some-model") == "" and weights_digest(str(tmp_path)) == ""
+
+
 def test_eval_cache_key_follows_the_scoring_code(tmp_path, monkeypatch):
     """Editing a metric's source changes the evaluation cache key (stale scores are not reused)."""
     import shutil
