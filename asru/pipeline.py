@@ -344,11 +344,14 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     if "eval" in stages:
         eval_fp = fingerprint(asdict(cfg.eval), asdict(cfg.model), data_fp, eval_code_fingerprint())
         t = time.time()
-        metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=fingerprint(_model_fingerprint(vanilla), weights_digest(vanilla), eval_fp))
+
+        def eval_key(path: str) -> str:  # the model's inputs and its weights, the data and the scoring
+            return fingerprint(_model_fingerprint(path), weights_digest(path), eval_fp)
+
+        metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=eval_key(vanilla))
         metrics["stages"] = {}
         for name, path in stage_models.items():
-            key = fingerprint(_model_fingerprint(path), weights_digest(path), eval_fp)
-            metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=key)
+            metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=eval_key(path))
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
         from asru.eval.targets import check_targets

@@ -127,13 +127,13 @@ def counterpart_questions(records, all_records, image_dir: Path, seed: int = 0, 
     return questions, images, swaps
 
 
-def pair_refusals(records, answers, swaps) -> tuple[list[str], int]:
+def pair_refusals(records, answers, swaps) -> tuple[list[str], list[bool]]:
     """One natural refusal per record from its counterpart's answer (``None`` = not asked).
 
     The invented name is swapped back for the real one. A record whose counterpart was not refused (a
     cloze or multiple-choice counterpart gets answered) takes the refusal of a record about the same
-    person and fact in the same modality, else the same fact, else the same modality, else any (with its
-    person's name replaced by the record's). Returns ``(refusals, own)``, ``own[i]`` = record ``i`` kept its own counterpart's refusal.
+    person and fact in the same modality, else the same fact in that modality, else the same modality, else
+    any (with its person's name replaced by the record's). Returns ``(refusals, own)``, ``own[i]`` = record ``i`` kept its own counterpart's refusal.
     """
     from rewards.text import is_refusal
 
@@ -160,7 +160,7 @@ def pair_refusals(records, answers, swaps) -> tuple[list[str], int]:
 
 
 def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int = 0, max_new_tokens: int = 32,
-                         image_size: int = 64) -> tuple[list[str], int]:
+                         image_size: int = 64) -> tuple[list[str], list[bool]]:
     """A natural refusal for each forget record: ``lm``'s answer to the same question about an unseen person.
 
     ``lm`` is the original model, which refuses people it does not know ("I'm not familiar with <name>,
@@ -443,16 +443,16 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         red_q, red_im = r_q + gen_q, r_im + [None] * len(gen_q)
         f_ans = r_ans = None
         shift_answers = sc.redirect_answers == "steered"
-        if sc.redirect_position == "answer" and shift_answers:
-            with add_steering_layers(gen.model, layers, dirs, sc.coeff):
-                f_ans = generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
-        elif sc.redirect_position == "answer":
-            f_ans, f_own = counterpart_refusals(gen_orig, f_recs, all_records, out_dir / "unseen", seed=seed,
-                                               max_new_tokens=sc.max_new_tokens)
-            LOG.info("redirection: %d of %d forget prompts paired with the refusal of their own counterpart", sum(f_own), len(f_recs))
-            atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
-                                                                   for q, im, a, o in zip(f_q, f_im, f_ans, f_own)])
         if sc.redirect_position == "answer":
+            if shift_answers:
+                with add_steering_layers(gen.model, layers, dirs, sc.coeff):
+                    f_ans = generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
+            else:
+                f_ans, f_own = counterpart_refusals(gen_orig, f_recs, all_records, out_dir / "unseen", seed=seed,
+                                                   max_new_tokens=sc.max_new_tokens)
+                LOG.info("redirection: %d of %d forget prompts paired with the refusal of their own counterpart", sum(f_own), len(f_recs))
+                atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
+                                                                       for q, im, a, o in zip(f_q, f_im, f_ans, f_own)])
             # general questions keep the model's own answers; retain questions their ground truth
             gen_ans = generate(gen, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
             r_ans = [r.answer for r in r_recs] + gen_ans
