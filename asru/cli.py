@@ -73,7 +73,7 @@ def add_config_options(parser: argparse.ArgumentParser, sections: list[str] | No
 
 def preset_for(model_name: str | None) -> str | None:
     """The shipped preset used when no ``--config`` is given: default.yaml for the offline models,
-    qwen3-vl.yaml for Qwen3-VL-2B; None (the dataclass defaults = the reference's values) otherwise."""
+    qwen3-vl/base.yaml for Qwen3-VL-2B; None (the dataclass defaults = the reference's values) otherwise."""
     from pathlib import Path
 
     configs = Path(__file__).resolve().parents[1] / "configs"
@@ -81,7 +81,7 @@ def preset_for(model_name: str | None) -> str | None:
     if name in ("demo", "smollm2"):
         f = configs / "default.yaml"
     elif name in ("qwen3-vl", "Qwen/Qwen3-VL-2B-Instruct"):
-        f = configs / "qwen3-vl.yaml"
+        f = configs / "qwen3-vl" / "base.yaml"
     else:
         return None
     return str(f) if f.is_file() else None

@@ -3,7 +3,7 @@
 Every field carries its help text in ``metadata["help"]`` (the CLI's ``--help`` shows it). Cross-field
 checks live in ``__post_init__`` and raise :class:`asru.errors.AsruError`. A YAML file has one mapping per
 stage (``model:``, ``data:``, ``teach:``, ``steer:``, ``rl:``, ``eval:``, ``export:``) plus top-level run
-fields; unknown keys are errors.
+fields, and optionally ``inherits: parent.yaml`` (see :func:`load_yaml`); unknown keys are errors.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class SteerConfig:
 class RLConfig:
     """GRPO refinement of the refusal boundary (REFERENCE.md section 1 step 3, section 6).
 
-    The defaults are the reference's values for Qwen3-VL (configs/qwen3-vl.yaml); configs/default.yaml
+    The defaults are the reference's values for Qwen3-VL (configs/qwen3-vl/base.yaml); configs/default.yaml
     shrinks them for the offline demo model on a CPU.
     """
 
@@ -441,11 +441,41 @@ def build_config(values: dict | None = None) -> RunConfig:
     return RunConfig(**top_kwargs)
 
 
+INHERITS_KEY = "inherits"  # a config file's parent file, resolved relative to the file itself
+
+
 def load_yaml(path: str | Path) -> dict:
-    """Read a config YAML file into a dict; a missing or malformed file is a one-line error."""
+    """Read a config YAML file into a dict; a missing or malformed file is a one-line error.
+
+    A top-level ``inherits: other.yaml`` (relative to the file) loads that file first, recursively, and
+    merges this file's values over it with :func:`merge`; a missing parent or a cycle is a one-line error.
+    """
+    return _load_inheriting(Path(path), ())
+
+
+def _load_inheriting(path: Path, children: tuple[Path, ...]) -> dict:
+    """``path``'s values merged over those of the file it inherits from; ``children`` = the files that led here."""
+    key = path.resolve()
+    if key in children:
+        chain = " -> ".join(str(p) for p in (*children, key))
+        raise AsruError(f"config files inherit from each other in a cycle ({chain}): remove one of the inherits keys")
+    data = _read_yaml(path)
+    parent = data.pop(INHERITS_KEY, None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent.strip():
+        raise AsruError(f"config file {path}: {INHERITS_KEY} must name a YAML file (relative to {path.parent}), not {parent!r}")
+    parent_path = path.parent / parent
+    if not parent_path.is_file():
+        raise AsruError(f"config file {path} inherits from {parent_path}, which does not exist: fix its {INHERITS_KEY} key "
+                        f"(a path relative to {path.parent})")
+    return merge(_load_inheriting(parent_path, (*children, key)), data)
+
+
+def _read_yaml(path: Path) -> dict:
+    """One YAML file's top-level mapping (no inheritance)."""
     import yaml
 
-    path = Path(path)
     if not path.is_file():
         raise AsruError(f"config file {path} does not exist")
     try:

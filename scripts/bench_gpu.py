@@ -25,7 +25,7 @@ Without a CUDA GPU the script refuses with a one-line message (exit 2). ``--dry-
 part on the CPU with a tiny model only to check the script itself (no MFU, numbers meaningless).
 
     python scripts/bench_gpu.py --out bench_gpu.json
-    python scripts/bench_gpu.py --parts grpo --preset configs/qwen3-vl-8b-80gb.yaml --out bench_gpu_8b.json
+    python scripts/bench_gpu.py --parts grpo --preset configs/qwen3-vl/8b-80gb.yaml --out bench_gpu_8b.json
 """
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ def parse_args(argv=None):
     p.add_argument("--grpo-grad-accum", type=int, default=1, help="GRPO: gradient accumulation steps.")
     p.add_argument("--grpo-steps", type=int, default=4, help="GRPO: steps (the first is not timed).")
     p.add_argument("--size", choices=["2b", "4b", "8b"], default=None, help="Qwen3-VL shapes (default 2b, or the preset's).")
-    p.add_argument("--preset", default=None, help="A configs/qwen3-vl-*-80gb.yaml preset: its model size and RL settings "
+    p.add_argument("--preset", default=None, help="A configs/qwen3-vl/*-80gb.yaml preset: its model size and RL settings "
                                                    "are used, so the GRPO part measures the preset's peak memory.")
     p.add_argument("--dry-run-cpu", action="store_true", help="Check the script on the CPU with a tiny model (numbers meaningless).")
     args = p.parse_args(argv)

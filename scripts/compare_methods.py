@@ -3,9 +3,9 @@
 
 Runs ``asru-train --method M`` (:func:`asru.pipeline.run_pipeline`) once per method, each in its own run
 directory under ``--runs``; the vanilla model (the taught demo VLM by default) and its evaluation are
-built once and reused by every run. Writes a markdown table (``docs/compare_methods.md``), the raw
-numbers (``docs/compare_methods.json``) and a scatter plot of forgetting vs retention vs quality
-(``docs/compare_methods.png``).
+built once and reused by every run. Writes a markdown table (``docs/results/compare_methods.md``), the raw
+numbers (``docs/results/compare_methods.json``) and a scatter plot of forgetting vs retention vs quality
+(``docs/results/compare_methods.png``).
 
     python scripts/compare_methods.py                                  # built-in default, all methods
     python scripts/compare_methods.py --methods asru,npo --set eval.limit=20 --set baseline.steps=5
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="Base config YAML (default: the shipped preset of the model, configs/default.yaml for the demo model).")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config override for every method (repeatable).")
     p.add_argument("--runs", default="runs/compare", help="Parent directory of the per-method run directories.")
-    p.add_argument("--docs", default="docs", help="Where compare_methods.md/.png/.json are written.")
+    p.add_argument("--docs", default="docs/results", help="Where compare_methods.md/.png/.json are written.")
     p.add_argument("--resume", action="store_true", help="Reuse each method's existing run directory (unchanged stages are not re-run).")
     args = p.parse_args(argv)
 

@@ -13,7 +13,7 @@ def test_preset_is_a_valid_run_config(size, alias):
     from asru.config import build_config, load_yaml
     from asru.models import MODEL_ALIASES
 
-    path = ROOT / "configs" / f"qwen3-vl-{size}-80gb.yaml"
+    path = ROOT / "configs" / "qwen3-vl" / f"{size}-80gb.yaml"
     cfg = build_config(load_yaml(path))
     assert cfg.model.name == alias and alias in MODEL_ALIASES
     assert cfg.model.device == "cuda" and cfg.model.dtype == "bfloat16"
@@ -25,6 +25,7 @@ def test_preset_is_a_valid_run_config(size, alias):
     text = path.read_text()
     assert "Peak GPU memory (measured" in text
     measured = json.loads((ROOT / "docs" / "gpu" / f"bench_gpu_preset_{size}.json").read_text())
+    # measured with the file's earlier standalone name; tests/test_config_presets.py pins the same resolved values
     assert measured["preset"] == f"configs/qwen3-vl-{size}-80gb.yaml" and measured["grpo"]["completions_per_step"] == 64
     assert (measured["grpo"]["micro_batch"], measured["grpo"]["grad_accum"]) == (cfg.rl.batch_size, cfg.rl.grad_accum)
     assert f"GRPO step {measured['grpo']['peak_memory_gib']:.1f} GiB allocated" in text  # the header quotes the measurement

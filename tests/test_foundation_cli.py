@@ -51,5 +51,5 @@ def test_non_empty_output_dir_refused(tmp_path, capsys):
 
 def test_preset_applies_only_without_config():
     assert cli.preset_for("demo").endswith("default.yaml")
-    assert cli.preset_for("qwen3-vl").endswith("qwen3-vl.yaml")
+    assert cli.preset_for("qwen3-vl").endswith("qwen3-vl/base.yaml")
     assert cli.preset_for("someone/model") is None

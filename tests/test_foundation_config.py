@@ -50,7 +50,9 @@ def test_shipped_configs_are_valid():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    for f in sorted(root.glob("*.yaml")):
+    files = sorted(root.glob("*.yaml")) + sorted((root / "qwen3-vl").glob("*.yaml"))
+    assert len(files) >= 5
+    for f in files:
         build_config(load_yaml(f))
 
 
