@@ -1,6 +1,6 @@
 """Load a benchmark directory, whatever its format, as ``{split: [Record, ...]}``.
 
-Formats, told apart by what the directory holds:
+Formats (registered in :mod:`asru.data.formats`), told apart by what the directory holds:
 
 - ``jsonl``: our own format (``asru-data generate``, or hand-made): ``<split>.jsonl`` files, an
   ``images/`` folder, optionally ``meta.json`` (see :mod:`asru.data.schema`);
@@ -18,36 +18,26 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from asru.data import clear, mllmu
+from asru.data.formats import FORMATS, BenchmarkFormat, register_format
 from asru.data.schema import ALL_SPLITS, SPLITS, Record, read_jsonl
 from asru.errors import AsruError
 
-FORMATS = ("jsonl", "mllmu", "clear")
-
 
 def detect_format(data_dir) -> str:
-    """``"jsonl"``, ``"mllmu"`` or ``"clear"`` for an existing benchmark directory; AsruError otherwise."""
+    """The name of the registered format of an existing benchmark directory; AsruError otherwise."""
     d = _existing_dir(data_dir)
-    if (d / "meta.json").is_file() or any((d / f"{s}.jsonl").is_file() for s in ALL_SPLITS):
-        return "jsonl"
-    if mllmu.is_mllmu_dir(d):
-        return "mllmu"
-    if clear.is_clear_dir(d):
-        return "clear"
+    for name, fmt in FORMATS.items():
+        if fmt.detect(d):
+            return name
     found = ", ".join(sorted(p.name for p in d.iterdir())[:12]) or "nothing"
-    raise AsruError(f"{d} is not a benchmark directory (found: {found}); expected <split>.jsonl files "
-                    "(asru-data generate), an MLLMU-Bench snapshot (forget_5/ ...) or a CLEAR snapshot (forget01/ ...)")
+    expected = ", ".join(fmt.looks_like for _, fmt in FORMATS.items())
+    raise AsruError(f"{d} is not a benchmark directory (found: {found}); expected {expected}")
 
 
 def available_splits(data_dir, forget_pct: int | None = None) -> tuple[str, ...]:
     """The splits (of ``forget, retain, test, real, teach``) this benchmark directory provides."""
     d = _existing_dir(data_dir)
-    fmt = detect_format(d)
-    if fmt == "jsonl":
-        have = {s for s in ALL_SPLITS if (d / f"{s}.jsonl").is_file()}
-    elif fmt == "mllmu":
-        have = set(mllmu.split_configs(d, forget_pct))
-    else:
-        have = set(clear.split_configs(d, forget_pct))
+    have = set(FORMATS.get(detect_format(d)).splits(d, forget_pct))
     return tuple(s for s in ALL_SPLITS if s in have)
 
 
@@ -62,13 +52,8 @@ def load_benchmark(data_dir, splits: Iterable[str] | str = SPLITS, *, forget_pct
     """
     wanted = _check_splits(splits)
     d = _existing_dir(data_dir)
-    fmt = detect_format(d)
-    if fmt == "jsonl":
-        out = {s: _load_jsonl_split(d, s, check_images) for s in wanted}
-    elif fmt == "mllmu":
-        out = mllmu.load_mllmu(d, wanted, forget_pct=forget_pct, cache_dir=cache_dir)
-    else:
-        out = clear.load_clear(d, wanted, forget_pct=forget_pct, cache_dir=cache_dir)
+    fmt = FORMATS.get(detect_format(d))
+    out = fmt.load(d, wanted, forget_pct=forget_pct, cache_dir=cache_dir, check_images=check_images)
     for split, recs in out.items():
         if not recs:
             raise AsruError(f"{d}: split {split!r} has no records; regenerate or re-download the benchmark")
@@ -120,3 +105,24 @@ def _check_unique_ids(d: Path, split: str, recs: list[Record]) -> None:
         if rec.id in seen:
             raise AsruError(f"{d}: split {split!r} holds the id {rec.id!r} twice; ids must be unique")
         seen.add(rec.id)
+
+
+def _is_jsonl_dir(d: Path) -> bool:
+    return (d / "meta.json").is_file() or any((d / f"{s}.jsonl").is_file() for s in ALL_SPLITS)
+
+
+def _load_jsonl(d: Path, splits: list[str], forget_pct=None, cache_dir=None, check_images: bool = True) -> dict[str, list[Record]]:
+    return {s: _load_jsonl_split(d, s, check_images) for s in splits}
+
+
+register_format(BenchmarkFormat(
+    "jsonl", _is_jsonl_dir, lambda d, pct: [s for s in ALL_SPLITS if (d / f"{s}.jsonl").is_file()], _load_jsonl,
+    "<split>.jsonl files (asru-data generate)"))
+register_format(BenchmarkFormat(
+    "mllmu", mllmu.is_mllmu_dir, mllmu.split_configs,
+    lambda d, splits, forget_pct=None, cache_dir=None, check_images=True: mllmu.load_mllmu(d, splits, forget_pct=forget_pct, cache_dir=cache_dir),
+    "an MLLMU-Bench snapshot (forget_5/ ...)"))
+register_format(BenchmarkFormat(
+    "clear", clear.is_clear_dir, clear.split_configs,
+    lambda d, splits, forget_pct=None, cache_dir=None, check_images=True: clear.load_clear(d, splits, forget_pct=forget_pct, cache_dir=cache_dir),
+    "a CLEAR snapshot (forget01/ ...)"))

@@ -19,6 +19,11 @@ from pathlib import Path
 
 from asru.data.schema import Record
 from asru.errors import AsruError
+from asru.eval import builtin_metrics  # noqa: F401 - registers the built-in metrics
+from asru.eval.metrics import evaluate_split, score_split, split_tasks
+from asru.eval.reasoning import reasoning_metrics
+from asru.eval.registry import EvalContext, active_metrics
+from asru.models import load_model
 from asru.rundir import atomic_write_json, atomic_write_text
 from rewards.text import contains_answer, extract_think, has_think, is_refusal
 
@@ -68,14 +73,28 @@ def usable(records: list[Record], is_vlm: bool, split: str = "") -> list[Record]
 
 
 def _load(path: str, cfg_model=None, dtype: str | None = None):
-    from asru.models import load_model
-
     kw = {}
     if cfg_model is not None:
         kw = {"dtype": cfg_model.dtype, "device": cfg_model.device, "trust_remote_code": cfg_model.trust_remote_code}
     if dtype:
         kw["dtype"] = dtype
     return load_model(path, **kw)
+
+
+def answer_rows(split: str, free: list[Record], raw: list[str], answers: list[str], cls: list[Record],
+                preds: list[int], opt_preds: list[int] | None) -> list[dict]:
+    """One ``answers.jsonl`` row per question: the answer with its judged leak / refusal, or the chosen option."""
+    rows = []
+    for r, raw_a, a in zip(free, raw, answers):
+        rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
+                     "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
+    for k, (r, p) in enumerate(zip(cls, preds)):
+        row = {"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
+               "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label}
+        if opt_preds:
+            row.update(option_choice=r.options[opt_preds[k]], option_correct=opt_preds[k] == r.label)
+        rows.append(row)
+    return rows
 
 
 def _plot_summary(path: Path, results: dict) -> None:
@@ -109,10 +128,6 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     diagnostics; without it the evaluated model scores its own fluency and diagnostics are skipped.
     ``model_cfg`` (a ModelConfig) sets dtype / device for loading.
     """
-    from asru.eval.metrics import evaluate_split, score_split, split_tasks
-    from asru.eval.quality import quality_metrics, sampled_fluency
-    from asru.eval.reasoning import reasoning_metrics
-
     t_start = time.time()
     splits = list(cfg.splits)
     check_data(data, splits)
@@ -131,6 +146,8 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     results: dict[str, dict] = {}
     rows = []
     limited = {s: subsample(usable(data[s], lm.is_vlm, s), cfg.limit) for s in splits}
+    ctx = EvalContext(cfg=cfg, lm=lm, ref=ref, data=data, limited=limited, out_dir=out_dir)
+    answer_metrics = active_metrics(cfg, "answers")
 
     for split in splits:
         t = time.time()
@@ -144,66 +161,20 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             answers = [extract_think(a)[1] for a in raw]
             metrics = score_split(free, answers, cls, preds, opt_preds)
             metrics.update(reasoning_metrics(raw, [r.answer for r in free]))
-        if cfg.quality and free:
-            cap = None if split == "forget" else cfg.fluency_samples  # the forget split's answers are all scored
-            metrics.update(quality_metrics(lm, free, answers, ref, cfg.batch_size, cap, cfg.seed))
-            if split == "forget" and cfg.fluency_groups > 0:
-                metrics.update(sampled_fluency(lm, free, ref, cfg.fluency_groups, cfg.max_new_tokens, cfg.batch_size, cfg.seed))
-        if cfg.judge_url and split == "forget" and free:
-            from asru.eval.judge import judge_answers
-
-            k = min(cfg.judge_samples, len(free))
-            metrics.update(judge_answers([r.question for r in free[:k]], [r.answer for r in free[:k]], answers[:k],
-                                         cfg.judge_url, cfg.judge_model, cfg.judge_api_key_env))
-        for r, raw_a, a in zip(free, raw, answers):
-            rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
-                         "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
-        for k, (r, p) in enumerate(zip(cls, preds)):
-            row = {"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
-                   "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label}
-            if opt_preds:
-                row.update(option_choice=r.options[opt_preds[k]], option_correct=opt_preds[k] == r.label)
-            rows.append(row)
+        ctx.split, ctx.free, ctx.answers = split, free, answers
+        for metric in answer_metrics:
+            metrics.update(metric.fn(ctx))
+        rows.extend(answer_rows(split, free, raw, answers, cls, preds, opt_preds))
         results[split] = metrics
         timings[split] = round(time.time() - t, 1)
 
     if "forget" in results:
-        forget = limited["forget"]
+        ctx.split, ctx.free, ctx.answers = "forget", [], []
         extra: dict = {}
-        if cfg.mia:
+        for metric in active_metrics(cfg, "forget"):
             t = time.time()
-            from asru.eval.privacy import membership_inference
-
-            pool = [r for s, recs in data.items() if s != "forget" for r in recs]
-            extra.update(membership_inference(lm, forget, pool, cfg.batch_size, cfg.seed))
-            timings["mia"] = round(time.time() - t, 1)
-        if cfg.robustness:
-            t = time.time()
-            from asru.eval.robustness import image_only_robustness, paraphrase_robustness
-
-            extra.update(paraphrase_robustness(lm, forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
-            extra.update(image_only_robustness(lm, forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
-            timings["robustness"] = round(time.time() - t, 1)
-        if cfg.diagnostics:
-            if ref is None:
-                LOG.info("diagnostics skipped: they compare against a reference model (pass a different reference)")
-            else:
-                t = time.time()
-                from asru.eval.diagnostics import run_diagnostics
-
-                free_forget = [r for r in forget if r.task in ("generation", "cloze")][: cfg.diagnostics_samples]
-                diag = run_diagnostics(lm, ref, free_forget, out_dir / "diagnostics", batch_size=max(2, cfg.batch_size // 2), seed=cfg.seed)
-                atomic_write_json(out_dir / "diagnostics.json", diag)
-                extra.update(diag["summary"])
-                timings["diagnostics"] = round(time.time() - t, 1)
-        if cfg.relearn:
-            t = time.time()
-            from asru.eval.robustness import relearn_attack
-
-            control = [r for r in data.get("real", []) if r.task in ("generation", "cloze")]
-            extra.update(relearn_attack(lm, forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
-                                        cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
-            timings["relearn"] = round(time.time() - t, 1)
+            extra.update(metric.fn(ctx))
+            timings[metric.name] = round(time.time() - t, 1)
         results["forget"].update(extra)
 
     timings["total"] = round(time.time() - t_start, 1)

@@ -1,0 +1,82 @@
+"""The built-in metrics beyond the task scores, each registered by name (see :mod:`asru.eval.registry`)."""
+
+from __future__ import annotations
+
+import logging
+
+from asru.core.rundir import atomic_write_json
+from asru.eval.diagnostics import run_diagnostics
+from asru.eval.judge import judge_answers
+from asru.eval.privacy import membership_inference
+from asru.eval.quality import quality_metrics, sampled_fluency
+from asru.eval.registry import EvalContext, register_metric
+from asru.eval.robustness import image_only_robustness, paraphrase_robustness, relearn_attack
+
+LOG = logging.getLogger("asru.eval")
+
+
+@register_metric("quality", "answers", enabled=lambda cfg: cfg.quality)
+def quality(ctx: EvalContext) -> dict:
+    """Fluency under the reference model and text quality of the answers (every forget answer is scored)."""
+    if not ctx.free:
+        return {}
+    cap = None if ctx.split == "forget" else ctx.cfg.fluency_samples
+    return quality_metrics(ctx.lm, ctx.free, ctx.answers, ctx.ref, ctx.cfg.batch_size, cap, ctx.cfg.seed)
+
+
+@register_metric("sampled_fluency", "answers", enabled=lambda cfg: cfg.quality and cfg.fluency_groups > 0)
+def sampled(ctx: EvalContext) -> dict:
+    """Fluency of sampled (not greedy) forget answers, as GRPO sees them."""
+    if ctx.split != "forget" or not ctx.free:
+        return {}
+    cfg = ctx.cfg
+    return sampled_fluency(ctx.lm, ctx.free, ctx.ref, cfg.fluency_groups, cfg.max_new_tokens, cfg.batch_size, cfg.seed)
+
+
+@register_metric("llm_judge", "answers", enabled=lambda cfg: bool(cfg.judge_url))
+def llm_judge(ctx: EvalContext) -> dict:
+    """Scores from an OpenAI-compatible judge model on the first ``eval.judge_samples`` forget answers."""
+    if ctx.split != "forget" or not ctx.free:
+        return {}
+    cfg = ctx.cfg
+    k = min(cfg.judge_samples, len(ctx.free))
+    return judge_answers([r.question for r in ctx.free[:k]], [r.answer for r in ctx.free[:k]], ctx.answers[:k],
+                         cfg.judge_url, cfg.judge_model, cfg.judge_api_key_env)
+
+
+@register_metric("mia", "forget", enabled=lambda cfg: cfg.mia)
+def mia(ctx: EvalContext) -> dict:
+    """Membership inference (loss AUC) of the forget split against the other splits."""
+    pool = [r for s, recs in ctx.data.items() if s != "forget" for r in recs]
+    return membership_inference(ctx.lm, ctx.forget, pool, ctx.cfg.batch_size, ctx.cfg.seed)
+
+
+@register_metric("robustness", "forget", enabled=lambda cfg: cfg.robustness)
+def robustness(ctx: EvalContext) -> dict:
+    """Leaks under paraphrased and image-only questions about the forgotten people."""
+    cfg = ctx.cfg
+    out = paraphrase_robustness(ctx.lm, ctx.forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress)
+    out.update(image_only_robustness(ctx.lm, ctx.forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
+    return out
+
+
+@register_metric("diagnostics", "forget", enabled=lambda cfg: cfg.diagnostics)
+def diagnostics(ctx: EvalContext) -> dict:
+    """Representation diagnostics against the reference model (per-layer values in diagnostics.json)."""
+    if ctx.ref is None:
+        LOG.info("diagnostics skipped: they compare against a reference model (pass a different reference)")
+        return {}
+    free_forget = [r for r in ctx.forget if r.task in ("generation", "cloze")][: ctx.cfg.diagnostics_samples]
+    diag = run_diagnostics(ctx.lm, ctx.ref, free_forget, ctx.out_dir / "diagnostics",
+                           batch_size=max(2, ctx.cfg.batch_size // 2), seed=ctx.cfg.seed)
+    atomic_write_json(ctx.out_dir / "diagnostics.json", diag)
+    return diag["summary"]
+
+
+@register_metric("relearn", "forget", enabled=lambda cfg: cfg.relearn)
+def relearn(ctx: EvalContext) -> dict:
+    """The relearning attack: fine-tune on half the forget facts, measure leaks on the other half."""
+    cfg = ctx.cfg
+    control = [r for r in ctx.data.get("real", []) if r.task in ("generation", "cloze")]
+    return relearn_attack(ctx.lm, ctx.forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
+                          cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress)
