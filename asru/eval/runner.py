@@ -17,9 +17,9 @@ import logging
 import time
 from pathlib import Path
 
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.data.schema import Record
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, atomic_write_text
 from rewards.text import contains_answer, extract_think, has_think, is_refusal
 
 LOG = logging.getLogger("asru.eval")
@@ -68,7 +68,7 @@ def usable(records: list[Record], is_vlm: bool, split: str = "") -> list[Record]
 
 
 def _load(path: str, cfg_model=None, dtype: str | None = None):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     kw = {}
     if cfg_model is not None:
