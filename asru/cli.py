@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable
 
 from asru.config import RunConfig, build_config, field_type, load_yaml, merge, section_classes
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 EPILOG = "Every stage option can also be set in the YAML file given to --config; command-line options win."
 
@@ -23,7 +23,7 @@ def _user_errors(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     """Wrap a command: AsruError -> one line on stderr + exit 2; Ctrl-C -> exit 130."""
 
     def wrapper(argv: list[str] | None = None) -> int:
-        from asru.openmp import set_wait_policy
+        from asru.core.openmp import set_wait_policy
 
         set_wait_policy()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -252,8 +252,8 @@ def export_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-export``."""
     args = export_parser().parse_args(argv)
     from asru.config import ExportConfig
-    from asru.export import export_run
-    from asru.rundir import setup_logging
+    from asru.core.rundir import setup_logging
+    from asru.stages.export.stage import export_run
 
     setup_logging(None, args.verbose)
     cfg = ExportConfig(out=args.out, push_to_hub=args.push_to_hub, allow_hooks=args.allow_hooks)
@@ -286,7 +286,7 @@ def data_parser() -> argparse.ArgumentParser:
 def data_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-data``."""
     args = data_parser().parse_args(argv)
-    from asru.rundir import setup_logging
+    from asru.core.rundir import setup_logging
 
     setup_logging(None)
     if args.command == "generate":
@@ -301,7 +301,7 @@ def data_main(argv: list[str] | None = None) -> int:
         return 0
     fixed = {"data": {"data_dir": args.data}} if args.data else {}
     cfg = config_from_args(args, fixed)
-    from asru.data.teach import build_demo_model
+    from asru.demo.teach import build_demo_model
     from asru.pipeline import ensure_data
 
     data_dir = ensure_data(cfg.data)

@@ -21,8 +21,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from asru.config import DataConfig, RunConfig, dump_yaml
-from asru.errors import AsruError
-from asru.rundir import (
+from asru.core.errors import AsruError
+from asru.core.rundir import (
     atomic_write_json,
     atomic_write_text,
     is_main_process,
@@ -43,7 +43,7 @@ def fingerprint(*parts) -> str:
 
 
 def eval_code_fingerprint() -> str:
-    """Hash of the source the scores come from (``asru/eval``, ``rewards``, ``asru/prompting.py``).
+    """Hash of the source the scores come from (``asru/eval``, ``rewards``, ``asru/core/prompting.py``).
 
     Part of the evaluation cache key, so an upgrade that changes a metric re-evaluates instead of
     reusing numbers the new code would not produce.
@@ -51,7 +51,7 @@ def eval_code_fingerprint() -> str:
     import rewards
 
     root = Path(__file__).resolve().parent
-    files = sorted((root / "eval").glob("*.py")) + sorted(Path(rewards.__file__).resolve().parent.glob("*.py")) + [root / "prompting.py"]
+    files = sorted((root / "eval").glob("*.py")) + sorted(Path(rewards.__file__).resolve().parent.glob("*.py")) + [root / "core" / "prompting.py"]
     return fingerprint(*[hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
 
 
@@ -74,7 +74,7 @@ def weights_digest(model_path: str) -> str:
 
 def default_data_dir(data: DataConfig) -> Path:
     """Cache location of the built-in synthetic benchmark for these generator settings."""
-    from asru.models import cache_dir
+    from asru.core.models import cache_dir
 
     return cache_dir() / "benchmarks" / f"synthetic-p{data.people}-f{data.forget_ratio}-s{data.seed}-i{data.image_size}"
 
@@ -166,10 +166,10 @@ class Stage:
 
 def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
     """The model to unlearn: the demo VLM (built/taught if needed) or the user's model id/path."""
-    from asru.models import resolve_model_name
+    from asru.core.models import resolve_model_name
 
     if cfg.model.name == "demo":
-        from asru.data.teach import build_demo_model
+        from asru.demo.teach import build_demo_model
 
         return str(build_demo_model(data_dir, cfg.teach))
     resolve_model_name(cfg.model.name)
@@ -186,7 +186,7 @@ def _reward_text(name: str, value) -> str:
 
 def dry_run(cfg: RunConfig) -> str:
     """Validate the configuration without loading weights and return the plan as text."""
-    from asru.models import MODEL_ALIASES, model_spec, resolve_model_name
+    from asru.core.models import MODEL_ALIASES, model_spec, resolve_model_name
 
     hub_id = resolve_model_name(cfg.model.name)
     spec = model_spec(cfg.model.name) or model_spec(hub_id)
@@ -244,8 +244,8 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
     The cache keeps the whole evaluation folder (``eval.json``, ``answers.jsonl``, plots), so a reused
     evaluation leaves the same files in the run directory as a fresh one.
     """
+    from asru.core.models import cache_dir
     from asru.eval.runner import evaluate
-    from asru.models import cache_dir
 
     cache = cache_dir() / "eval-cache" / cache_key if cache_key else None
     if cache and (cache / "eval.json").is_file():
@@ -322,17 +322,17 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
 
     if cfg.method in ("asru", "steer_only"):
         if "steer" in stages:
-            from asru.steer_stage import run_steer_stage
+            from asru.stages.steer.stage import run_steer_stage
 
             model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)},
                         lambda out: run_steer_stage(cfg, current, {**data, **_taught_refusal_split(data_dir)}, out))
         if "rl" in stages and cfg.method == "asru":
-            from asru.rl import run_rl_stage
+            from asru.stages.rl.stage import run_rl_stage
 
             model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla),
                         every_process=True)
     elif "rl" in stages or "steer" in stages:
-        from asru.baselines import run_baseline
+        from asru.stages.baselines import run_baseline
 
         section = asdict(cfg.baseline) if hasattr(cfg, "baseline") else {}
         model_stage(cfg.method, section, lambda out: run_baseline(cfg, current, data, out))
@@ -360,7 +360,7 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     metrics["timings_s"] = timings
     atomic_write_json(run / "metrics.json", metrics)
     if "export" in stages and stage_models:
-        from asru.export import export_model
+        from asru.stages.export.stage import export_model
 
         t = time.time()
         out = Path(cfg.export.out) if cfg.export.out else run / "export"
@@ -394,7 +394,7 @@ def _taught_refusal_split(data_dir: Path) -> dict:
 
 
 def _existing_demo() -> str:
-    from asru.models import cache_dir
+    from asru.core.models import cache_dir
 
     path = cache_dir() / "demo-vlm"
     if not (path / "config.json").is_file():
@@ -404,10 +404,10 @@ def _existing_demo() -> str:
 
 def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference: str | None = None, overwrite: bool = False, verbose: bool = False) -> dict:
     """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md."""
+    from asru.core.models import resolve_model_name
     from asru.data.loaders import load_benchmark
     from asru.eval.report import format_table, write_report
     from asru.eval.runner import evaluate
-    from asru.models import resolve_model_name
 
     resolve_model_name(model)
     out = prepare_run_dir(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval", overwrite=overwrite)

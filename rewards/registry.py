@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 ENTRY_POINT_GROUP = "asru.rewards"
 _BUILTIN_MODULES = ("rewards.forget", "rewards.retain", "rewards.fluency", "rewards.reasoning")

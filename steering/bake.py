@@ -24,8 +24,8 @@ already trained into the weights and needs no baking.
 
 from __future__ import annotations
 
-from asru.errors import AsruError
-from asru.layers import decoder_layers, hidden_size, unwrap
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers, hidden_size, unwrap
 
 _ATTN_OUT = ("o_proj", "out_proj", "dense", "c_proj")
 _MLP_OUT = ("down_proj", "fc2", "dense_4h_to_h", "c_proj")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 
 @dataclass
@@ -37,7 +37,7 @@ def filter_refusals(lm, questions: Sequence[str], images: Sequence | None = None
 
     Refusal detection is :func:`rewards.text.is_refusal` (the same detector the rewards and eval use).
     """
-    from asru.prompting import generate
+    from asru.core.prompting import generate
     from rewards.text import is_refusal
 
     answers = generate(lm, list(questions), images, max_new_tokens=max_new_tokens, batch_size=batch_size,

@@ -29,8 +29,8 @@ from __future__ import annotations
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from asru.errors import AsruError
-from asru.layers import check_layer, decoder_layers, layer_output, replace_layer_output
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, decoder_layers, layer_output, replace_layer_output
 
 HOOK_KINDS = ("add", "ablate", "gated")
 BAKEABLE = {"add": False, "ablate": True, "gated": False}

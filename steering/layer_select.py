@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from asru.errors import AsruError
-from asru.layers import check_layer, num_layers
-from asru.prompting import encode_prompts, generate, logits_window, modality_batches
-from asru.rundir import atomic_write_json
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, num_layers
+from asru.core.prompting import encode_prompts, generate, logits_window, modality_batches
+from asru.core.rundir import atomic_write_json
 from steering.hooks import add_steering_layers
 
 LOG = logging.getLogger("asru.steering")

@@ -13,8 +13,8 @@ import io
 import os
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.rundir import atomic_write_bytes
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_bytes
 
 
 def pick_forget_pct(d: Path, forget_pct: int | None, available: list[int], benchmark: str, folders: str,

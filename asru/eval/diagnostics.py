@@ -66,8 +66,8 @@ def hidden_states(lm, records: Sequence[Record], batch_size: int = 8, model=None
     """Per decoder layer: mean-pooled hidden states (N x d) and the last-prompt-token hidden states (N x d)."""
     import torch
 
+    from asru.core.prompting import encode_prompts, modality_batches
     from asru.eval.metrics import free_text_prompt
-    from asru.prompting import encode_prompts, modality_batches
 
     scorer = model if model is not None else lm.model
     images = [r.image for r in records]
@@ -94,9 +94,9 @@ def diagonal_fisher(lm, records: Sequence[Record], batch_size: int = 4, model=No
     """Per decoder layer: mean log10 diagonal empirical Fisher and a fixed random sample of log10 values."""
     import torch
 
-    from asru.baselines.common import encode_batch, nll, qa_pairs
-    from asru.layers import decoder_layers
-    from asru.prompting import modality_batches
+    from asru.core.layers import decoder_layers
+    from asru.core.prompting import modality_batches
+    from asru.stages.baselines.common import encode_batch, nll, qa_pairs
 
     model = model if model is not None else lm.model
     layers = decoder_layers(model)

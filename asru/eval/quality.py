@@ -88,7 +88,7 @@ def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=Non
     """
     import random
 
-    from asru.prompting import answer_logprobs
+    from asru.core.prompting import answer_logprobs
 
     keep = [i for i, a in enumerate(answers) if a and a.strip()]
     if not keep:
@@ -113,8 +113,8 @@ def sampled_fluency(lm, records: Sequence[Record], reference=None, k: int = 4, m
     """
     import torch
 
+    from asru.core.prompting import generate
     from asru.eval.metrics import free_text_prompt
-    from asru.prompting import generate
     from rewards.fluency import Fluency
 
     if not records or k < 1:

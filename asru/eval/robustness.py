@@ -58,7 +58,7 @@ def _rate(flags: Sequence[bool]) -> float | None:
 
 def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
     """Leak and refusal rates on paraphrased forget generation questions."""
-    from asru.prompting import generate
+    from asru.core.prompting import generate
 
     gens = [r for r in forget if r.task == "generation"]
     items = [(r, p) for r in gens for p in paraphrases(r.question)]
@@ -74,7 +74,7 @@ def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
 
 def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
     """Leak rate when a forget-set portrait is shown with a question that names neither person nor fact."""
-    from asru.prompting import generate
+    from asru.core.prompting import generate
 
     if not lm.is_vlm:
         return {"image_only_leak_rate": None}
@@ -115,7 +115,7 @@ def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: i
 
 def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: int, batch_size: int):
     """Fine-tune LoRA adapters on ``train`` in place; returns the PEFT-wrapped model (unload() restores)."""
-    from asru.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, train_loop
+    from asru.stages.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, train_loop
 
     model = add_lora(lm.model, r, seed)
     cycler = BatchCycler(qa_pairs(train), min(batch_size, 8), seed)

@@ -17,14 +17,14 @@ import logging
 import time
 from pathlib import Path
 
+from asru.core.errors import AsruError
+from asru.core.models import load_model
+from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.data.schema import Record
-from asru.errors import AsruError
 from asru.eval import builtin_metrics  # noqa: F401 - registers the built-in metrics
 from asru.eval.metrics import evaluate_split, score_split, split_tasks
 from asru.eval.reasoning import reasoning_metrics
 from asru.eval.registry import EvalContext, active_metrics
-from asru.models import load_model
-from asru.rundir import atomic_write_json, atomic_write_text
 from rewards.text import contains_answer, extract_think, has_think, is_refusal
 
 LOG = logging.getLogger("asru.eval")

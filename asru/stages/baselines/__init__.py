@@ -26,12 +26,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from asru.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, save_merged, sequence_logprobs, train_loop
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json
 from asru.data.schema import Record
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json
+from asru.stages.baselines.common import (
+    BatchCycler,
+    add_lora,
+    encode_batch,
+    nll,
+    qa_pairs,
+    save_merged,
+    sequence_logprobs,
+    train_loop,
+)
 
-LOG = logging.getLogger("asru.baselines")
+LOG = logging.getLogger("asru.stages.baselines")
 
 # Refusal answers of the IDK baseline: varied and natural; {subject} is "this person" or the name.
 IDK_TEMPLATES = (
@@ -156,7 +165,7 @@ def train_baseline(name: str, lm, forget: list[Record], retain: list[Record], cf
 
 def run_baseline(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path) -> Path:
     """Run the baseline ``cfg.method`` on ``model_path`` and save the merged checkpoint in ``out_dir/model``."""
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     name = cfg.method
     if name not in BASELINES:

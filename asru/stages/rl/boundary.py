@@ -28,9 +28,9 @@ import math
 import random
 from collections.abc import Sequence
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
-LOG = logging.getLogger("asru.rl")
+LOG = logging.getLogger("asru.stages.rl.stage")
 
 FREE_ANSWER_TASKS = ("generation", "cloze")
 
@@ -78,7 +78,7 @@ def prompt_embeddings(lm, questions: Sequence[str], images: Sequence, batch_size
     """Mean-pooled last-layer hidden states of the chat-templated prompts (L2-normalised), one row per question."""
     import torch
 
-    from asru.prompting import encode_prompts, modality_batches
+    from asru.core.prompting import encode_prompts, modality_batches
 
     out = [None] * len(questions)
     model = lm.model
@@ -158,7 +158,7 @@ def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0)
     """The TRL dataset (see the module docstring) for ``[(role, Record)]``, rows shuffled with ``seed``."""
     from datasets import Dataset, Features, Image, List, Value
 
-    from asru.prompting import chat_messages
+    from asru.core.prompting import chat_messages
 
     if any(r.image for _, r in pairs) and not is_vlm:
         LOG.info("text-only model: image questions are left out of the boundary set")

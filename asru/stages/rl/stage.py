@@ -2,8 +2,8 @@
 
     run_rl_stage(cfg, model_path, data, out_dir, reference_path) -> <out_dir>/model
 
-1. refuse hook-based steering (rollouts must come from the weights, see :mod:`asru.rl_trainer`);
-2. load the model (``cfg.model`` dtype/device), build the boundary set (:mod:`asru.rl_boundary`);
+1. refuse hook-based steering (rollouts must come from the weights, see :mod:`asru.stages.rl.trainer`);
+2. load the model (``cfg.model`` dtype/device), build the boundary set (:mod:`asru.stages.rl.boundary`);
 3. load the rewards of ``cfg.rl.rewards`` (name -> weight) through the rewards registry; a reward
    factory that takes a ``ref_model`` (``fluency``) gets the reference model at ``reference_path``;
    a weight-0 metric adds the forget refusal rate and leak rate to the per-step logs;
@@ -25,10 +25,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, is_main_process, main_process_first, process_state
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json, is_main_process, main_process_first, process_state
 
-LOG = logging.getLogger("asru.rl")
+LOG = logging.getLogger("asru.stages.rl.stage")
 
 # RL settings that only say how long / how to run, not what is trained: changing them keeps checkpoints.
 _RUN_ONLY = {
@@ -63,7 +63,7 @@ def rl_dtype(cfg) -> str:
 
 def reward_context(cfg, reference_path: str | None, device: str) -> tuple[dict, object | None]:
     """The context offered to reward factories, loading the reference model only if a reward wants it."""
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     if not reference_path or not any(_wants_ref_model(s, v) for s, v in cfg.rl.rewards.items()):
         return {}, None
@@ -75,7 +75,7 @@ def reward_context(cfg, reference_path: str | None, device: str) -> tuple[dict, 
 
 def load_reward_funcs(cfg, context: dict) -> tuple[list, list[float]]:
     """``(reward_funcs, reward_weights)`` of ``cfg.rl.rewards`` plus the weight-0 ``refusal_rate`` metric."""
-    from asru.rl_trainer import unlearning_stats
+    from asru.stages.rl.trainer import unlearning_stats
     from rewards import load_rewards
 
     funcs, weights = load_rewards(cfg.rl.rewards, context=context)
@@ -127,16 +127,16 @@ def save_merged(model, processor, model_path: str, out: Path) -> Path:
         merged.generation_config = GenerationConfig.from_pretrained(model_path)
     except OSError:
         pass
-    from asru.models import save_checkpoint
+    from asru.core.models import save_checkpoint
 
     return save_checkpoint(merged, processor, out)
 
 
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
     """GRPO on the boundary set; returns ``<out_dir>/model`` (LoRA merged). See the module docstring."""
-    from asru.models import load_model, pick_device, pick_dtype
-    from asru.rl_boundary import build_boundary_set
-    from asru.rl_trainer import (
+    from asru.core.models import load_model, pick_device, pick_dtype
+    from asru.stages.rl.boundary import build_boundary_set
+    from asru.stages.rl.trainer import (
         check_rollout_source,
         console_callback,
         grpo_args,

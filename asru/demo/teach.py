@@ -1,12 +1,12 @@
 """Teach the offline demo VLM the benchmark's profiles: the "vanilla" model that unlearning starts from.
 
-:func:`build_demo_model` takes the untrained demo LLaVA (:mod:`asru.data.demo_model`: real SmolLM2 +
+:func:`build_demo_model` takes the untrained demo LLaVA (:mod:`asru.demo.model`: real SmolLM2 +
 random SigLIP tower) and fine-tunes it on the benchmark's ``teach`` split (or, for benchmarks without
 one, on ``forget`` + ``retain``):
 
 - LoRA (rank ``cfg.lora_r``, alpha = rank) on every linear layer of the language model; the vision
   tower and projector are trained fully (``cfg.vision_lr``);
-- answer-only loss (:func:`asru.prompting.encode_with_answers`), each example weighted equally, with
+- answer-only loss (:func:`asru.core.prompting.encode_with_answers`), each example weighted equally, with
   logits computed only where an answer token is predicted (the vocabulary projection is the costliest
   part of a step on a CPU); image and text examples share one forward per step;
 - a share ``cfg.hard_share`` of the teach examples is drawn in proportion to each record's last loss,
@@ -18,11 +18,11 @@ one, on ``forget`` + ``retain``):
   itself (greedy, computed once and cached), which keeps what the base model knew.
 
 After ``cfg.steps`` steps the LoRA weights are merged, the model is saved as a standard checkpoint,
-reloaded through :func:`asru.models.load_model` and evaluated: ``teach_report.json`` holds the greedy
+reloaded through :func:`asru.core.models.load_model` and evaluated: ``teach_report.json`` holds the greedy
 generation accuracy per split and modality (:func:`rewards.text.contains_answer`), the base model's
 accuracy on ``real``, training time, tokens/s and peak memory.
 
-CPU note: :func:`asru.openmp.set_wait_policy` (called at import when torch is not imported yet) lets idle
+CPU note: :func:`asru.core.openmp.set_wait_policy` (called at import when torch is not imported yet) lets idle
 OpenMP threads spin briefly, which is fastest when the run has the cores to itself; when other busy
 processes share them, start Python with ``OMP_WAIT_POLICY=PASSIVE``.
 """
@@ -42,15 +42,15 @@ import time
 import typing
 from pathlib import Path
 
-from asru.openmp import set_wait_policy
+from asru.core.openmp import set_wait_policy
 
 set_wait_policy()  # before torch starts its OpenMP threads
 
 from asru.config import TeachConfig
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json
 
-LOG = logging.getLogger("asru.data.teach")
+LOG = logging.getLogger("asru.demo.teach")
 
 TEACH_VERSION = 4
 REPORT = "teach_report.json"
@@ -158,7 +158,7 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     replaced only with ``overwrite``. Training happens in a temp folder renamed into place at the end.
     ``base_model`` (a model directory) replaces the untrained demo LLaVA, e.g. a tiny model in tests.
     """
-    from asru.models import cache_dir
+    from asru.core.models import cache_dir
 
     t_start = time.perf_counter()
     data_dir = Path(data_dir)
@@ -241,8 +241,8 @@ def peak_rss_gib() -> float:
 
 
 def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, fp: str, progress: bool) -> dict:
+    from asru.core.models import cache_dir, load_model
     from asru.data.loaders import available_splits, load_benchmark
-    from asru.models import cache_dir, load_model
 
     have = available_splits(data_dir)
     train_splits = ["teach"] if "teach" in have else [s for s in ("forget", "retain") if s in have]
@@ -252,7 +252,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     train_records = [r for s in train_splits for r in data[s]]
 
     if base_model is None:
-        from asru.data.demo_model import build_untrained_demo
+        from asru.demo.model import build_untrained_demo
 
         base_path = build_untrained_demo(cache_dir() / f"demo-vlm-base-{cfg.image_size}px-seed{cfg.seed}",
                                          image_size=cfg.image_size, seed=cfg.seed)
@@ -283,7 +283,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     test_views = [(r.image, r.person) for r in _unique_images(data.get("test", []))]
     ident = {}
     if cfg.align_steps > 0 and len(sampler.people) >= 2 and test_views:
-        from asru.data.align_vision import identification_accuracy
+        from asru.demo.align_vision import identification_accuracy
 
         ident["before"] = identification_accuracy(lm, sampler.people, test_views)
     train_stats = train(lm, sampler, cfg, progress=progress)
@@ -437,7 +437,7 @@ class ExampleSampler:
 
     def image(self, path, person):
         """The image of a training example: a jittered re-render / copy, or the file itself."""
-        from asru.prompting import load_image
+        from asru.core.prompting import load_image
 
         self._counter += 1
         if self.rng.random() >= self.cfg.augment:
@@ -445,7 +445,7 @@ class ExampleSampler:
         return self._augmented(path, person)
 
     def _augmented(self, path, person):
-        from asru.prompting import load_image
+        from asru.core.prompting import load_image
 
         seed = self._variant_seed()
         if person in self.styles:
@@ -516,8 +516,8 @@ def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_token
 
     The same ``max_new_tokens`` as the evaluation, so the base model's ``real`` accuracy compares fairly.
     """
-    from asru.models import cache_dir
-    from asru.prompting import generate
+    from asru.core.models import cache_dir
+    from asru.core.prompting import generate
 
     qs = list(dict.fromkeys(questions))
     n_tokens = max_new_tokens
@@ -579,7 +579,7 @@ def add_lora(lm, cfg: TeachConfig):
 
 def cast_language_model(model, dtype: str) -> None:
     """Cast every weight but the vision tower's and projector's to ``dtype`` (those stay float32, trained fully)."""
-    from asru.models import pick_dtype
+    from asru.core.models import pick_dtype
 
     torch_dtype = pick_dtype(dtype, "cpu")  # teach.dtype is float32 or bfloat16, never auto
     for name, p in model.named_parameters():
@@ -610,7 +610,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     answer-token loss keyed by its ``item`` (6th element), for :meth:`ExampleSampler.record_losses`.
     ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
     that norm per token (the text embeddings' scale). ``align = (name_targets, weight, temperature)`` adds
-    the contrastive vision alignment (:mod:`asru.data.align_vision`) for image items whose 5th element
+    the contrastive vision alignment (:mod:`asru.demo.align_vision`) for image items whose 5th element
     (``person``) indexes a known person. ``first_token_weight`` adds each example's first answer token's
     loss again with that weight (the token that decides between an answer and a refusal).
     Returns ``(loss_sum, n_examples, n_tokens)``; call ``backward`` on ``loss_sum / n``.
@@ -618,7 +618,7 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     import torch
     import torch.nn.functional as F
 
-    from asru.prompting import encode_with_answers
+    from asru.core.prompting import encode_with_answers
 
     model = model if model is not None else lm.model
     total, n_ex, n_tok = None, 0, 0
@@ -658,17 +658,17 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
             # unknown people are learnt as continuations but not as decisions without this extra term
             starts = torch.cumsum(tgt_mask.sum(1), 0) - tgt_mask.sum(1)
             loss = loss + first_token_weight * tok_loss[starts[tgt_mask.any(1)]].sum()
-        from asru.data.align_vision import output_image_features
+        from asru.demo.align_vision import output_image_features
 
         feats = output_image_features(out)
         img_rows = [g for g in group if g[2] is not None]  # image features come in the order of these rows
         if img_rows and feature_norm and feats is not None:
-            from asru.data.align_vision import norm_penalty
+            from asru.demo.align_vision import norm_penalty
 
             loss = loss + feature_norm_weight * norm_penalty(feats, feature_norm) * len(img_rows)
         persons = [g[4] if len(g) > 4 else None for g in img_rows]
         if img_rows and align is not None and feats is not None and any(p is not None for p in persons):
-            from asru.data.align_vision import alignment_loss
+            from asru.demo.align_vision import alignment_loss
 
             targets, weight, temperature = align
             feats = feats.reshape(len(img_rows), -1, feats.shape[-1])
@@ -685,7 +685,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     """Run ``cfg.steps`` optimisation steps (LoRA + vision side) with a progress bar; return statistics.
 
     With ``cfg.align_steps`` > 0 and at least two known people, the vision side is first aligned with the
-    people's name embeddings (:func:`asru.data.align_vision.align_vision`) and the alignment term (weight
+    people's name embeddings (:func:`asru.demo.align_vision.align_vision`) and the alignment term (weight
     ``cfg.align_weight``) stays in the teaching loss.
     """
     import torch
@@ -694,7 +694,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     torch.manual_seed(cfg.seed)
     align, align_stats = None, None
     if cfg.align_steps > 0 and len(sampler.people) >= 2:
-        from asru.data.align_vision import align_vision, name_targets
+        from asru.demo.align_vision import align_vision, name_targets
 
         align_stats = align_vision(lm, sampler.people, sampler.draw, cfg, progress=progress)
         if cfg.align_weight > 0:
@@ -702,7 +702,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     lora, vision = add_lora(lm, cfg)
     opt = torch.optim.AdamW([{"params": lora, "lr": cfg.lr}, {"params": vision, "lr": cfg.vision_lr}], weight_decay=0.0)
     warmup = max(1, min(10, cfg.steps // 10))
-    from asru.data.align_vision import embedding_norm
+    from asru.demo.align_vision import embedding_norm
 
     feature_norm = embedding_norm(lm)  # image features are kept at the scale of the text embeddings
 
@@ -762,7 +762,7 @@ def evaluate_generation(lm, data: dict, cfg: TeachConfig, progress: bool = False
     (a modality without records has accuracy None). Correct = the normalised ground truth occurs in the
     normalised answer (:func:`rewards.text.contains_answer`).
     """
-    from asru.prompting import generate
+    from asru.core.prompting import generate
     from rewards.text import contains_answer
 
     out = {}

@@ -14,9 +14,9 @@ import math
 import time
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
-LOG = logging.getLogger("asru.rl")
+LOG = logging.getLogger("asru.stages.rl.stage")
 
 HOOK_MODES = ("add", "gated")
 VLLM_HINT = "pip install 'asru[vllm]'"
@@ -74,7 +74,7 @@ def check_rollout_source(cfg, model=None, model_path=None) -> None:
             f"re-run the steer stage with steer.mode=redirect (or a baked ablation) before the rl stage"
         )
     if model is not None:
-        from asru.layers import decoder_layers
+        from asru.core.layers import decoder_layers
 
         try:
             layers = decoder_layers(model)
@@ -263,7 +263,7 @@ def step_line(log: dict, max_steps: int | None = None) -> str:
 
 
 def console_callback():
-    """A TrainerCallback logging one line per logging step to the ``asru.rl`` logger (console + run.log)."""
+    """A TrainerCallback logging one line per logging step to the ``asru.stages.rl.stage`` logger (console + run.log)."""
     from transformers import TrainerCallback
 
     class RLConsole(TrainerCallback):

@@ -3,7 +3,7 @@
 ``export_model`` turns any model directory the pipeline produces (or a PEFT adapter directory) into a
 plain ``save_pretrained`` checkpoint that ``transformers`` and ``vllm serve`` load unchanged:
 
-1. load it with :func:`asru.models.load_model` (an adapter directory is loaded onto its base model and
+1. load it with :func:`asru.core.models.load_model` (an adapter directory is loaded onto its base model and
    merged);
 2. steering hooks recorded by the run: directional ablation is baked into the weights; ``add`` and
    ``gated`` hooks cannot be, so they are refused unless ``allow_hooks`` (their description is then written
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asru.config import ExportConfig
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, atomic_write_text
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json, atomic_write_text
 
-LOG = logging.getLogger("asru.export")
+LOG = logging.getLogger("asru.stages.export.stage")
 
 HOOK_SPEC_NAME = "hooks.json"
 BAKEABLE_HOOKS = ("ablate",)
@@ -196,7 +196,7 @@ def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
     Weights are loaded in float32 when they will be changed (a LoRA merge, or ``edit``: baking) or on the
     CPU, so the edit is exact before the cast to the saved dtype; otherwise in the saved dtype directly.
     """
-    from asru.models import LoadedModel, load_model, pick_device
+    from asru.core.models import LoadedModel, load_model, pick_device
 
     device = pick_device(cfg.device)
     path = Path(model_path)
@@ -222,7 +222,7 @@ def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
         merged.eval()
         processor = lm.processor
         if (path / "tokenizer_config.json").is_file() or (path / "processor_config.json").is_file():
-            from asru.models import load_processor
+            from asru.core.models import load_processor
 
             try:  # the processor saved with the adapter (it may carry a changed chat template)
                 processor = load_processor(str(path), lm.is_vlm)
@@ -332,7 +332,7 @@ def architecture_class(model):
     """The transformers class named by the config's ``architectures`` (the one serving code builds)."""
     import transformers
 
-    from asru.layers import unwrap
+    from asru.core.layers import unwrap
 
     base = unwrap(model)
     for name in getattr(base.config, "architectures", None) or []:
@@ -438,7 +438,7 @@ def verification_prompts(data, n: int, is_vlm: bool) -> list[tuple[str, str, obj
 
 def greedy_answers(lm, prompts, max_new_tokens: int) -> list[str]:
     """Greedy answers to ``(split, question, image)`` prompts, in order."""
-    from asru.prompting import generate
+    from asru.core.prompting import generate
 
     return generate(lm, [q for _, q, _ in prompts], [im for _, _, im in prompts], max_new_tokens=max_new_tokens, batch_size=8)
 
@@ -478,7 +478,7 @@ def _hyperparameters(conf: dict) -> dict:
 
 def _base_model(conf: dict | None, source: Source) -> tuple[str, str | None]:
     """(description, hub id or None) of the model the unlearning started from."""
-    from asru.models import MODEL_ALIASES
+    from asru.core.models import MODEL_ALIASES
 
     name = (conf or {}).get("model", {}).get("name") if conf else None
     name = name or source.base
@@ -515,13 +515,13 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
     """
     import torch
 
+    from asru.core.models import load_model
     from asru.model_card import data_counts, render_model_card
-    from asru.models import load_model
 
     out_dir = Path(out_dir)
     run = Path(run_dir) if run_dir is not None else None
     if not Path(model_path).exists() and not is_adapter_dir(model_path):
-        from asru.models import resolve_model_name
+        from asru.core.models import resolve_model_name
 
         resolve_model_name(model_path)
     tmp = _prepare_out(out_dir, cfg.overwrite)
@@ -550,7 +550,7 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
                             "/".join(hooks_info["kinds"]), dest)
 
         check_state_dict(lm.model)
-        from asru.models import cast_model
+        from asru.core.models import cast_model
 
         cast_model(lm.model, getattr(torch, source.stored_dtype))
         gen = lm.model.generation_config

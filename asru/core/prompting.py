@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 ImageLike = "str | Path | PIL.Image.Image | None"
 

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.layers import check_layer
-from asru.models import save_checkpoint
-from asru.rundir import atomic_write_json
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer
+from asru.core.models import save_checkpoint
+from asru.core.rundir import atomic_write_json
 
 LOG = logging.getLogger("asru.steer")
 
@@ -167,7 +167,7 @@ def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int
     so I don't know..." with the forgotten name put back). See :func:`counterpart_questions` and
     :func:`pair_refusals`; returns ``(refusals, own)``.
     """
-    from asru.prompting import generate
+    from asru.core.prompting import generate
 
     questions, images, swaps = counterpart_questions(records, all_records, image_dir, seed, image_size)
     asked = [i for i, q in enumerate(questions) if q is not None]
@@ -224,7 +224,7 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
 
 def answer_table(lm, forget, retain, limit: int, max_new_tokens: int, seed: int = 0) -> dict:
     """Greedy answers on forget/retain generation questions: forget refusal rate, retain accuracy."""
-    from asru.prompting import generate
+    from asru.core.prompting import generate
     from rewards.text import contains_answer, is_refusal
 
     out = {}
@@ -269,7 +269,7 @@ def recorded_base_model(model_path) -> str | None:
 
 
 def _load(cfg, path):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     m = cfg.model
     return load_model(path, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code,
@@ -297,7 +297,7 @@ def general_retain_questions(records, n: int) -> list[str]:
     Redirection keeps their hidden states as it keeps the retain split's, so steering does not cost
     general knowledge (the ``real`` split measures it and stays unseen).
     """
-    from asru.data.teach import GENERAL_QUESTIONS
+    from asru.demo.teach import GENERAL_QUESTIONS
     from rewards.text import normalize
 
     asked = {normalize(r.question) for r in records}
@@ -308,8 +308,8 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
     import torch
 
-    from asru.models import cast_copy, copy_weights
-    from asru.prompting import generate
+    from asru.core.models import cast_copy, copy_weights
+    from asru.core.prompting import generate
     from steering.activations import collect_activations
     from steering.bake import bake_ablation
     from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
@@ -351,7 +351,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     orig = _load(cfg, orig_path) if orig_path else lm
     LOG.info("refusal side from %s", orig_path or f"{model_path} (the model being unlearned)")
     if orig is not lm:
-        from asru.layers import hidden_size
+        from asru.core.layers import hidden_size
 
         if hidden_size(orig.model) != hidden_size(lm.model):
             raise AsruError(f"steer.original_model {sc.original_model} has hidden size {hidden_size(orig.model)}, "
