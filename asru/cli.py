@@ -14,7 +14,10 @@ import typing
 from collections.abc import Callable
 
 from asru.config import RunConfig, build_config, field_type, load_yaml, merge, section_classes
+from asru.core.aliases import known_aliases, model_spec
 from asru.core.errors import AsruError
+from asru.core.plugins import load_plugins
+from asru.stages.methods import method_names
 
 EPILOG = "Every stage option can also be set in the YAML file given to --config; command-line options win."
 
@@ -72,19 +75,22 @@ def add_config_options(parser: argparse.ArgumentParser, sections: list[str] | No
 
 
 def preset_for(model_name: str | None) -> str | None:
-    """The shipped preset used when no ``--config`` is given: default.yaml for the offline models,
-    qwen3-vl/base.yaml for Qwen3-VL-2B; None (the dataclass defaults = the reference's values) otherwise."""
-    from pathlib import Path
+    """The preset used when no ``--config`` is given: the model alias's own (``configs/default.yaml``
+    for the offline models, ``configs/qwen3-vl/base.yaml`` for Qwen3-VL-2B); None (the dataclass
+    defaults = the reference's values) for other models."""
+    spec = model_spec(model_name or "demo")
+    path = spec.preset_path() if spec else None
+    return str(path) if path else None
 
-    configs = Path(__file__).resolve().parents[1] / "configs"
-    name = model_name or "demo"
-    if name in ("demo", "smollm2"):
-        f = configs / "default.yaml"
-    elif name in ("qwen3-vl", "Qwen/Qwen3-VL-2B-Instruct"):
-        f = configs / "qwen3-vl" / "base.yaml"
-    else:
-        return None
-    return str(f) if f.is_file() else None
+
+def plugin_specs(argv: list[str] | None) -> list[str]:
+    """The ``--plugins A,B`` of a command line, loaded before its parser is built (so help lists what they add)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugins", default="")
+    known, _ = pre.parse_known_args(argv)
+    specs = [s.strip() for s in known.plugins.split(",") if s.strip()]
+    load_plugins(specs)
+    return specs
 
 
 def config_from_args(args: argparse.Namespace, fixed: dict | None = None) -> RunConfig:
@@ -99,12 +105,17 @@ def config_from_args(args: argparse.Namespace, fixed: dict | None = None) -> Run
             overrides.setdefault(section, {})[name] = val
     values = merge(values, overrides)
     values = merge(values, fixed or {})
+    cli_plugins = getattr(args, "plugins", None)
+    if cli_plugins:
+        values["plugins"] = list(dict.fromkeys([*values.get("plugins", []), *cli_plugins.split(",")]))
     return build_config(values)
 
 
 def _common_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="Config file (see configs/default.yaml); options below override it.")
-    parser.add_argument("--model", metavar="NAME", help="Shortcut for --model.name: alias, hub id or local directory.")
+    parser.add_argument("--model", metavar="NAME", help=f"Shortcut for --model.name: an alias ({known_aliases()}), a hub id or a local directory.")
+    parser.add_argument("--plugins", metavar="A,B", help="Plugin files (path/to/file.py) or modules to load first; they register "
+                        "methods, metrics, benchmark formats or model aliases (docs/extending.md).")
     parser.add_argument("--data", metavar="DIR", help="Shortcut for --data.data_dir: benchmark directory (default: the built-in synthetic one).")
     parser.add_argument("--output-dir", metavar="DIR", help="Run directory (default runs/<timestamp>); a non-empty one needs --overwrite or --resume.")
     parser.add_argument("--overwrite", action="store_true", help="Replace the contents of a non-empty run directory.")
@@ -139,7 +150,7 @@ def train_parser() -> argparse.ArgumentParser:
     )
     _common_run_options(p)
     p.add_argument("--stages", metavar="A,B", help="Stages to run, comma-separated, from data,teach,steer,rl,eval,export (default: all).")
-    p.add_argument("--method", metavar="NAME", help="asru (default), steer_only, or a baseline: ga, graddiff, kl, npo, idk.")
+    p.add_argument("--method", metavar="NAME", help=f"Unlearning method: {', '.join(method_names())} (default asru).")
     p.add_argument("--list-rewards", action="store_true", help="List the reward functions that rl.rewards can name, then exit.")
     add_config_options(p)
     return p
@@ -148,6 +159,7 @@ def train_parser() -> argparse.ArgumentParser:
 @_user_errors
 def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-train``."""
+    plugin_specs(argv)
     args = train_parser().parse_args(argv)
     if args.list_rewards:
         from rewards import list_rewards
@@ -190,6 +202,7 @@ def steer_parser() -> argparse.ArgumentParser:
 @_user_errors
 def steer_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-steer``."""
+    plugin_specs(argv)
     args = steer_parser().parse_args(argv)
     fixed = _shortcuts(args)
     fixed["stages"] = ["data", "teach", "steer"]
@@ -210,6 +223,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", metavar="DIR", help="Where eval.json, report.md and plots go (default runs/<timestamp>-eval).")
     p.add_argument("--overwrite", action="store_true", help="Replace the contents of a non-empty output directory.")
     p.add_argument("--config", metavar="YAML", help="Config file; its eval/data sections are used.")
+    p.add_argument("--plugins", metavar="A,B", help="Plugin files or modules to load first (a metric or benchmark format of your own).")
     p.add_argument("-v", "--verbose", action="store_true", help="Debug logging on the console.")
     add_config_options(p, ["eval", "data"])
     return p
@@ -218,6 +232,7 @@ def eval_parser() -> argparse.ArgumentParser:
 @_user_errors
 def eval_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-eval``."""
+    plugin_specs(argv)
     args = eval_parser().parse_args(argv)
     fixed: dict = {}
     if args.data:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from asru.core.errors import AsruError
+from asru.core.plugins import load_plugins
+from asru.stages.methods import check_method
 
 STAGES = ("data", "teach", "steer", "rl", "eval", "export")
-METHODS = ("asru", "steer_only", "ga", "graddiff", "kl", "npo", "idk")
 
 
 def opt(default, help: str, **kw):
@@ -39,7 +40,7 @@ def _check(cond: bool, msg: str):
 class ModelConfig:
     """Which model to unlearn and how to load it."""
 
-    name: str = opt("demo", "Model to unlearn: an alias (qwen3-vl, qwen3-vl-4b, qwen3-vl-8b, qwen2.5-vl, llava, smollm2, demo), a hub id or a local directory.")
+    name: str = opt("demo", "Model to unlearn: an alias (asru-train --help lists them), a hub id or a local directory.")
     dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16 or float16.")
     device: str = opt("auto", "Device: auto (cuda if available), cpu or cuda[:N].")
     trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless you trust the repository).")
@@ -342,7 +343,8 @@ class RunConfig:
     overwrite: bool = opt(False, "Replace the contents of a non-empty run directory.")
     resume: bool = opt(False, "Continue a run: reuse finished stages whose inputs did not change, resume from checkpoints.")
     stages: list[str] = opt(list(STAGES), "Stages to run, in order: data, teach, steer, rl, eval, export.")
-    method: str = opt("asru", "Unlearning method: asru, steer_only, or a baseline (ga, graddiff, kl, npo, idk).")
+    method: str = opt("asru", "Unlearning method: asru, steer_only, or a registered baseline (asru-train --help lists them).")
+    plugins: list[str] = opt([], "Plugin files (path/to/file.py) or modules to load first: they register methods, metrics, formats, aliases.")
     seed: int = opt(0, "Global seed.")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -356,7 +358,7 @@ class RunConfig:
     def __post_init__(self):
         bad = [s for s in self.stages if s not in STAGES]
         _check(not bad, f"unknown stage(s) {bad}: choose from {', '.join(STAGES)}")
-        _check(self.method in METHODS, f"unknown method {self.method!r}: choose from {', '.join(METHODS)}")
+        check_method(self.method)
 
 
 
@@ -419,8 +421,13 @@ def coerce(value, tp, where: str):
 
 
 def build_config(values: dict | None = None) -> RunConfig:
-    """Build a validated RunConfig from a nested dict (YAML + overrides); unknown keys are errors."""
+    """Build a validated RunConfig from a nested dict (YAML + overrides); unknown keys are errors.
+
+    The plugins it names are loaded first, so the methods they register are known to the checks.
+    """
     values = dict(values or {})
+    if "plugins" in values:
+        load_plugins(coerce(values["plugins"], list[str], "plugins"))
     sections = section_classes()
     top_kwargs = {}
     for key, val in values.items():

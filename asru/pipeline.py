@@ -31,6 +31,7 @@ from asru.core.rundir import (
     process_state,
     setup_logging,
 )
+from asru.stages.methods import PIPELINE_METHODS, method_stages
 
 LOG = logging.getLogger("asru.pipeline")
 EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
@@ -166,7 +167,7 @@ class Stage:
 
 def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
     """The model to unlearn: the demo VLM (built/taught if needed) or the user's model id/path."""
-    from asru.core.models import resolve_model_name
+    from asru.core.aliases import resolve_model_name
 
     if cfg.model.name == "demo":
         from asru.demo.teach import build_demo_model
@@ -186,7 +187,7 @@ def _reward_text(name: str, value) -> str:
 
 def dry_run(cfg: RunConfig) -> str:
     """Validate the configuration without loading weights and return the plan as text."""
-    from asru.core.models import MODEL_ALIASES, model_spec, resolve_model_name
+    from asru.core.aliases import MODEL_ALIASES, model_spec, resolve_model_name
 
     hub_id = resolve_model_name(cfg.model.name)
     spec = model_spec(cfg.model.name) or model_spec(hub_id)
@@ -210,7 +211,6 @@ def dry_run(cfg: RunConfig) -> str:
     out = cfg.output_dir or "runs/<timestamp>"
     if cfg.output_dir and Path(out).is_dir() and any(Path(out).iterdir()) and not (cfg.overwrite or cfg.resume):
         raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
-    method_stages = {"asru": "steer -> rl", "steer_only": "steer"}.get(cfg.method, f"baseline {cfg.method}")
     layer_txt = ", ".join(map(str, fixed)) if fixed else (
         f"auto (alias default {spec.default_layer}, scored over candidates)" if spec else "auto (scored over candidates)")
     data_txt = cfg.data.data_dir or f"built-in synthetic ({cfg.data.people} people, forget ratio {cfg.data.forget_ratio}, seed {cfg.data.seed}) at {default_data_dir(cfg.data)}"
@@ -220,7 +220,7 @@ def dry_run(cfg: RunConfig) -> str:
         f"  layers     {n_layers if n_layers is not None else 'unknown until the config is loaded'}; steering layer{'s' if len(fixed) > 1 else ''} {layer_txt}",
         f"  device     {cfg.model.device}, dtype {cfg.model.dtype}",
         f"  data       {data_txt}",
-        f"  method     {cfg.method}: {method_stages}",
+        f"  method     {cfg.method}: {method_stages(cfg.method)}",
         f"  stages     {', '.join(cfg.stages)}",
         f"  rewards    {', '.join(_reward_text(k, v) for k, v in cfg.rl.rewards.items())}",
         (f"  rollouts   vLLM {cfg.rl.use_vllm}; {cfg.rl.num_generations} per prompt, temperature {cfg.rl.temperature}; "
@@ -320,13 +320,14 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
         current, current_fp = rec["model"], rec["fingerprint"]
         stage_models[name] = current
 
-    if cfg.method in ("asru", "steer_only"):
-        if "steer" in stages:
+    if cfg.method in PIPELINE_METHODS:
+        method_stage_names = PIPELINE_METHODS[cfg.method]
+        if "steer" in stages and "steer" in method_stage_names:
             from asru.stages.steer.stage import run_steer_stage
 
             model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)},
                         lambda out: run_steer_stage(cfg, current, {**data, **_taught_refusal_split(data_dir)}, out))
-        if "rl" in stages and cfg.method == "asru":
+        if "rl" in stages and "rl" in method_stage_names:
             from asru.stages.rl.stage import run_rl_stage
 
             model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla),
@@ -404,7 +405,7 @@ def _existing_demo() -> str:
 
 def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference: str | None = None, overwrite: bool = False, verbose: bool = False) -> dict:
     """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md."""
-    from asru.core.models import resolve_model_name
+    from asru.core.aliases import resolve_model_name
     from asru.data.loaders import load_benchmark
     from asru.eval.report import format_table, write_report
     from asru.eval.runner import evaluate

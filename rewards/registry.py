@@ -23,20 +23,17 @@ rewards with keyword arguments) and is given a ``__name__`` (TRL logs ``rewards/
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
 import math
-import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from asru.core.errors import AsruError
+from asru.core.plugins import import_module, load_file, looks_like_path
 
 ENTRY_POINT_GROUP = "asru.rewards"
 _BUILTIN_MODULES = ("rewards.forget", "rewards.retain", "rewards.fluency", "rewards.reasoning")
@@ -139,49 +136,6 @@ def list_rewards() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Resolution
 # ---------------------------------------------------------------------------------------------
-def _looks_like_path(target: str) -> bool:
-    return target.endswith(".py") or "/" in target or os.sep in target
-
-
-def _load_file(path_str: str, spec: str) -> Any:
-    """Execute only the file ``path_str`` as a uniquely named module and return it."""
-    path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise AsruError(f"reward {spec!r}: file {path_str} not found (give an existing path/to/file.py:function)")
-    if path.suffix != ".py":
-        raise AsruError(f"reward {spec!r}: {path_str} is not a .py file (use path/to/file.py:function)")
-    resolved = path.resolve()
-    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]
-    mod_name = f"asru_reward_plugin_{resolved.stem}_{digest}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    mspec = importlib.util.spec_from_file_location(mod_name, resolved)
-    if mspec is None or mspec.loader is None:
-        raise AsruError(f"reward {spec!r}: cannot load {path_str} as a Python module")
-    module = importlib.util.module_from_spec(mspec)
-    sys.modules[mod_name] = module
-    try:
-        mspec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any error in user code becomes a one-line AsruError
-        del sys.modules[mod_name]
-        raise AsruError(f"reward {spec!r}: error while executing {path_str}: {type(exc).__name__}: {exc}") from None
-    return module
-
-
-def _import_module(mod_name: str, spec: str) -> Any:
-    try:
-        return importlib.import_module(mod_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
-            raise AsruError(
-                f"reward {spec!r}: no module named {exc.name!r} (install it, add it to PYTHONPATH, "
-                f"or use path/to/file.py:function)"
-            ) from None
-        raise AsruError(f"reward {spec!r}: importing {mod_name} failed: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any error in user code becomes a one-line AsruError
-        raise AsruError(f"reward {spec!r}: importing {mod_name} failed: {type(exc).__name__}: {exc}") from None
-
-
 def _get_attr(module: Any, attr: str, spec: str, where: str) -> Any:
     obj = module
     for part in attr.split("."):
@@ -209,12 +163,12 @@ def _resolve(spec: str) -> tuple[str, Any]:
         target, _, attr = spec.rpartition(":")
         if not target or not attr or not all(p.isidentifier() for p in attr.split(".")):
             raise AsruError(f"bad reward spec {spec!r}: use a built-in name, module.sub:function or path/to/file.py:function")
-        if _looks_like_path(target):
-            module = _load_file(target, spec)
+        if looks_like_path(target):
+            module = load_file(target, f"reward {spec!r}")
             return attr.rpartition(".")[2], _get_attr(module, attr, spec, f"file {target}")
         if not all(p.isidentifier() for p in target.split(".")):
             raise AsruError(f"bad reward spec {spec!r}: {target!r} is neither a module name nor a .py path")
-        module = _import_module(target, spec)
+        module = import_module(target, f"reward {spec!r}")
         return attr.rpartition(".")[2], _get_attr(module, attr, spec, f"module {target}")
     if spec.endswith(".py"):
         raise AsruError(f"reward {spec!r}: name the function too, as {spec}:function_name")

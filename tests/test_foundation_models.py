@@ -3,7 +3,8 @@
 import pytest
 
 from asru.core.errors import AsruError
-from asru.core.models import MODEL_ALIASES, load_model, resolve_model_name
+from asru.core.aliases import MODEL_ALIASES, resolve_model_name
+from asru.core.models import load_model
 
 
 def test_aliases():

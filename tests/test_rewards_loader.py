@@ -139,7 +139,7 @@ def test_file_function(plugin_file):
     assert fn.__name__ == "brevity"
     assert _trl_call(fn, ["one", "one two three four five"]) == [1.0, 0.2]
     # only the named file is executed, under a private module name, once
-    mods = [m for m in sys.modules if m.startswith("asru_reward_plugin_my_rewards_")]
+    mods = [m for m in sys.modules if m.startswith("asru_plugin_my_rewards_")]
     assert len(mods) == 1 and "my_rewards" not in sys.modules
     assert load_reward(f"{plugin_file}:loud").__module__ == mods[0]
 

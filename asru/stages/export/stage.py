@@ -29,6 +29,7 @@ from pathlib import Path
 from asru.config import ExportConfig
 from asru.core.errors import AsruError
 from asru.core.rundir import atomic_write_json, atomic_write_text
+from asru.stages.methods import PIPELINE_METHODS
 
 LOG = logging.getLogger("asru.stages.export.stage")
 
@@ -469,7 +470,7 @@ def _hyperparameters(conf: dict) -> dict:
     if data.get("data_dir"):
         data["data_dir"] = "(user benchmark directory)"
     out["data"] = data
-    sections = {"asru": ["steer", "rl"], "steer_only": ["steer"]}.get(method, ["baseline"])
+    sections = PIPELINE_METHODS.get(method, ("baseline",))
     for s in sections:
         if conf.get(s) is not None:
             out[s] = conf[s]
@@ -478,11 +479,11 @@ def _hyperparameters(conf: dict) -> dict:
 
 def _base_model(conf: dict | None, source: Source) -> tuple[str, str | None]:
     """(description, hub id or None) of the model the unlearning started from."""
-    from asru.core.models import MODEL_ALIASES
+    from asru.core.aliases import MODEL_ALIASES
 
     name = (conf or {}).get("model", {}).get("name") if conf else None
     name = name or source.base
-    spec = MODEL_ALIASES.get(name)
+    spec = MODEL_ALIASES.find(name)
     if spec is not None:
         hub = None if spec.hub_id.startswith("offline:") else spec.hub_id
         return f"{spec.note} (`{name}`)", hub
@@ -521,7 +522,7 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
     out_dir = Path(out_dir)
     run = Path(run_dir) if run_dir is not None else None
     if not Path(model_path).exists() and not is_adapter_dir(model_path):
-        from asru.core.models import resolve_model_name
+        from asru.core.aliases import resolve_model_name
 
         resolve_model_name(model_path)
     tmp = _prepare_out(out_dir, cfg.overwrite)
