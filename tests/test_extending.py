@@ -51,15 +51,15 @@ def plugin(tmp_path, monkeypatch):
 
 
 def test_the_doc_has_one_example_per_registry():
-    assert set(doc_files()) == {"capped_ga.py", "answer_words.py", "csv_format.py", "my_model.py"}
+    assert set(doc_files()) == {"fading_ga.py", "answer_words.py", "csv_format.py", "my_model.py"}
 
 
 def test_a_method_from_one_file(plugin, tiny_llama_path, tmp_path):
-    with pytest.raises(AsruError, match="unknown method 'capped_ga'"):
-        check_method("capped_ga")
-    path = plugin("capped_ga.py")
-    assert "capped_ga" in method_names() and "capped_ga" in BASELINES.choices()
-    cfg = build_config({"method": "capped_ga", "plugins": [str(path)],
+    with pytest.raises(AsruError, match="unknown method 'fading_ga'"):
+        check_method("fading_ga")
+    path = plugin("fading_ga.py")
+    assert "fading_ga" in method_names() and "fading_ga" in BASELINES.choices()
+    cfg = build_config({"method": "fading_ga", "plugins": [str(path)],
                         "baseline": {"steps": 3, "batch_size": 4, "lr": 1e-2, "lora_r": 2, "retain_weight": 0.0}})
     forget = text_qa()
     lm = load_model(str(tiny_llama_path))
@@ -67,13 +67,13 @@ def test_a_method_from_one_file(plugin, tiny_llama_path, tmp_path):
     with torch.no_grad():
         before = float(nll(lm.model, enc, labels))
     out = run_baseline(cfg, str(tiny_llama_path), {"forget": forget, "retain": text_qa("retain", "Brenna Coldridge")},
-                       tmp_path / "capped_ga")
+                       tmp_path / "fading_ga")
     trained = load_model(str(out))
     with torch.no_grad():
         after = float(nll(trained.model, enc, labels))
     assert after > before + 0.05  # gradient ascent raised the forget loss
-    log = json.loads((tmp_path / "capped_ga" / "train_log.json").read_text())
-    assert log["method"] == "capped_ga" and log["steps"] == 3
+    log = json.loads((tmp_path / "fading_ga" / "train_log.json").read_text())
+    assert log["method"] == "fading_ga" and log["steps"] == 3
 
 
 def test_a_metric_from_one_file(plugin, tiny_llama_path, tmp_path):
@@ -102,7 +102,7 @@ def test_a_benchmark_format_from_one_file(plugin, tmp_path):
     data = load_benchmark(bench, ["forget", "retain"])
     assert [(r.question, r.answer, r.person) for r in data["forget"]] == [("What is Aldric Ashgrove's job?", "baker", "Aldric Ashgrove")]
     assert data["retain"][0].answer == "Oslo" and data["retain"][0].split == "retain"
-    with pytest.raises(AsruError, match="split 'test' not found|no records|test"):
+    with pytest.raises(AsruError, match=r"split 'test' not found \(no test.csv\)"):
         load_benchmark(bench, ["test"])
 
 

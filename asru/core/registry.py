@@ -16,6 +16,10 @@ from asru.core.errors import AsruError
 T = TypeVar("T")
 
 
+class DuplicateNameError(AsruError, ValueError):
+    """A name registered twice with different entries."""
+
+
 class Registry(Generic[T]):
     """Named entries of one kind; ``kind`` (e.g. "method") is the word used in messages."""
 
@@ -29,7 +33,7 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name.strip():
             raise AsruError(f"a {self.kind} needs a non-empty name, got {name!r}")
         if name in self._entries and not replace and self._entries[name] is not entry:
-            raise AsruError(f"{self.kind} {name!r} is already registered: pick another name")
+            raise DuplicateNameError(f"{self.kind} {name!r} is already registered: pick another name")
         self._entries[name] = entry
         return entry
 

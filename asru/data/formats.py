@@ -21,7 +21,8 @@ class BenchmarkFormat:
 
     ``detect(dir)`` says whether a directory holds this format; ``splits(dir, forget_pct)`` lists the
     splits it provides; ``load(dir, splits, forget_pct=, cache_dir=, check_images=)`` returns
-    ``{split: records}``. ``looks_like`` describes the directory for the "not a benchmark" message.
+    ``{split: records}`` and raises :class:`~asru.core.errors.AsruError` naming the missing file for a
+    split the directory lacks. ``looks_like`` describes the directory for the "not a benchmark" message.
     """
 
     name: str
