@@ -20,8 +20,11 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import rewards
 from asru.config import DataConfig, RunConfig, dump_yaml
+from asru.core.aliases import MODEL_ALIASES, model_spec, resolve_model_name
 from asru.core.errors import AsruError
+from asru.core.models import cache_dir
 from asru.core.rundir import (
     atomic_write_json,
     atomic_write_text,
@@ -31,7 +34,19 @@ from asru.core.rundir import (
     process_state,
     setup_logging,
 )
+from asru.data.benchmark import default_data_dir
+from asru.data.loaders import available_splits, load_benchmark
+from asru.data.synthetic import GENERATOR_VERSION, generate_benchmark
+from asru.demo.teach import build_demo_model
+from asru.eval.report import format_table, write_report
+from asru.eval.runner import evaluate
+from asru.eval.targets import check_targets, format_targets
+from asru.stages.baselines import run_baseline
+from asru.stages.export.stage import export_model
 from asru.stages.methods import PIPELINE_METHODS, method_stages
+from asru.stages.rl.stage import run_rl_stage
+from asru.stages.steer.stage import run_steer_stage
+from rewards import resolve_reward
 
 LOG = logging.getLogger("asru.pipeline")
 EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
@@ -49,8 +64,6 @@ def eval_code_fingerprint() -> str:
     Part of the evaluation cache key, so an upgrade that changes a metric re-evaluates instead of
     reusing numbers the new code would not produce.
     """
-    import rewards
-
     root = Path(__file__).resolve().parent
     files = sorted((root / "eval").glob("*.py")) + sorted(Path(rewards.__file__).resolve().parent.glob("*.py")) + [root / "core" / "prompting.py"]
     return fingerprint(*[hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
@@ -73,13 +86,6 @@ def weights_digest(model_path: str) -> str:
     return h.hexdigest() if files else ""
 
 
-def default_data_dir(data: DataConfig) -> Path:
-    """Cache location of the built-in synthetic benchmark for these generator settings."""
-    from asru.core.models import cache_dir
-
-    return cache_dir() / "benchmarks" / f"synthetic-p{data.people}-f{data.forget_ratio}-s{data.seed}-i{data.image_size}"
-
-
 def ensure_data(data: DataConfig) -> Path:
     """The benchmark directory: the user's, or the built-in synthetic one (generated once into the cache)."""
     if data.data_dir:
@@ -89,8 +95,6 @@ def ensure_data(data: DataConfig) -> Path:
         return path
     path = default_data_dir(data)
     if not _current_benchmark(path):
-        from asru.data.synthetic import generate_benchmark
-
         LOG.info("generating the built-in synthetic benchmark into %s", path)
         tmp = path.with_name(path.name + ".tmp")
         generate_benchmark(tmp, people=data.people, forget_ratio=data.forget_ratio, seed=data.seed,
@@ -103,8 +107,6 @@ def ensure_data(data: DataConfig) -> Path:
 
 def _current_benchmark(path: Path) -> bool:
     """True when ``path`` holds a built-in benchmark written by this version of the generator."""
-    from asru.data.synthetic import GENERATOR_VERSION
-
     try:
         return json.loads((path / "meta.json").read_text(encoding="utf-8")).get("generator_version") == GENERATOR_VERSION
     except (OSError, ValueError):
@@ -167,11 +169,7 @@ class Stage:
 
 def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
     """The model to unlearn: the demo VLM (built/taught if needed) or the user's model id/path."""
-    from asru.core.aliases import resolve_model_name
-
     if cfg.model.name == "demo":
-        from asru.demo.teach import build_demo_model
-
         return str(build_demo_model(data_dir, cfg.teach))
     resolve_model_name(cfg.model.name)
     return cfg.model.name
@@ -187,8 +185,6 @@ def _reward_text(name: str, value) -> str:
 
 def dry_run(cfg: RunConfig) -> str:
     """Validate the configuration without loading weights and return the plan as text."""
-    from asru.core.aliases import MODEL_ALIASES, model_spec, resolve_model_name
-
     hub_id = resolve_model_name(cfg.model.name)
     spec = model_spec(cfg.model.name) or model_spec(hub_id)
     n_layers = spec.num_layers if spec else None
@@ -204,8 +200,6 @@ def dry_run(cfg: RunConfig) -> str:
             raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
     if cfg.data.data_dir and not Path(cfg.data.data_dir).is_dir():
         raise AsruError(f"data directory {cfg.data.data_dir} does not exist: generate one with `asru-data generate --out {cfg.data.data_dir}`")
-    from rewards import resolve_reward
-
     for name in cfg.rl.rewards:
         resolve_reward(name)
     out = cfg.output_dir or "runs/<timestamp>"
@@ -244,9 +238,6 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
     The cache keeps the whole evaluation folder (``eval.json``, ``answers.jsonl``, plots), so a reused
     evaluation leaves the same files in the run directory as a fresh one.
     """
-    from asru.core.models import cache_dir
-    from asru.eval.runner import evaluate
-
     cache = cache_dir() / "eval-cache" / cache_key if cache_key else None
     if cache and (cache / "eval.json").is_file():
         LOG.info("reusing cached evaluation of %s", model_path)
@@ -284,8 +275,6 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
 
     with main_process_first():  # the main process fills the data cache, the others read it
         data_dir = ensure_data(cfg.data)
-    from asru.data.loaders import load_benchmark
-
     data = load_benchmark(data_dir, list(EVAL_SPLITS_NEEDED))
     data_fp = _data_fingerprint(data_dir)
     timings: dict[str, float] = {}
@@ -323,18 +312,12 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     if cfg.method in PIPELINE_METHODS:
         method_stage_names = PIPELINE_METHODS[cfg.method]
         if "steer" in stages and "steer" in method_stage_names:
-            from asru.stages.steer.stage import run_steer_stage
-
             model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)},
                         lambda out: run_steer_stage(cfg, current, {**data, **_taught_refusal_split(data_dir)}, out))
         if "rl" in stages and "rl" in method_stage_names:
-            from asru.stages.rl.stage import run_rl_stage
-
             model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla),
                         every_process=True)
     elif "rl" in stages or "steer" in stages:
-        from asru.stages.baselines import run_baseline
-
         section = asdict(cfg.baseline) if hasattr(cfg, "baseline") else {}
         model_stage(cfg.method, section, lambda out: run_baseline(cfg, current, data, out))
 
@@ -355,14 +338,10 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
             metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=eval_key(path))
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
-        from asru.eval.targets import check_targets
-
         metrics["targets"] = check_targets(metrics)
     metrics["timings_s"] = timings
     atomic_write_json(run / "metrics.json", metrics)
     if "export" in stages and stage_models:
-        from asru.stages.export.stage import export_model
-
         t = time.time()
         out = Path(cfg.export.out) if cfg.export.out else run / "export"
         # the run's own export folder belongs to this run: a resumed run replaces it
@@ -373,13 +352,9 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     timings["total"] = round(time.time() - t_start, 1)
     atomic_write_json(run / "metrics.json", metrics)
     if "before" in metrics:
-        from asru.eval.report import format_table, write_report
-
         write_report(metrics, run / "report.md")
         print(format_table(metrics))
         if metrics.get("targets"):
-            from asru.eval.targets import format_targets
-
             print("unlearning targets (after vs vanilla):\n" + format_targets(metrics["targets"]))
     print(f"run finished in {timings['total'] / 60:.1f} min -> {run} (metrics.json, report.md)")
     process_state().wait_for_everyone()
@@ -389,14 +364,10 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
 def _taught_refusal_split(data_dir: Path) -> dict:
     """``{"teach": records}`` when the benchmark has a teach split (its refusal answers seed the refusal
     side of the steering direction), else ``{}``. Never part of evaluation: the teach split is trained on."""
-    from asru.data.loaders import available_splits, load_benchmark
-
     return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 
 def _existing_demo() -> str:
-    from asru.core.models import cache_dir
-
     path = cache_dir() / "demo-vlm"
     if not (path / "config.json").is_file():
         raise AsruError("the demo model is not built: include the teach stage (--stages teach,...) or run `asru-data teach`")
@@ -405,11 +376,6 @@ def _existing_demo() -> str:
 
 def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference: str | None = None, overwrite: bool = False, verbose: bool = False) -> dict:
     """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md."""
-    from asru.core.aliases import resolve_model_name
-    from asru.data.loaders import load_benchmark
-    from asru.eval.report import format_table, write_report
-    from asru.eval.runner import evaluate
-
     resolve_model_name(model)
     out = prepare_run_dir(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval", overwrite=overwrite)
     setup_logging(out, verbose)

@@ -80,18 +80,18 @@ def test_eval_dtype_loads_models_in_that_dtype(tiny_llava_path, bench, tmp_path,
     """eval.dtype overrides model.dtype for the evaluated model and the reference; the run still scores."""
     import torch
 
-    import asru.eval.runner
+    import asru.core.models
     from asru.config import ModelConfig
 
     seen = []
-    real_load = asru.eval.runner.load_model
+    real_load = asru.core.models.load_model
 
     def spy(path, **kw):
         lm = real_load(path, **kw)
         seen.append(next(lm.model.parameters()).dtype)
         return lm
 
-    monkeypatch.setattr(asru.eval.runner, "load_model", spy)
+    monkeypatch.setattr(asru.core.models, "load_model", spy)
     ref = tmp_path / "ref"
     shutil.copytree(tiny_llava_path, ref)
     cfg = EvalConfig(max_new_tokens=3, batch_size=8, limit=4, progress=False, dtype="bfloat16", fluency_groups=0)

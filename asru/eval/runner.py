@@ -17,8 +17,8 @@ import logging
 import time
 from pathlib import Path
 
+from asru.core import models
 from asru.core.errors import AsruError
-from asru.core.models import load_model
 from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.data.schema import Record
 from asru.eval import builtin_metrics  # noqa: F401 - registers the built-in metrics
@@ -78,7 +78,7 @@ def _load(path: str, cfg_model=None, dtype: str | None = None):
         kw = {"dtype": cfg_model.dtype, "device": cfg_model.device, "trust_remote_code": cfg_model.trust_remote_code}
     if dtype:
         kw["dtype"] = dtype
-    return load_model(path, **kw)
+    return models.load_model(path, **kw)
 
 
 def answer_rows(split: str, free: list[Record], raw: list[str], answers: list[str], cls: list[Record],

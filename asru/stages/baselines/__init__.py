@@ -18,6 +18,8 @@ idk        ``NLL(F with natural refusals as answers) + w * NLL(R)`` ("I don't kn
 =========  =================================================================================
 """
 
+from __future__ import annotations
+
 from asru.stages.baselines import ga, graddiff, idk, kl, npo  # noqa: F401 - register the built-in losses
 from asru.stages.baselines.common import encode_batch, nll, qa_pairs, sequence_logprobs
 from asru.stages.baselines.context import IDK_TEMPLATES, BaselineContext, idk_answer

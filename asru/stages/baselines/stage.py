@@ -7,8 +7,8 @@ import random
 import time
 from pathlib import Path
 
+from asru.core import models
 from asru.core.errors import AsruError
-from asru.core.models import load_model
 from asru.core.rundir import atomic_write_json
 from asru.data.schema import Record
 from asru.stages.baselines.common import add_lora, save_merged, train_loop
@@ -46,7 +46,7 @@ def run_baseline(cfg, model_path: str, data: dict[str, list[Record]], out_dir: P
     retain = retain[: bcfg.retain_size]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lm = load_model(model_path, dtype=cfg.model.dtype, device=cfg.model.device, trust_remote_code=cfg.model.trust_remote_code)
+    lm = models.load_model(model_path, dtype=cfg.model.dtype, device=cfg.model.device, trust_remote_code=cfg.model.trust_remote_code)
     forget = list(data["forget"])
     if not lm.is_vlm:
         forget = [r for r in forget if r.image is None]
