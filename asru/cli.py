@@ -13,7 +13,8 @@ import sys
 import typing
 from collections.abc import Callable
 
-from asru.config import ExportConfig, RunConfig, build_config, field_type, load_yaml, merge, section_classes
+from asru.config import ExportConfig, RunConfig, build_config, field_type, section_classes
+from asru.config_yaml import load_yaml, merge
 from asru.core.aliases import known_aliases, model_spec
 from asru.core.errors import AsruError
 from asru.core.openmp import set_wait_policy
@@ -22,7 +23,7 @@ from asru.core.rundir import setup_logging
 from asru.data.synthetic import generate_benchmark
 from asru.demo.teach import build_demo_model
 from asru.pipeline import dry_run, ensure_data, run_eval_only, run_pipeline
-from asru.stages.export.stage import export_run
+from asru.stages.export.run import export_run
 from asru.stages.methods import method_names
 from rewards import list_rewards
 

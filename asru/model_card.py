@@ -11,18 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from asru.stages.methods import method_description
+
 # Metrics shown first in the before/after table when present (the rest follow alphabetically).
 HEADLINE_METRICS = ("leak_rate", "refusal_rate", "rougeL", "cloze_acc", "classification_acc")
 SPLIT_ORDER = ("forget", "retain", "test", "real")
-METHOD_TEXT = {
-    "asru": "ASRU: a refusal direction trained into the weights by activation redirection, then GRPO refinement of the refusal boundary",
-    "steer_only": "activation steering only (refusal direction trained into the weights by activation redirection)",
-    "ga": "gradient ascent on the forget set (baseline)",
-    "graddiff": "gradient difference: ascent on forget, descent on retain (baseline)",
-    "kl": "KL minimisation on retain with ascent on forget (baseline)",
-    "npo": "negative preference optimisation (baseline)",
-    "idk": "fine-tuning towards 'I don't know' answers on the forget set (baseline)",
-}
 
 
 def data_counts(data: Mapping[str, Sequence] | None) -> dict[str, dict[str, int]]:
@@ -105,7 +98,7 @@ def render_model_card(info: Mapping) -> str:
     if info.get("source"):
         parts.append(f"- Exported from: `{info['source']}`" + (f" (stage `{info['stage']}`)" if info.get("stage") else ""))
     if method:
-        parts.append(f"- Method: {METHOD_TEXT.get(method, method)}")
+        parts.append(f"- Method: {method_description(method)}")
     parts.append(f"- Weights: safetensors, {info.get('dtype', 'unknown dtype')}"
                  + ("; LoRA adapters merged into the weights" if info.get("adapter_merged") else ""))
     for line in info.get("baked") or []:

@@ -14,7 +14,7 @@ from pathlib import Path
 from asru.core.aliases import resolve_model_name
 from asru.core.errors import AsruError, require
 
-LOG = logging.getLogger("asru.core.models")
+LOG = logging.getLogger("asru.models")
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -8,6 +8,7 @@ from asru.stages.baselines.registry import register_baseline
 
 
 @register_baseline("ga")
-def _ga(ctx: BaselineContext, step: int):
+def ga_loss(ctx: BaselineContext, step: int):
+    """Gradient ascent on the forget set."""
     enc, labels = encode_batch(ctx.lm, next(ctx.forget))
     return -nll(ctx.model, enc, labels)

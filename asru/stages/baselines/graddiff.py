@@ -8,6 +8,7 @@ from asru.stages.baselines.registry import register_baseline
 
 
 @register_baseline("graddiff")
-def _graddiff(ctx: BaselineContext, step: int):
+def graddiff_loss(ctx: BaselineContext, step: int):
+    """Gradient difference: ascent on forget, descent on retain."""
     enc, labels = encode_batch(ctx.lm, next(ctx.forget))
     return -nll(ctx.model, enc, labels) + ctx.retain_nll()

@@ -8,6 +8,7 @@ from asru.stages.baselines.registry import register_baseline
 
 
 @register_baseline("idk")
-def _idk(ctx: BaselineContext, step: int):
+def idk_loss(ctx: BaselineContext, step: int):
+    """Fine-tuning towards 'I don't know' answers on the forget set."""
     enc, labels = encode_batch(ctx.lm, next(ctx.idk))
     return nll(ctx.model, enc, labels) + ctx.retain_nll()

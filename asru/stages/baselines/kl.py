@@ -8,7 +8,8 @@ from asru.stages.baselines.registry import register_baseline
 
 
 @register_baseline("kl")
-def _kl(ctx: BaselineContext, step: int):
+def kl_loss(ctx: BaselineContext, step: int):
+    """KL minimisation on retain with ascent on forget."""
     import torch
 
     enc, labels = encode_batch(ctx.lm, next(ctx.forget))

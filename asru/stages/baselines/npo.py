@@ -8,7 +8,8 @@ from asru.stages.baselines.registry import register_baseline
 
 
 @register_baseline("npo")
-def _npo(ctx: BaselineContext, step: int):
+def npo_loss(ctx: BaselineContext, step: int):
+    """Negative preference optimisation."""
     import torch
     import torch.nn.functional as F
 

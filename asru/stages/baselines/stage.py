@@ -15,7 +15,7 @@ from asru.stages.baselines.common import add_lora, save_merged, train_loop
 from asru.stages.baselines.context import BaselineContext
 from asru.stages.baselines.registry import BASELINES
 
-LOG = logging.getLogger("asru.stages.baselines")
+LOG = logging.getLogger("asru.baselines")
 
 
 def train_baseline(name: str, lm, forget: list[Record], retain: list[Record], cfg, progress: bool = False):
