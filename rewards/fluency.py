@@ -22,7 +22,7 @@ Formula, for completion i (text t_i, final answer a_i = the text after any ``<th
 ``roles`` limits the reward to completions of those dataset roles (others get None, which TRL leaves out
 of the sum). On retain questions the likelihood term favours a common refusal over a correct answer that
 names a rare entity, so GRPO can learn to refuse retain questions it answers unsurely; scoring the forget
-role only keeps the fluency pressure on the refusals (README, session 9).
+role only keeps the fluency pressure on the refusals (docs/results/2026-11-23-default-run-grpo.md).
 """
 
 from __future__ import annotations

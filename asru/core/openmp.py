@@ -1,6 +1,6 @@
 """How idle OpenMP threads wait on a CPU run; must be decided before torch is imported.
 
-Measured on the 2-core CPU default (README, "OpenMP wait policy"): with libgomp's default a worker that
+Measured on the 2-core CPU default (docs/results/2026-11-23-cpu-speed.md): with libgomp's default a worker that
 finds no work sleeps after a short spin; ``OMP_WAIT_POLICY=PASSIVE`` sleeps at once, which costs a wake-up
 per operator: the demo VLM generated 52 tokens/s that way and 88 with ``GOMP_SPINCOUNT=1000``, and a
 teaching step took 1.9 s instead of 1.55. Spinning hurts when other busy processes share the cores (37

@@ -5,7 +5,7 @@ from __future__ import annotations
 # Taught answers to generation questions about known people: one sentence per fact that starts with the
 # person's name, the same for the image and the text form. An image question is then answered by naming the
 # person first (recognition) and completing the sentence the text questions teach too (recall), instead of
-# a direct face-to-fact jump in one step, which a 135M model learns poorly (issue 3: image accuracy 0.42-0.58
+# a direct face-to-fact jump in one step, which a 135M model learns poorly (image accuracy 0.42-0.58
 # with bare values). The evaluation splits keep bare ground truths, checked by substring.
 TEACH_ANSWER = {"name": "This is {name}.", "birthplace": "{name} was born in {value}.",
                 "birth_year": "{name} was born in {value}.", "occupation": "{name} works as {article} {value}.",

@@ -65,7 +65,7 @@ REPORT = "teach_report.json"
 
 EVAL_SPLITS = ("forget", "retain", "test", "real")
 
-TARGETS = {"forget": 0.8, "retain": 0.8}  # issue 3: image and text generation accuracy
+TARGETS = {"forget": 0.8, "retain": 0.8}  # image and text generation accuracy the taught demo model must reach
 
 
 def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = None, overwrite: bool = False, *,
