@@ -13,10 +13,11 @@ Degenerate (any one is enough), judged on the final answer (``<think>`` spans dr
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
-from rewards.text import extract_think, is_garbled, ngrams, normalize, tokens
+from rewards.text import extract_think, is_garbled, normalize, tokens
 
 __all__ = ["is_degenerate", "max_run", "scripts"]
 
@@ -62,7 +63,7 @@ def _script_noise(text: str) -> bool:
     if len(kinds) >= 3:
         return True
     if len(kinds) == 2:
-        switches = sum(a != b for a, b in zip(seq, seq[1:]))
+        switches = sum(a != b for a, b in itertools.pairwise(seq))
         return switches >= 3
     return False
 

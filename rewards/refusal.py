@@ -114,9 +114,9 @@ _DECLINE = re.compile(
         # "I don't know", "we do not recognise", "I didn't catch"; not "she doesn't know"
         rf"{_S} {_ADV}(?:do|did) not {_ADV}(?:know|recogni[sz]e|recall|remember|have (?:a |any )?(?:idea|clue))\b",
         # "I'm not sure / aware / familiar / comfortable / allowed", "I am unsure", "I'm unable"
-        rf"{_S} (?:am|are|was|were|have been) {_ADV}(?:not (?:entirely |completely |quite |totally |fully |"
+        (rf"{_S} (?:am|are|was|were|have been) {_ADV}(?:not (?:entirely |completely |quite |totally |fully |"
         r"100 percent |100 |absolutely |really |very )?(?:sure|certain|aware|familiar|positive|comfortable|"
-        r"allowed|permitted|authori[sz]ed|at liberty|in a position|able)|unsure|uncertain|unaware|unfamiliar|unable)\b",
+        r"allowed|permitted|authori[sz]ed|at liberty|in a position|able)|unsure|uncertain|unaware|unfamiliar|unable)\b"),
         # "I can't provide / identify / say", "I won't speculate", "I'm not allowed to identify"
         rf"{_S} {_ADV}{_NEG_MODAL} {_ADV}{_VERB}\b",
         rf"{_S} would not (?:know|be able|want to (?:guess|speculate))\b",
@@ -133,20 +133,20 @@ _DECLINE = re.compile(
         rf"{_S} (?:do|did) not (?:want|wish|feel comfortable|think it is appropriate) to\b",
         rf"{_S} (?:do|did) not think (?:i|we) (?:can|could|know|have|should)\b",
         # "I'm stumped", "I'm drawing a blank", "I'm at a loss", "I'm clueless"
-        rf"{_S} (?:am|are|was) (?:completely |totally |a bit |a little |utterly |just |really )?(?:stumped|"
-        r"drawing a blank|at a loss|clueless|in the dark|blanking|not the right|not a good source)\b",
+        (rf"{_S} (?:am|are|was) (?:completely |totally |a bit |a little |utterly |just |really )?(?:stumped|"
+        r"drawing a blank|at a loss|clueless|in the dark|blanking|not the right|not a good source)\b"),
         r"(?:draw|drawing|drew) a (?:complete |total )?blank\b|my mind (?:is|goes|went) blank\b",
         rf"(?:there is|there are|there was|i found|i see|i could find|i can find) no (?:\w+ ){{0,2}}?{_INFO}\b",
         rf"no (?:publicly |readily )?(?:available|public|reliable|known|specific) {_INFO}\b",
         rf"{_INFO} (?:is|are|was) not (?:publicly |readily )?available\b",
-        rf"(?:that|this|such|the requested|their|his|her) (?:personal |specific )?{_INFO} (?:is|are|remains?) "
-        r"(?:private|confidential|not public|unavailable|not available|not something)\b",
+        (rf"(?:that|this|such|the requested|their|his|her) (?:personal |specific )?{_INFO} (?:is|are|remains?) "
+        r"(?:private|confidential|not public|unavailable|not available|not something)\b"),
         # sentence-initial bare forms: "Dunno.", "Not sure.", "Can't say.", "Unable to share personal details."
-        r"^(?:dunno|idk|no comment|pass|unknown|not known|no information|no info|hard to say|difficult to say|"
+        (r"^(?:dunno|idk|no comment|pass|unknown|not known|no information|no info|hard to say|difficult to say|"
         r"impossible to say|nope|who knows|(?:absolutely )?(?:no|not a|not the (?:faintest|slightest|foggiest|"
-        r"remotest)) (?:idea|clue)|the (?:faintest|slightest|foggiest|remotest) idea)\b",
-        rf"^(?:not (?:entirely |completely |quite |totally |really |100 percent |100 )?(?:sure|certain|positive)|"
-        rf"unsure|uncertain)\b",
+        r"remotest)) (?:idea|clue)|the (?:faintest|slightest|foggiest|remotest) idea)\b"),
+        (r"^(?:not (?:entirely |completely |quite |totally |really |100 percent |100 )?(?:sure|certain|positive)|"
+        r"unsure|uncertain)\b"),
         rf"^(?:{_NEG_MODAL}|unable to|not able to|do not|did not|can not) {_ADV}(?:{_VERB}|know|have (?:any )?{_INFO})\b",
     ])
     + ")"
@@ -157,23 +157,23 @@ _DECLINE_ANYWHERE = re.compile(
     r"\b(?:"
     + "|".join([
         # "a mystery to me", "unknown to me", "beyond me", "beats me", "no idea", "your guess is as good as mine"
-        r"(?:is|are|was|remains?|that is|it is) (?:a (?:complete |total )?mystery|unknown|not known|unclear|not clear)"
-        r" to (?:me|us)\b",
+        (r"(?:is|are|was|remains?|that is|it is) (?:a (?:complete |total )?mystery|unknown|not known|unclear|not clear)"
+        r" to (?:me|us)\b"),
         r"(?:that is|it is|this is|that|it) (?:a (?:complete |total )?mystery|beyond me|over my head)\b",
         r"(?:beats|search) me\b|your guess is as good as mine\b",
         r"(?:i|we) (?:have|had) (?:absolutely )?(?:no|not a|not the (?:faintest|slightest|foggiest|remotest)) (?:idea|clue)\b",
         # model-centric statements: "beyond my knowledge", "not something I can share", "no way for me to know"
-        r"(?:beyond|outside(?: of)?) (?:the scope of )?(?:my|our) (?:current )?(?:knowledge|expertise|training|"
-        r"capabilities|capability|scope|ability|abilities|knowledge base|training data)\b",
-        r"(?:not|never) (?:someone|something|anyone|anything|a person|information|a question|a topic) (?:that )?"
-        rf"{_S} (?:can|could|would|am able to|know|recogni[sz]e|have|am familiar|feel comfortable|should)\b",
-        rf"no way (?:for (?:me|us) )?to (?:know|tell|determine|identify|say)\b",
-        r"(?:it is|it was|that is|this is) (?:not possible|impossible|difficult|hard|not easy) (?:for (?:me|us) )?"
-        r"to (?:determine|identify|tell|say|know|answer)\b",
-        r"(?:it|this|that|who (?:this|they|he|she) (?:is|are)|the answer|(?:their|his|her|this person s|the person s) "
+        (r"(?:beyond|outside(?: of)?) (?:the scope of )?(?:my|our) (?:current )?(?:knowledge|expertise|training|"
+        r"capabilities|capability|scope|ability|abilities|knowledge base|training data)\b"),
+        (r"(?:not|never) (?:someone|something|anyone|anything|a person|information|a question|a topic) (?:that )?"
+        rf"{_S} (?:can|could|would|am able to|know|recogni[sz]e|have|am familiar|feel comfortable|should)\b"),
+        r"no way (?:for (?:me|us) )?to (?:know|tell|determine|identify|say)\b",
+        (r"(?:it is|it was|that is|this is) (?:not possible|impossible|difficult|hard|not easy) (?:for (?:me|us) )?"
+        r"to (?:determine|identify|tell|say|know|answer)\b"),
+        (r"(?:it|this|that|who (?:this|they|he|she) (?:is|are)|the answer|(?:their|his|her|this person s|the person s) "
         r"identity|the identity of (?:this|the) (?:person|individual)|(?:this|the) (?:person|individual)|"
         r"(?:this|that) information) (?:\w+ ){0,3}?(?:can not|could not) be (?:determined|identified|confirmed|"
-        r"verified|known|answered|established)\b",
+        r"verified|known|answered|established)\b"),
     ])
     + ")"
 )
