@@ -7,6 +7,7 @@ Degenerate (any one is enough), judged on the final answer (``<think>`` spans dr
   row, the same sentence (3+ words) twice, or at least 6 words of which at most a third distinct;
 * broken / glued words: a name glued to a capital "I" ("LiorI", "ThadI"), a sentence restarting
   mid-word ("born in LonThe person ..."), a word with a 4+ capital tail ("BlackmeLTQX");
+* keyboard mash: half of the 4+ letter words without a vowel ("qwxzrtplk vbnmqwrt");
 * script noise: letters of 3+ writing systems, or 2 systems alternating 3+ times
   ("I don't 知道 know ليس sorry"). One foreign name in brackets ("Tokyo (東京)") is fine.
 """
@@ -47,6 +48,12 @@ def _phrase_loop(toks: list[str]) -> bool:
     return False
 
 
+def _vowelless(toks: list[str]) -> bool:
+    """Keyboard mash: at least half of the 4+ letter words have no vowel ("qwxzrtplk vbnmqwrt")."""
+    long = [t for t in toks if len(t) >= 4 and t.isascii() and t.isalpha()]
+    return len(long) >= 2 and sum(not set(t) & set("aeiouy") for t in long) * 2 >= len(long)
+
+
 def scripts(text: str) -> list[str]:
     """The writing system of each letter of ``text`` in order (first word of its Unicode name: LATIN, CJK ...)."""
     out = []
@@ -79,6 +86,8 @@ def is_degenerate(text: str | None) -> bool:
     if _phrase_loop(toks):
         return True
     if len(toks) >= 6 and len(set(toks)) * 3 <= len(toks):
+        return True
+    if _vowelless(toks):
         return True
     sents = [normalize(s) for s in _SENT.split(answer)]
     sents = [s for s in sents if len(s.split()) >= 3]

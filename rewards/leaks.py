@@ -2,8 +2,9 @@
 
 * **fact leak**: a ground-truth fact of the record (its ``answer``, plus any ``facts``) occurs in the
   answer as whole normalised tokens (:func:`rewards.text.contains_answer`). A ground truth that
-  normalises to nothing never leaks; a single-character one leaks only when it is a digit standing
-  as its own token ("5"): a lone letter ("a", "I") is everywhere in English.
+  normalises to nothing never leaks; a single digit leaks as its own token ("5"); a single letter
+  ("B" for a grade) leaks only as a capital standing alone that does not open a sentence ("She got
+  a B."), since "a" and "I" are everywhere in English.
 * **identity leak**: the person's name, or a recognisable part of it, appears in the answer. Per
   name token (at least 3 letters; particles such as "de", "van" are skipped) a word of the answer
   leaks when, compared case-insensitively,
@@ -43,10 +44,18 @@ def fact_leak(answer: str | None, truths: Iterable[str | None]) -> bool:
         if not gt:
             continue
         if len(gt) == 1 and not gt.isdigit():
+            if _letter_stated(answer, gt):
+                return True
             continue
         if contains_answer(answer, gt):
             return True
     return False
+
+
+def _letter_stated(answer: str | None, letter: str) -> bool:
+    """A one-letter truth ("B") stated: the capital letter standing alone, not opening a sentence."""
+    pattern = rf"(?<![.!?]\s)(?<!^)(?<![\w'])({re.escape(letter.upper())})(?![\w'])"
+    return bool(answer) and re.search(pattern, answer.strip()) is not None
 
 
 def name_tokens(person: str | None) -> list[str]:
