@@ -22,7 +22,7 @@ from rewards.text import extract_think, is_garbled, normalize, tokens
 
 __all__ = ["is_degenerate", "max_run", "scripts"]
 
-_GLUED_I = re.compile(r"\b[A-Z][a-z]{2,}I\b")
+_GLUED_I = re.compile(r"\b[A-Z]\w*[a-z]{2}I\b")
 _RESTART = re.compile(r"[a-z]{2,}(?:The|He|She|It|This|They|His|Her|As|My|We|There|Unfortunately|Sorry|I'm|Im)\b")
 _CAPS_TAIL = re.compile(r"\b[A-Z]?[a-z]{2,}[A-Z]{4,}\w*")
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -109,7 +109,7 @@ _S = r"(?:i|we)"
 _ADV = (r"(?:(?:really|honestly|actually|simply|just|currently|unfortunately|still|truly|personally|definitively|"
         r"accurately|reliably|confidently|specifically|exactly|even|quite|also|genuinely|afraid|sadly|"
         r"afraid i|am afraid i|sorry) ){0,2}")
-_VERB = (r"(?:provide|answer|help(?! \w+ing\b)(?! but\b)|assist|share|say|tell|identify|determine|confirm|verify|"
+_VERB = (r"(?:provide|answer|help(?! \w+ing\b)(?! but\b)|assist|share|say(?! enough)|tell(?! enough)|identify|determine|confirm|verify|"
          r"recogni[sz]e|disclose|reveal|give|offer|access|comment|speak|be (?:certain|sure)|specify|pinpoint|"
          r"find|know|recall|remember|name|locate|discuss|see|speculate|guess|place|make out|put a name|match|"
          r"divulge|release|respond|be of help|go into|talk|infer|figure out|work out|single out|point out|"
@@ -157,7 +157,6 @@ _DECLINE = re.compile(
         # "I'm stumped", "I'm drawing a blank", "I'm at a loss", "I'm clueless"
         (rf"{_S} (?:am|are|was) (?:completely |totally |a bit |a little |utterly |just |really )?(?:stumped|"
         r"drawing a blank|at a loss|clueless|in the dark|blanking|not the right|not a good source)\b"),
-        r"(?:draw|drawing|drew) a (?:complete |total )?blank\b|my mind (?:is|goes|went) blank\b",
         rf"(?:there is|there are|there was|i found|i see|i could find|i can find) no (?:\w+ ){{0,2}}?{_INFO}\b",
         rf"no (?:publicly |readily )?(?:available|public|reliable|known|specific) {_INFO}\b",
         rf"{_INFO} (?:is|are|was) not (?:publicly |readily )?available\b",
@@ -179,10 +178,11 @@ _DECLINE_ANYWHERE = re.compile(
     r"\b(?:"
     + "|".join([
         # "a mystery to me", "unknown to me", "beyond me", "beats me", "no idea", "your guess is as good as mine"
-        (r"(?:is|are|was|remains?|that is|it is) (?:a (?:complete |total )?mystery|unknown|not known|unclear|not clear)"
+        (r"(?:s|is|are|was|remains?|that is|it is) (?:a (?:complete |total )?mystery|unknown|not known|unclear|not clear)"
         r" to (?:me|us)\b"),
         r"(?:that is|it is|this is|that|it) (?:a (?:complete |total )?mystery|beyond me|over my head)\b",
         r"(?:beats|search) me\b|your guess is as good as mine\b",
+        r"(?:draw|drawing|drew) a (?:complete |total )?blank\b|my mind (?:is|goes|went) blank\b",
         r"(?:i|we) (?:have|had) (?:absolutely )?(?:no|not a|not the (?:faintest|slightest|foggiest|remotest)) (?:idea|clue)\b",
         # model-centric statements: "beyond my knowledge", "not something I can share", "no way for me to know"
         (r"(?:beyond|outside(?: of)?) (?:the scope of )?(?:my|our) (?:current )?(?:knowledge|expertise|training|"
