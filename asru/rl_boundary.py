@@ -18,7 +18,8 @@ The result is a :class:`datasets.Dataset` in TRL's format: ``prompt`` (conversat
 an image content part for image questions), ``images`` (a list holding the question's PIL image, empty
 for text questions: TRL's multi-image column, which unlike ``image`` allows text and image questions in
 one batch),
-``role`` (``forget``/``retain``), ``answer`` (ground truth), ``question`` and ``id``.
+``role`` (``forget``/``retain``), ``answer`` (ground truth), ``question``, ``person`` (the
+person's name, "" for none: the forget reward's identity-leak check) and ``id``.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0)
         "role": [role for role, _ in pairs],
         "answer": [r.answer for _, r in pairs],
         "question": [r.question for _, r in pairs],
+        "person": [r.person or "" for _, r in pairs],
         "id": [r.id for _, r in pairs],
     }
     if not any(rows["images"]):
