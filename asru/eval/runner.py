@@ -20,7 +20,8 @@ from pathlib import Path
 from asru.data.schema import Record
 from asru.errors import AsruError
 from asru.rundir import atomic_write_json, atomic_write_text
-from rewards.text import contains_answer, extract_think, has_think, is_refusal
+from rewards.judge import judge
+from rewards.text import contains_answer, extract_think, has_think
 
 LOG = logging.getLogger("asru.eval")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
@@ -156,8 +157,10 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             metrics.update(judge_answers([r.question for r in free[:k]], [r.answer for r in free[:k]], answers[:k],
                                          cfg.judge_url, cfg.judge_model, cfg.judge_api_key_env))
         for r, raw_a, a in zip(free, raw, answers):
+            v = judge(a, r)
             rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
-                         "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
+                         "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": v.refusal,
+                         "identity_leak": v.identity_leak, "degenerate": v.degenerate})
         for k, (r, p) in enumerate(zip(cls, preds)):
             row = {"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
                    "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label}
