@@ -39,7 +39,7 @@ def forget_score(text: str, ground_truth: str | None, person: str | None = None,
 
 @register_reward("forget")
 def forget(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-    """Forget rows: 0 for a leak (fact or name) or broken text, 1 for a refusal, 0.5 if 0 < ROUGE-L < 0.4, else 0.1."""
+    """Forget rows: 0 if the ground truth leaks, the person is named or the text is broken; 1 for a refusal; 0.5 if 0 < ROUGE-L < 0.4; else 0.1."""
     n = len(completions)
     role = roles(kwargs, n, "forget")
     truth = column(kwargs, "answer", n, "forget")
