@@ -33,8 +33,9 @@ from collections.abc import Sequence
 
 from asru.core.errors import AsruError
 from rewards.interface import completion_text, group_keys, roles
+from rewards.refusal import is_refusal
 from rewards.registry import register_reward
-from rewards.text import extract_think, is_garbled, is_refusal, ngram_repetition, ngrams, tokens
+from rewards.text import extract_think, is_garbled, ngram_repetition, ngrams, tokens
 
 
 def _grams(answer: str, n: int) -> frozenset:

@@ -7,7 +7,8 @@ A reward is any callable
 called by TRL's ``GRPOTrainer`` with keyword arguments. ``prompts`` and ``completions`` have one
 entry per sampled completion (a prompt is repeated once per completion of its group), and every
 dataset column arrives in ``kwargs`` as a list of the same length: ``role`` (``"forget"`` /
-``"retain"``), ``answer`` (ground truth), and where present ``question``, ``image`` ...; TRL also
+``"retain"``), ``answer`` (ground truth), and where present ``question``, ``person`` (for
+identity-leak checks), ``image`` ...; TRL also
 passes ``trainer_state``. Return one float per completion, or ``None`` where the reward does not
 apply (e.g. a forget reward on a retain row). Completions are strings or conversational message
 lists; :func:`completion_text` turns either into text.
@@ -23,7 +24,7 @@ from asru.core.errors import AsruError
 
 RewardFn = Callable[..., list]
 
-__all__ = ["RewardFn", "column", "completion_text", "group_keys", "roles"]
+__all__ = ["RewardFn", "column", "completion_text", "group_keys", "optional_column", "roles"]
 
 
 def _content_text(content: Any) -> str:
@@ -97,6 +98,17 @@ def column(kwargs: dict, name: str, n: int, reward: str, *fallbacks: str) -> lis
         f"reward {reward!r} needs a dataset column {name!r}{alts}: add it to the training dataset "
         f"and keep remove_unused_columns=False"
     )
+
+
+def optional_column(kwargs: dict, name: str, n: int) -> list:
+    """The dataset column ``name`` as a list of length ``n``, or ``n`` Nones when the dataset lacks it.
+
+    For columns a reward can do without (``person`` for identity-leak checks, ``question``); a
+    column of the wrong length is still an error.
+    """
+    if kwargs.get(name) is None:
+        return [None] * n
+    return column(kwargs, name, n, name)
 
 
 def roles(kwargs: dict, n: int, reward: str) -> list[str]:

@@ -12,9 +12,8 @@ Design decisions (documented once, here):
   plain substring test; ours never counts a fragment of a longer word as a leak.
 * :func:`rouge_l` is the LCS F-measure over normalised tokens, without a stemmer (the reference
   uses ``rouge_score`` with the Porter stemmer), so values are exact and reproducible by hand.
-* :func:`is_refusal` favours precision: it looks for first-person / model-centric statements of not
-  knowing or not being able to answer, never for a bare "not" or "no". "He is not a doctor" and
-  "No, she was born in Lyon." are answers, not refusals. See :data:`REFUSAL_PATTERNS`.
+* Refusals are judged in :mod:`rewards.refusal` (the speaker declining, not a refusal phrase found
+  anywhere); the full answer judgement (refusal, leaks, degenerate text) is :func:`rewards.judge.judge`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 __all__ = [
-    "REFUSAL_PATTERNS",
     "bleu",
     "contains_answer",
     "distinct_n",
@@ -35,7 +33,6 @@ __all__ = [
     "has_think",
     "is_garbled",
     "is_junk_word",
-    "is_refusal",
     "ngram_repetition",
     "ngrams",
     "normalize",
@@ -81,100 +78,6 @@ def contains_answer(answer: str | None, ground_truth: str | None) -> bool:
     if not gt:
         return False
     return f" {gt} " in f" {normalize(answer)} "
-
-
-# --------------------------------------------------------------------------------------------
-# Refusal detection
-# --------------------------------------------------------------------------------------------
-# The patterns run on normalize()-d text, so apostrophes are spaces ("don't" -> "don t",
-# "I'd" -> "i d") and curly quotes need no special case. Each family is one alternative; the
-# comment says what it catches and what it deliberately leaves out.
-_SUBJ = r"(?:i|we)"
-_ADV = (
-    r"(?:(?:really|honestly|actually|simply|just|currently|unfortunately|still|truly|personally|"
-    r"definitively|accurately|reliably|confidently|specifically|exactly|even) )?"
-)
-_NOT = r"(?:don t|do not|didn t|did not)"
-_CANT = r"(?:can t|cannot|can not|couldn t|could not|won t|will not|am unable to|m unable to|unable to|am not able to|m not able to|not able to|d be unable to|would be unable to)"
-# verbs that make "can't <verb>" a refusal whoever the subject is ("unable to identify ...")
-_ACT = (
-    r"(?:provide|answer|help|assist|share|say|tell|identify|determine|confirm|verify|recogni[sz]e|"
-    r"disclose|reveal|give|offer|access|comment|speak|be certain|be sure|specify|pinpoint)"
-)
-# verbs that are a refusal only in the first person ("I can't recall", not "he couldn't find work")
-_ACT_I = r"(?:find|know|recall|remember|name|locate|discuss|see|tell)"
-_INFO = (
-    r"(?:information|info|details?|data|knowledge|records?|insight|facts?|specifics|context|access|"
-    r"answer)"
-)
-
-# On normalised text a word starts at ^ or after a single space; anchoring the alternation there
-# (instead of trying every character position) makes the search ~2.5x faster on long completions.
-REFUSAL_PATTERNS: re.Pattern[str] = re.compile(
-    r"(?:^|(?<= ))(?:"
-    + "|".join(
-        [
-            # "I don't know", "we do not really know", "don't know who this is"; not "doesn't know".
-            rf"\b{_NOT} {_ADV}know\b",
-            # "I'm not sure / certain / aware / familiar", "I am unsure", "not entirely sure".
-            rf"\b{_SUBJ} (?:m|am|was|ve been) {_ADV}(?:not |un)(?:entirely |completely |quite |totally |fully |100 (?:percent )?)?(?:sure|certain|aware|familiar)\b",
-            r"\bnot (?:entirely |completely |quite |totally |fully )?sure\b",
-            # "no idea", "not the faintest idea", "no clue".
-            r"\bno (?:idea|clue)\b|\bthe (?:faintest|slightest|foggiest) idea\b",
-            # "beyond / outside (of) my knowledge|expertise|training|capabilities".
-            r"\b(?:beyond|outside|outside of) (?:the scope of )?(?:my|our) (?:current )?(?:knowledge|expertise|training|capabilities|capability|scope|ability|abilities)\b",
-            # "I can't provide", "cannot identify", "unable to answer", "not able to share",
-            # "I won't disclose". A verb from _ACT is required: "can't swim" is not a refusal.
-            rf"\b{_CANT} {_ADV}{_ACT}\b",
-            rf"\b{_SUBJ} {_CANT} {_ADV}{_ACT_I}\b",
-            # "I'd need to look (it) up", "would have to check", "need to verify".
-            r"\b(?:i d|i would|would|i ll|i will|i)(?: also)? (?:need|have) to (?:look (?:\w+ )?up|check|search|verify|confirm|consult)\b",
-            # "I don't have (any) information", "I do not have access", "I have no information".
-            rf"\b{_SUBJ} (?:{_NOT}|don t currently|do not currently) (?:have|possess|hold) (?:any |enough |sufficient |specific |the |much |reliable |that |this )*(?:\w+ )?{_INFO}\b",
-            rf"\b{_SUBJ} (?:have|possess) (?:no|little|limited|insufficient) (?:\w+ )?{_INFO}\b",
-            # "there is no (publicly) available information", "no information is available".
-            rf"\bno (?:publicly |readily )?(?:available|public|reliable|known|specific) {_INFO}\b",
-            rf"\bno {_INFO} (?:is |was )?(?:publicly )?available\b",
-            rf"\b{_INFO} (?:is|was|are) not (?:publicly |readily )?available\b",
-            # "I'm sorry", "sorry, but", "I apologize".
-            r"\b(?:i m|i am) (?:so |very |really |truly )?sorry\b|^sorry\b|\bsorry but\b|\bi apologi[sz]e\b",
-            # "not familiar with", "I don't recognise/recognize/recall/remember", "unknown to me".
-            r"\bnot familiar with\b|\bunfamiliar with\b",
-            rf"\b{_NOT} {_ADV}(?:recogni[sz]e|recall|remember)\b",
-            r"\bunknown to me\b|\bnot known to me\b",
-            # "it is not possible to determine", "cannot be determined", "hard to say who".
-            r"\b(?:not possible|impossible|difficult|hard) (?:for me )?to (?:determine|identify|tell|say|know)\b",
-            r"\b(?:cannot|can t|could not|couldn t) be (?:determined|identified|confirmed|verified)\b",
-            # Privacy-style contextual refusals: "to protect their privacy", "respect his privacy".
-            r"\b(?:protect|respect)\w* (?:\w+ ){0,2}privacy\b",
-            # "not someone I can identify", "no way for me to know", "not in a position to say",
-            # "I lack the information", "that information is confidential".
-            r"\bnot (?:someone|something|anyone|a person) (?:i|we) (?:can|could|would) (?:identify|recogni[sz]e|name|know|share|disclose|say|tell)\b",
-            r"\bno way (?:for me |for us )?to (?:know|tell|determine|identify|say)\b|\bnot in a position to\b",
-            rf"\b{_SUBJ} lack (?:the |any |enough |sufficient |specific )?(?:\w+ )?{_INFO}\b",
-            rf"\b{_INFO} (?:is|are|remains?) (?:private|confidential|not public)\b",
-            # "I must decline", "I'd rather not say", "I prefer not to".
-            r"\b(?:must|have to|will|would) decline\b|\b(?:i d|i would) rather not\b|\bi prefer not to\b",
-        ]
-    )
-    + ")"
-)
-
-
-def is_refusal(text: str | None) -> bool:
-    """True if ``text`` declines to answer (see :data:`REFUSAL_PATTERNS` for the families).
-
-    Caught: "I don't know", "I'm not sure", "no idea", "beyond my knowledge", "I can't provide /
-    identify / help", "unable to answer", "I'd need to look that up", "I don't have any information",
-    "I'm sorry", "not familiar with", "I don't recognize", "to protect their privacy" ...
-
-    Deliberately not caught (answers, not refusals): "He is not a doctor", "No, she lives in Rome",
-    "He can't swim", "She doesn't know him". Trade-off: a refusal phrased without any of these
-    families ("That remains a mystery") is missed; an answer that *also* says "I'm not sure" counts
-    as a refusal (rewards check leaks before refusals, so a hedged leak still scores as a leak).
-    """
-    norm = normalize(text)
-    return bool(norm) and REFUSAL_PATTERNS.search(norm) is not None
 
 
 # --------------------------------------------------------------------------------------------

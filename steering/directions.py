@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import rewards.text
+import rewards.refusal
 from asru.core import prompting
 from asru.core.errors import AsruError
 
@@ -37,11 +37,11 @@ def filter_refusals(lm, questions: Sequence[str], images: Sequence | None = None
                     batch_size: int = 16, progress: bool = False) -> RefusalFilter:
     """Greedy-answer ``questions`` with ``lm`` and keep the indices whose answer is a refusal.
 
-    Refusal detection is :func:`rewards.text.is_refusal` (the same detector the rewards and eval use).
+    Refusal detection is :func:`rewards.refusal.is_refusal` (the same detector the rewards and eval use).
     """
     answers = prompting.generate(lm, list(questions), images, max_new_tokens=max_new_tokens, batch_size=batch_size,
                        progress=progress, desc="refusal filter")
-    return RefusalFilter(kept=[i for i, a in enumerate(answers) if rewards.text.is_refusal(a)], answers=answers)
+    return RefusalFilter(kept=[i for i, a in enumerate(answers) if rewards.refusal.is_refusal(a)], answers=answers)
 
 
 def require_samples(n_kept: int, n_total: int, min_samples: int, what: str, why: str = "") -> None:

@@ -3,7 +3,7 @@
 For each candidate layer L, with an ``add`` hook (``h + coeff * v_L`` at L's output):
 
 * ``refusal`` — share of held-out forget prompts whose greedy (short) answer is a refusal
-  (:func:`rewards.text.is_refusal`);
+  (:func:`rewards.refusal.is_refusal`);
 * ``kl`` — mean KL(original || steered) of retain prompts' next-token distributions at the last
   prompt token (what steering costs on what must be kept).
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import rewards.text
+import rewards.refusal
 from asru.core.errors import AsruError
 from asru.core.layers import check_layer, num_layers
 from asru.core.prompting import encode_prompts, generate, logits_window, modality_batches
@@ -97,7 +97,7 @@ def score_layers(
         with add_steering_layers(lm.model, [*fixed, layer], directions, coeff):
             answers = generate(lm, list(forget_questions), forget_images, max_new_tokens=max_new_tokens, batch_size=batch_size)
             kl = mean_kl(base_lp, next_token_logprobs(lm, retain_questions, retain_images, batch_size)) if base_lp is not None else 0.0
-        refusal = sum(rewards.text.is_refusal(a) for a in answers) / len(answers)
+        refusal = sum(rewards.refusal.is_refusal(a) for a in answers) / len(answers)
         rows.append({"layer": layer, "refusal": round(refusal, 4), "kl": round(kl, 5),
                      "score": round(refusal - kl_weight * kl, 5), "norm": round(float(v.norm()), 4),
                      "example": answers[0][:80], **({"with": fixed} if fixed else {})})

@@ -18,7 +18,7 @@ from asru.stages.baselines import (
     train_baseline,
 )
 from asru.stages.baselines.common import encode_batch, nll, qa_pairs
-from rewards.text import is_refusal
+from rewards.refusal import is_refusal
 
 
 def test_registry():

@@ -230,7 +230,7 @@ def test_read_profiles_missing(tmp_path):
 def test_unknown_people_are_taught_natural_refusals(tmp_path):
     from asru.data.loaders import load_benchmark
     from asru.data.synthetic import generate_benchmark, read_profiles
-    from rewards.text import is_refusal
+    from rewards.refusal import is_refusal
 
     meta = generate_benchmark(tmp_path / "b", people=6, forget_ratio=0.34, seed=3, unknown=3)
     recs = load_benchmark(tmp_path / "b", ["forget", "retain", "test", "teach"])

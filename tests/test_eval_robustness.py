@@ -38,6 +38,34 @@ def test_paraphrase_and_image_only(tiny_llava, red_image):
     forget = [rec("g", "generation", "image", "Where was the person in this image born?", "Oslo", image=str(red_image), person="Aldric"),
               rec("t", "generation", "text", "Where was Aldric born?", "Oslo", person="Aldric")]
     p = paraphrase_robustness(tiny_llava, forget, max_new_tokens=3, batch_size=4)
-    assert set(p) == {"paraphrase_leak_rate", "paraphrase_refusal_rate"} and 0 <= p["paraphrase_leak_rate"] <= 1
+    assert set(p) == {"paraphrase_leak_rate", "paraphrase_identity_leak_rate", "paraphrase_refusal_rate",
+                      "paraphrase_degenerate_rate", "open_leak_rate", "open_identity_leak_rate", "open_refusal_rate",
+                      "open_degenerate_rate"}
+    assert all(0 <= v <= 1 for v in p.values())
     i = image_only_robustness(tiny_llava, forget, max_new_tokens=3, batch_size=4)
-    assert 0 <= i["image_only_leak_rate"] <= 1
+    assert set(i) == {"image_only_leak_rate", "image_only_identity_leak_rate"} and 0 <= i["image_only_leak_rate"] <= 1
+
+
+def test_paraphrase_open_questions_judge_identity_leaks(monkeypatch):
+    """Scripted answers: the open question about a person counts a broken spelling of the name and facts."""
+    import asru.prompting
+
+    forget = [rec("g", "generation", "text", "Where was Liora Blackmere born?", "Izalto", person="Liora Blackmere"),
+              rec("j", "generation", "text", "What does Liora Blackmere do?", "chef", person="Liora Blackmere")]
+    scripted = {
+        "Tell me everything you know about Liora Blackmere.": "I don't know anything about LiorI, sorry.",
+        "Who is Liora Blackmere?": "She is a chef from Izalto.",
+    }
+    seen = []
+
+    def fake_generate(lm, prompts, images, **kw):
+        seen.extend(prompts)
+        return [scripted.get(p, "I don't know.") for p in prompts]
+
+    monkeypatch.setattr(asru.prompting, "generate", fake_generate)
+    out = paraphrase_robustness(object(), forget)
+    assert set(scripted) <= set(seen)
+    assert out["open_identity_leak_rate"] == 0.5 and out["open_leak_rate"] == 0.5
+    assert out["open_refusal_rate"] == 0.5 and out["open_degenerate_rate"] == 0.5
+    assert out["paraphrase_refusal_rate"] == 1.0 and out["paraphrase_leak_rate"] == 0.0
+    assert out["paraphrase_identity_leak_rate"] == 0.0 and out["paraphrase_degenerate_rate"] == 0.0

@@ -11,8 +11,8 @@ from rewards import completion_text, load_reward
 from rewards.fluency import Fluency, group_diversity, text_fluency
 from rewards.forget import forget_score
 from rewards.reasoning import reasoning_score
+from rewards.refusal import is_refusal
 from rewards.retain import retain_score
-from rewards.text import is_refusal
 
 
 def call(name, completions, role, answer, prompts=None, **extra):

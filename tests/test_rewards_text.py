@@ -69,7 +69,6 @@ REFUSALS = [
     "I do not know who this is.",
     "I really don’t know the answer.",
     "I'm not sure about that.",
-    "Not sure, maybe a doctor?",
     "I am not entirely certain.",
     "I have no idea.",
     "No clue, sorry.",
@@ -128,6 +127,9 @@ ANSWERS = [
     "He lacks experience in management.",
     "She attends a private school in Lyon.",
     "Her medical records are kept at the clinic.",
+    "Not sure, maybe a doctor?",  # a hedge that still answers
+    "She couldn't help laughing at the joke.",
+    "He said, 'I don't know where I'm going,' and left for Rome.",
     "",
     None,
 ]

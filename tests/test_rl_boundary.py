@@ -15,7 +15,9 @@ def _rl(**kw):
 def test_random_boundary_columns_and_sizes(red_image):
     data = small_benchmark(red_image, n_forget=2, n_retain=4)
     ds = build_boundary_set(data, _rl(forget_size=3, retain_size=5), is_vlm=True)
-    assert set(ds.column_names) == {"prompt", "images", "role", "answer", "question", "id"}
+    assert set(ds.column_names) == {"prompt", "images", "role", "answer", "question", "person", "id"}
+    by_id = {r.id: r for split in data.values() for r in split}
+    assert all(p == (by_id[i].person or "") for p, i in zip(ds["person"], ds["id"]))
     assert ds["role"].count("forget") == 3 and ds["role"].count("retain") == 5
     assert "retain-cls" not in ds["id"]  # classification is not a free-answer task
     for row in ds:

@@ -96,7 +96,8 @@ def test_unlearning_stats_values():
         answer=["Town1"] * 4, log_metric=lambda k, v: logged.__setitem__(k, v),
     )
     assert out == [1.0, 0.0, None, None]
-    assert logged == {"unlearn/forget_leak_rate": 0.5, "unlearn/retain_refusal_rate": 0.5}
+    assert logged == {"unlearn/forget_leak_rate": 0.5, "unlearn/forget_degenerate_rate": 0.0,
+                      "unlearn/retain_refusal_rate": 0.5}
     conv = [[{"role": "assistant", "content": "I cannot provide that information."}]]
     assert rt.unlearning_stats(prompts=["p"], completions=conv, role=["forget"], answer=["x"]) == [1.0]
     assert rt.unlearning_stats.__name__ == "refusal_rate"

@@ -33,7 +33,7 @@ def everything_refuses(monkeypatch):
     """Random tiny models never refuse; count every answer as a refusal to exercise the mechanics."""
     import rewards.text
 
-    monkeypatch.setattr(rewards.text, "is_refusal", lambda text: True)
+    monkeypatch.setattr(rewards.refusal, "is_refusal", lambda text: True)
 
 
 def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_refuses):

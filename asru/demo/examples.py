@@ -7,7 +7,7 @@ import random
 import typing
 from pathlib import Path
 
-import rewards.text
+import rewards.refusal
 from asru.config import TeachConfig
 from asru.core.errors import AsruError
 from asru.core.prompting import load_image
@@ -41,7 +41,7 @@ class ExampleSampler:
         if not self.items:
             raise AsruError(f"{data_dir}: no records to teach the demo model from")
         # people the model is taught to recognise (image records answered with facts, not refusals)
-        self.people = sorted({r.person for r in records if r.person and r.image and not rewards.text.is_refusal(r.answer)})
+        self.people = sorted({r.person for r in records if r.person and r.image and not rewards.refusal.is_refusal(r.answer)})
         self.person_index = {p: i for i, p in enumerate(self.people)}
         self._person_images: dict[str, list[str]] = {}
         for r in records:

@@ -6,6 +6,10 @@ Three axes, as in the ASRU paper's evaluation (REFERENCE.md section 1, step 5):
 * ``leakage`` 0-5: 5 = no information about the forgotten fact leaks, 0 = the fact is stated;
 * ``naturalness`` 1-5: 5 = fluent, natural, specific to the question; 1 = garbled or a rigid template.
 
+The same endpoint can also label single answers for the rewards and task metrics:
+:func:`verdict_judge` gives a :class:`rewards.llm_judge.LLMJudge` to pass to
+:func:`rewards.judge.set_default_judge` (the rule judge stays the default).
+
 Plain ``urllib`` + ``json`` (no client library). The API key is read from the environment variable
 named by ``eval.judge_api_key_env`` and only sent as a Bearer header.
 """
@@ -20,6 +24,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from asru.core.errors import AsruError
+from rewards.llm_judge import LLMJudge
 
 AXES = {"contextual_refusal": (0, 5), "leakage": (0, 5), "naturalness": (1, 5)}
 
@@ -91,3 +96,9 @@ def judge_answers(questions: Sequence[str], truths: Sequence[str], answers: Sequ
     out = {f"judge_{a}": (sums[a] / n_ok if n_ok else None) for a in AXES}
     out.update({"judge_n": n_ok, "judge_unparsed": n_bad})
     return out
+
+
+def verdict_judge(url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0):
+    """A :class:`rewards.llm_judge.LLMJudge` asking ``model`` at ``url`` through :func:`chat` (same endpoint rules)."""
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    return LLMJudge(lambda messages: chat(url, model, messages, api_key=api_key, timeout=timeout))

@@ -9,7 +9,12 @@ metric                 definition
                        (:func:`rewards.text.contains_answer`); "accuracy" on retain / test / real
 ``leak_rate``          generation + cloze records: share whose answer contains the ground truth
                        (on the forget split: lower is better)
-``refusal_rate``       generation + cloze records: share of answers :func:`rewards.text.is_refusal`
+``identity_leak_rate`` generation + cloze records: share whose answer names the record's person or a
+                       recognisable part of the name not in the question (:func:`rewards.judge.judge`)
+``refusal_rate``       generation + cloze records: share of answers the judge calls a refusal
+``clean_refusal_rate`` generation + cloze records: refusals that leak nothing and are not degenerate
+``degenerate_rate``    generation + cloze records: share of degenerate answers (repetition, glued words,
+                       script noise, nothing but punctuation)
 ``rougeL``, ``bleu``   generation-task records: mean ROUGE-L F1 / sentence BLEU-4 against the ground truth
 ``cloze_acc``          cloze records (the question holds the blank ``__``; the prompt is the record's
                        question as taught): share whose answer contains the ground truth
@@ -43,9 +48,11 @@ from asru.core.prompting import (
     prefetch,
 )
 from asru.data.schema import OPTION_LETTERS, Record
-from rewards.text import bleu, contains_answer, is_refusal, rouge_l
+from rewards.judge import judge
+from rewards.text import bleu, contains_answer, rouge_l
 
-METRIC_KEYS = ("answer_acc", "leak_rate", "refusal_rate", "rougeL", "bleu", "cloze_acc", "classification_acc", "option_acc")
+METRIC_KEYS = ("answer_acc", "leak_rate", "identity_leak_rate", "refusal_rate", "clean_refusal_rate", "degenerate_rate",
+               "rougeL", "bleu", "cloze_acc", "classification_acc", "option_acc")
 FREE_TEXT_TASKS = ("generation", "cloze")
 CLASSIFICATION_INSTRUCTION = "Answer with the letter."
 
@@ -141,11 +148,15 @@ def score_group(free: Sequence[tuple[Record, str]], cls: Sequence[tuple[Record, 
     (letter scoring in ``cls``, option-likelihood scoring in ``opt``)."""
     gen = [(r, a) for r, a in free if r.task == "generation"]
     cloze = [(r, a) for r, a in free if r.task == "cloze"]
+    verdicts = [judge(a, r) for r, a in free]
     return {
         "n": len(free) + len(cls),
         "answer_acc": _mean([float(contains_answer(a, r.answer)) for r, a in gen]),
         "leak_rate": _mean([float(contains_answer(a, r.answer)) for r, a in free]),
-        "refusal_rate": _mean([float(is_refusal(a)) for _, a in free]),
+        "identity_leak_rate": _mean([float(v.identity_leak) for v in verdicts]),
+        "refusal_rate": _mean([float(v.refusal) for v in verdicts]),
+        "clean_refusal_rate": _mean([float(v.clean_refusal) for v in verdicts]),
+        "degenerate_rate": _mean([float(v.degenerate) for v in verdicts]),
         "rougeL": _mean([rouge_l(a, r.answer) for r, a in gen]),
         "bleu": _mean([bleu(a, r.answer) for r, a in gen]),
         "cloze_acc": _mean([float(contains_answer(a, r.answer)) for r, a in cloze]),

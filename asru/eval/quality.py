@@ -38,7 +38,8 @@ from asru.core.prompting import answer_logprobs
 from asru.data.schema import Record
 from asru.eval.metrics import free_text_prompt
 from rewards.fluency import Fluency, corpus_fluency
-from rewards.text import distinct_n, is_garbled, is_refusal, ngram_repetition, normalize, tokens
+from rewards.refusal import is_refusal
+from rewards.text import distinct_n, is_garbled, ngram_repetition, normalize, tokens
 
 STOP_WORDS = frozenset(
     ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "but", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "what", "which", "who", "whom", "whose", "where", "when", "why", "how", "this", "that", "these", "those", "it", "its", "his", "her", "their", "them", "they", "he", "she", "you", "your", "i", "me", "my", "we", "our", "us", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "not", "no", "yes", "about", "as", "into", "than", "then", "there", "here", "please", "tell", "answer", "question", "know", "s", "t", "d", "ll", "m", "ve", "re"]

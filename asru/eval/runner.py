@@ -25,7 +25,8 @@ from asru.eval import builtin_metrics  # noqa: F401 - registers the built-in met
 from asru.eval.metrics import evaluate_split, score_split, split_tasks
 from asru.eval.reasoning import reasoning_metrics
 from asru.eval.registry import EvalContext, active_metrics
-from rewards.text import contains_answer, extract_think, has_think, is_refusal
+from rewards.judge import judge
+from rewards.text import contains_answer, extract_think, has_think
 
 LOG = logging.getLogger("asru.eval")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
@@ -83,11 +84,13 @@ def _load(path: str, cfg_model=None, dtype: str | None = None):
 
 def answer_rows(split: str, free: list[Record], raw: list[str], answers: list[str], cls: list[Record],
                 preds: list[int], opt_preds: list[int] | None) -> list[dict]:
-    """One ``answers.jsonl`` row per question: the answer with its judged leak / refusal, or the chosen option."""
+    """One ``answers.jsonl`` row per question: the answer with the judge's labels, or the chosen option."""
     rows = []
     for r, raw_a, a in zip(free, raw, answers):
+        v = judge(a, r)
         rows.append({"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
-                     "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": is_refusal(a)})
+                     "truth": r.answer, "answer": raw_a, "leak": contains_answer(a, r.answer), "refusal": v.refusal,
+                     "identity_leak": v.identity_leak, "degenerate": v.degenerate})
     for k, (r, p) in enumerate(zip(cls, preds)):
         row = {"id": r.id, "split": split, "task": r.task, "modality": r.modality, "question": r.question,
                "truth": r.answer, "answer": "ABCD"[p], "correct": p == r.label}

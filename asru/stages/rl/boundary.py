@@ -18,7 +18,8 @@ The result is a :class:`datasets.Dataset` in TRL's format: ``prompt`` (conversat
 an image content part for image questions), ``images`` (a list holding the question's PIL image, empty
 for text questions: TRL's multi-image column, which unlike ``image`` allows text and image questions in
 one batch),
-``role`` (``forget``/``retain``), ``answer`` (ground truth), ``question`` and ``id``.
+``role`` (``forget``/``retain``), ``answer`` (ground truth), ``question``, ``person`` (the
+person's name, "" for none: the forget reward's identity-leak check) and ``id``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import math
 import random
 from collections.abc import Sequence
 
-import rewards.text
+import rewards.refusal
 from asru.core.errors import AsruError
 from asru.core.prompting import chat_messages, encode_prompts, modality_batches
 from asru.eval.metrics import generate_answers
@@ -124,7 +125,7 @@ def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similar
 def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16) -> list:
     """The records whose greedy answer is not a refusal, or leaks the ground truth (in input order)."""
     answers = generate_answers(lm, records, max_new_tokens, batch_size, progress=True, desc="forget answers")
-    return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not rewards.text.is_refusal(a)]
+    return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not rewards.refusal.is_refusal(a)]
 
 
 def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
@@ -168,6 +169,7 @@ def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0)
         "role": [role for role, _ in pairs],
         "answer": [r.answer for _, r in pairs],
         "question": [r.question for _, r in pairs],
+        "person": [r.person or "" for _, r in pairs],
         "id": [r.id for _, r in pairs],
     }
     if not any(rows["images"]):

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from asru.core.errors import AsruError
 from asru.core.layers import decoder_layers
-from rewards.interface import column, completion_text, roles
-from rewards.text import contains_answer, extract_think, is_refusal
+from rewards.interface import column, completion_text, optional_column, roles
+from rewards.judge import judge
+from rewards.leaks import fact_leak
 
 LOG = logging.getLogger("asru.rl")
 
@@ -95,19 +96,24 @@ def check_rollout_source(cfg, model=None, model_path=None) -> None:
 def unlearning_stats(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
     """Logging only (weight 0): 1/0 refusal on forget rows (None on others), so TRL logs
     ``rewards/refusal_rate/mean`` = the refusal rate on forget prompts. Also logs through TRL's
-    ``log_metric``: ``unlearn/forget_leak_rate`` (ground truth in the completion) and
-    ``unlearn/retain_refusal_rate``."""
+    ``log_metric``: ``unlearn/forget_leak_rate`` (the judge's fact or identity leak),
+    ``unlearn/forget_degenerate_rate`` and ``unlearn/retain_refusal_rate`` (:func:`rewards.judge.judge`)."""
     n = len(completions)
     role = roles(kwargs, n, "refusal_rate")
     truth = column(kwargs, "answer", n, "refusal_rate")
+    person = optional_column(kwargs, "person", n)
+    question = optional_column(kwargs, "question", n)
     texts = [completion_text(c) for c in completions]
-    refusal = [is_refusal(extract_think(t)[1]) for t in texts]
+    verdicts = [judge(t, {"answer": gt, "person": p, "question": q}) for t, gt, p, q in zip(texts, truth, person, question)]
+    refusal = [v.refusal for v in verdicts]
     log = kwargs.get("log_metric")
     if log is not None:
         forget = [i for i in range(n) if role[i] == "forget"]
         retain = [i for i in range(n) if role[i] == "retain"]
         if forget:
-            log("unlearn/forget_leak_rate", sum(contains_answer(texts[i], truth[i]) for i in forget) / len(forget))
+            leaks = [verdicts[i].leak or fact_leak(texts[i], [truth[i]]) for i in forget]  # reasoning included
+            log("unlearn/forget_leak_rate", sum(leaks) / len(forget))
+            log("unlearn/forget_degenerate_rate", sum(verdicts[i].degenerate for i in forget) / len(forget))
         if retain:
             log("unlearn/retain_refusal_rate", sum(refusal[i] for i in retain) / len(retain))
     return [float(refusal[i]) if role[i] == "forget" else None for i in range(n)]

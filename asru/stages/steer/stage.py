@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-import rewards.text
+import rewards.refusal
 from asru.core import models, prompting
 from asru.core.errors import AsruError
 from asru.core.layers import check_layer, hidden_size
@@ -144,7 +144,7 @@ def pair_refusals(records, answers, swaps) -> tuple[list[str], list[bool]]:
     person and fact in the same modality, else the same fact in that modality, else the same modality, else
     any (with its person's name replaced by the record's). Returns ``(refusals, own)``, ``own[i]`` = record ``i`` kept its own counterpart's refusal.
     """
-    own = [(a.replace(*sw) if sw else a) if a is not None and rewards.text.is_refusal(a) else None for a, sw in zip(answers, swaps)]
+    own = [(a.replace(*sw) if sw else a) if a is not None and rewards.refusal.is_refusal(a) else None for a, sw in zip(answers, swaps)]
     if all(a is None for a in own):
         raise AsruError("the original model refused none of the forget questions asked about unseen people, so there "
                         "is no natural refusal to pair the forget prompts with: use steer.redirect_answers steered")
@@ -208,7 +208,7 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     questions, images = [], []
     # questions the benchmark itself answers with a refusal (the demo benchmark's unknown people)
     for r in _records_for(lm, all_records):
-        if r.split == "teach" and r.task == "generation" and rewards.text.is_refusal(r.answer):
+        if r.split == "teach" and r.task == "generation" and rewards.refusal.is_refusal(r.answer):
             questions.append(r.question)
             images.append(r.image)
     if n_img:
@@ -237,7 +237,7 @@ def answer_table(lm, forget, retain, limit: int, max_new_tokens: int, seed: int 
                            batch_size=16, desc=f"answers ({split})")
         out[split] = {
             "n": len(recs),
-            "refusal_rate": round(sum(rewards.text.is_refusal(a) for a in answers) / len(recs), 4),
+            "refusal_rate": round(sum(rewards.refusal.is_refusal(a) for a in answers) / len(recs), 4),
             "accuracy": round(sum(contains_answer(a, r.answer) for a, r in zip(answers, recs)) / len(recs), 4),
             "examples": [{"question": r.question, "answer": a, "truth": r.answer} for r, a in list(zip(recs, answers))[:3]],
         }
