@@ -105,7 +105,7 @@ def test_graph_sees_known_edges():
     assert "asru.core.errors" in GRAPH["asru.core.rundir"]
     assert "asru.core.prompting" in GRAPH["asru.stages.export.verify"]  # `from asru.core import prompting`
     assert "asru.stages.steer.stage" in GRAPH["asru.pipeline"]
-    assert "rewards.text" in GRAPH["steering.directions"]
+    assert "rewards.refusal" in GRAPH["steering.directions"]
 
 
 def test_no_import_cycles():

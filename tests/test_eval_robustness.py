@@ -48,7 +48,7 @@ def test_paraphrase_and_image_only(tiny_llava, red_image):
 
 def test_paraphrase_open_questions_judge_identity_leaks(monkeypatch):
     """Scripted answers: the open question about a person counts a broken spelling of the name and facts."""
-    import asru.prompting
+    import asru.core.prompting
 
     forget = [rec("g", "generation", "text", "Where was Liora Blackmere born?", "Izalto", person="Liora Blackmere"),
               rec("j", "generation", "text", "What does Liora Blackmere do?", "chef", person="Liora Blackmere")]
@@ -62,7 +62,7 @@ def test_paraphrase_open_questions_judge_identity_leaks(monkeypatch):
         seen.extend(prompts)
         return [scripted.get(p, "I don't know.") for p in prompts]
 
-    monkeypatch.setattr(asru.prompting, "generate", fake_generate)
+    monkeypatch.setattr(asru.core.prompting, "generate", fake_generate)
     out = paraphrase_robustness(object(), forget)
     assert set(scripted) <= set(seen)
     assert out["open_identity_leak_rate"] == 0.5 and out["open_leak_rate"] == 0.5

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from rewards.refusal import is_refusal
 from rewards.text import (
     bleu,
     contains_answer,
@@ -11,7 +12,6 @@ from rewards.text import (
     extract_think,
     has_think,
     is_garbled,
-    is_refusal,
     ngram_repetition,
     ngrams,
     normalize,
