@@ -27,6 +27,7 @@ from asru.rundir import (
     atomic_write_text,
     is_main_process,
     main_process_first,
+    default_run_dir,
     prepare_run_dir,
     process_state,
     setup_logging,
@@ -185,33 +186,21 @@ def _reward_text(name: str, value) -> str:
 
 
 def dry_run(cfg: RunConfig) -> str:
-    """Validate the configuration without loading weights and return the plan as text."""
+    """Validate the configuration without loading weights and return the plan as text.
+
+    :func:`asru.preflight.check_all` reads the data, checks the rewards, the output directory and the
+    layers against the model's config; what it could not check is listed at the end of the plan."""
     from asru.models import MODEL_ALIASES, model_spec, resolve_model_name
+    from asru.preflight import check_all
 
     hub_id = resolve_model_name(cfg.model.name)
     spec = model_spec(cfg.model.name) or model_spec(hub_id)
-    n_layers = spec.num_layers if spec else None
-    if spec is None and Path(cfg.model.name).is_dir():
-        from transformers import AutoConfig
-
-        conf = AutoConfig.from_pretrained(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
-        text = conf.get_text_config() if hasattr(conf, "get_text_config") else conf
-        n_layers = text.num_hidden_layers
+    facts, unchecked = check_all(cfg)
+    n_layers = facts.num_layers
     fixed = cfg.steer.fixed_layers
-    for layer in fixed:
-        if n_layers is not None and not -n_layers <= layer < n_layers:
-            raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
-    if cfg.data.data_dir and not Path(cfg.data.data_dir).is_dir():
-        raise AsruError(f"data directory {cfg.data.data_dir} does not exist: generate one with `asru-data generate --out {cfg.data.data_dir}`")
-    from rewards import resolve_reward
-
-    for name in cfg.rl.rewards:
-        resolve_reward(name)
     out = cfg.output_dir or "runs/<timestamp>"
-    if cfg.output_dir and Path(out).is_dir() and any(Path(out).iterdir()) and not (cfg.overwrite or cfg.resume):
-        raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
     method_stages = {"asru": "steer -> rl", "steer_only": "steer"}.get(cfg.method, f"baseline {cfg.method}")
-    layer_txt = ", ".join(map(str, fixed)) if fixed else (
+    layer_txt = ", ".join(f"{lay} (= {lay % n_layers})" if lay < 0 and n_layers else str(lay) for lay in fixed) if fixed else (
         f"auto (alias default {spec.default_layer}, scored over candidates)" if spec else "auto (scored over candidates)")
     data_txt = cfg.data.data_dir or f"built-in synthetic ({cfg.data.people} people, forget ratio {cfg.data.forget_ratio}, seed {cfg.data.seed}) at {default_data_dir(cfg.data)}"
     lines = [
@@ -235,6 +224,7 @@ def dry_run(cfg: RunConfig) -> str:
             lines.append("  warning    no GPU on this machine: the run itself needs one (or --model.device cpu)")
     if cfg.model.name in MODEL_ALIASES and hub_id.startswith("offline:"):
         lines.append("  note       offline model: built locally from PyPI packages, no download")
+    lines += [f"  unchecked  {note}" for note in unchecked]
     return "\n".join(lines)
 
 
@@ -263,14 +253,30 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
 
 
 def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
-    """Run the configured stages in a run directory and return the metrics written to metrics.json."""
-    t_start = time.time()
-    processes, main = process_state().num_processes, is_main_process()
+    """Run the configured stages in a run directory and return the metrics written to metrics.json.
+
+    Bad input is refused before the run directory is created (:func:`asru.preflight.check_run`); a run
+    that still fails before its first stage removes the directories it created.
+    """
+    from asru.created_dirs import removed_on_early_failure
+    from asru.preflight import check_run
+
+    processes = process_state().num_processes
     if processes > 1 and not cfg.output_dir:
         raise AsruError(f"pass --output-dir when launching {processes} processes: they share one run directory")
-    run = Path(cfg.output_dir) if cfg.output_dir else None
+    check_run(cfg)
+    target = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
+    with removed_on_early_failure(target if is_main_process() else None):
+        return _run_stages(cfg, target, verbose)
+
+
+def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
+    """The body of :func:`run_pipeline`, in the run directory ``target``."""
+    t_start = time.time()
+    processes, main = process_state().num_processes, is_main_process()
+    run = target
     if main:  # the other processes never create, clear or log into the run directory
-        run = prepare_run_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
+        run = prepare_run_dir(target, overwrite=cfg.overwrite, resume=cfg.resume)
         if cfg.overwrite and not cfg.resume:
             for child in run.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -403,18 +409,23 @@ def _existing_demo() -> str:
 
 
 def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference: str | None = None, overwrite: bool = False, verbose: bool = False) -> dict:
-    """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md."""
+    """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md.
+
+    An output directory this call created is removed again when it fails before writing results."""
+    from asru.created_dirs import removed_on_early_failure
     from asru.data.loaders import load_benchmark
     from asru.eval.report import format_table, write_report
     from asru.eval.runner import evaluate
     from asru.models import resolve_model_name
 
     resolve_model_name(model)
-    out = prepare_run_dir(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval", overwrite=overwrite)
-    setup_logging(out, verbose)
-    data_dir = ensure_data(cfg.data)
-    data = load_benchmark(data_dir, cfg.eval.splits)
-    metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
+    target = Path(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval")
+    with removed_on_early_failure(target):
+        out = prepare_run_dir(target, overwrite=overwrite)
+        setup_logging(out, verbose)
+        data_dir = ensure_data(cfg.data)
+        data = load_benchmark(data_dir, cfg.eval.splits)
+        metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
     summary = {"model": model, "after": metrics}
     write_report(summary, out / "report.md")
     print(format_table(summary))
