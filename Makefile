@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # tests run with OMP_WAIT_POLICY=PASSIVE (robust when other processes share the cores); `demo` leaves the
-# wait policy to asru (asru/openmp.py: a short spin, 1.2-1.7x faster on a machine of its own)
+# wait policy to asru (asru/core/openmp.py: a short spin, 1.2-1.7x faster on a machine of its own)
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup demo test test-slow test-vllm lint clean

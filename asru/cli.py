@@ -13,8 +13,15 @@ import sys
 import typing
 from collections.abc import Callable
 
-from asru.config import RunConfig, build_config, field_type, load_yaml, merge, section_classes
-from asru.errors import AsruError
+from asru.config import ExportConfig, RunConfig, build_config, field_type, load_yaml, merge, section_classes
+from asru.core.errors import AsruError
+from asru.core.openmp import set_wait_policy
+from asru.core.rundir import setup_logging
+from asru.data.synthetic import generate_benchmark
+from asru.demo.teach import build_demo_model
+from asru.pipeline import dry_run, ensure_data, run_eval_only, run_pipeline
+from asru.stages.export.stage import export_run
+from rewards import list_rewards
 
 EPILOG = "Every stage option can also be set in the YAML file given to --config; command-line options win."
 
@@ -23,8 +30,6 @@ def _user_errors(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] |
     """Wrap a command: AsruError -> one line on stderr + exit 2; Ctrl-C -> exit 130."""
 
     def wrapper(argv: list[str] | None = None) -> int:
-        from asru.openmp import set_wait_policy
-
         set_wait_policy()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
@@ -154,8 +159,6 @@ def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-train``."""
     args = train_parser().parse_args(argv)
     if args.list_rewards:
-        from rewards import list_rewards
-
         for name, desc in list_rewards().items():
             print(f"{name:24s} {desc}")
         return 0
@@ -170,8 +173,6 @@ def train_main(argv: list[str] | None = None) -> int:
 def _run_or_plan(args: argparse.Namespace, fixed: dict) -> int:
     """Build the config; print the plan for ``--dry-run``, else run the pipeline."""
     cfg = config_from_args(args, fixed)
-    from asru.pipeline import dry_run, run_pipeline
-
     if args.dry_run:
         print(dry_run(cfg))
         return 0
@@ -229,8 +230,6 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.splits:
         fixed.setdefault("eval", {})["splits"] = args.splits
     cfg = config_from_args(args, fixed)
-    from asru.pipeline import run_eval_only
-
     run_eval_only(cfg, args.model, args.output_dir, reference=args.reference, overwrite=args.overwrite, verbose=args.verbose)
     return 0
 
@@ -255,10 +254,6 @@ def export_parser() -> argparse.ArgumentParser:
 def export_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-export``."""
     args = export_parser().parse_args(argv)
-    from asru.config import ExportConfig
-    from asru.export import export_run
-    from asru.rundir import setup_logging
-
     setup_logging(None, args.verbose)
     cfg = ExportConfig(out=args.out, push_to_hub=args.push_to_hub, allow_hooks=args.allow_hooks)
     out = export_run(args.run, args.out, cfg, overwrite=args.overwrite)
@@ -290,12 +285,8 @@ def data_parser() -> argparse.ArgumentParser:
 def data_main(argv: list[str] | None = None) -> int:
     """Entry point of ``asru-data``."""
     args = data_parser().parse_args(argv)
-    from asru.rundir import setup_logging
-
     setup_logging(None)
     if args.command == "generate":
-        from asru.data.synthetic import generate_benchmark
-
         if not 0 < args.forget_ratio < 1:
             raise AsruError(f"--forget-ratio must be in (0, 1), not {args.forget_ratio}")
         meta = generate_benchmark(args.out, people=args.people, forget_ratio=args.forget_ratio, seed=args.seed,
@@ -305,9 +296,6 @@ def data_main(argv: list[str] | None = None) -> int:
         return 0
     fixed = {"data": {"data_dir": args.data}} if args.data else {}
     cfg = config_from_args(args, fixed)
-    from asru.data.teach import build_demo_model
-    from asru.pipeline import ensure_data
-
     data_dir = ensure_data(cfg.data)
     path = build_demo_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)
     print(f"demo model ready at {path}")

@@ -1,7 +1,7 @@
 """One documented, validated config dataclass per stage, loadable from YAML with CLI overrides.
 
 Every field carries its help text in ``metadata["help"]`` (the CLI's ``--help`` shows it). Cross-field
-checks live in ``__post_init__`` and raise :class:`asru.errors.AsruError`. A YAML file has one mapping per
+checks live in ``__post_init__`` and raise :class:`asru.core.errors.AsruError`. A YAML file has one mapping per
 stage (``model:``, ``data:``, ``teach:``, ``steer:``, ``rl:``, ``eval:``, ``export:``) plus top-level run
 fields, and optionally ``inherits: parent.yaml`` (see :func:`load_yaml`); unknown keys are errors.
 """
@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 STAGES = ("data", "teach", "steer", "rl", "eval", "export")
 METHODS = ("asru", "steer_only", "ga", "graddiff", "kl", "npo", "idk")

@@ -20,18 +20,33 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import rewards
 from asru.config import DataConfig, RunConfig, dump_yaml
-from asru.errors import AsruError
-from asru.rundir import (
+from asru.core.created_dirs import removed_on_early_failure
+from asru.core.errors import AsruError
+from asru.core.models import MODEL_ALIASES, cache_dir, model_spec, resolve_model_name
+from asru.core.rundir import (
     atomic_write_json,
     atomic_write_text,
+    default_run_dir,
     is_main_process,
     main_process_first,
-    default_run_dir,
     prepare_run_dir,
     process_state,
     setup_logging,
 )
+from asru.data.benchmark import default_data_dir, is_current_benchmark
+from asru.data.loaders import available_splits, load_benchmark
+from asru.data.synthetic import generate_benchmark
+from asru.demo.teach import build_demo_model
+from asru.eval.report import format_table, write_report
+from asru.eval.runner import evaluate
+from asru.eval.targets import check_targets, format_targets
+from asru.preflight import check_all, check_run
+from asru.stages.baselines import run_baseline
+from asru.stages.export.stage import export_model
+from asru.stages.rl.stage import run_rl_stage
+from asru.stages.steer.stage import run_steer_stage
 
 LOG = logging.getLogger("asru.pipeline")
 EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
@@ -44,15 +59,13 @@ def fingerprint(*parts) -> str:
 
 
 def eval_code_fingerprint() -> str:
-    """Hash of the source the scores come from (``asru/eval``, ``rewards``, ``asru/prompting.py``).
+    """Hash of the source the scores come from (``asru/eval``, ``rewards``, ``asru/core/prompting.py``).
 
     Part of the evaluation cache key, so an upgrade that changes a metric re-evaluates instead of
     reusing numbers the new code would not produce.
     """
-    import rewards
-
     root = Path(__file__).resolve().parent
-    files = sorted((root / "eval").glob("*.py")) + sorted(Path(rewards.__file__).resolve().parent.glob("*.py")) + [root / "prompting.py"]
+    files = sorted((root / "eval").glob("*.py")) + sorted(Path(rewards.__file__).resolve().parent.glob("*.py")) + [root / "core" / "prompting.py"]
     return fingerprint(*[hashlib.sha256(f.read_bytes()).hexdigest() for f in files])
 
 
@@ -73,13 +86,6 @@ def weights_digest(model_path: str) -> str:
     return h.hexdigest() if files else ""
 
 
-def default_data_dir(data: DataConfig) -> Path:
-    """Cache location of the built-in synthetic benchmark for these generator settings."""
-    from asru.models import cache_dir
-
-    return cache_dir() / "benchmarks" / f"synthetic-p{data.people}-f{data.forget_ratio}-s{data.seed}-i{data.image_size}"
-
-
 def ensure_data(data: DataConfig) -> Path:
     """The benchmark directory: the user's, or the built-in synthetic one (generated once into the cache)."""
     if data.data_dir:
@@ -88,9 +94,7 @@ def ensure_data(data: DataConfig) -> Path:
             raise AsruError(f"data directory {path} does not exist: generate one with `asru-data generate --out {path}`")
         return path
     path = default_data_dir(data)
-    if not _current_benchmark(path):
-        from asru.data.synthetic import generate_benchmark
-
+    if not is_current_benchmark(path):
         LOG.info("generating the built-in synthetic benchmark into %s", path)
         tmp = path.with_name(path.name + ".tmp")
         generate_benchmark(tmp, people=data.people, forget_ratio=data.forget_ratio, seed=data.seed,
@@ -99,16 +103,6 @@ def ensure_data(data: DataConfig) -> Path:
             shutil.rmtree(path)
         tmp.rename(path)
     return path
-
-
-def _current_benchmark(path: Path) -> bool:
-    """True when ``path`` holds a built-in benchmark written by this version of the generator."""
-    from asru.data.synthetic import GENERATOR_VERSION
-
-    try:
-        return json.loads((path / "meta.json").read_text(encoding="utf-8")).get("generator_version") == GENERATOR_VERSION
-    except (OSError, ValueError):
-        return False
 
 
 def _data_fingerprint(data_dir: Path) -> str:
@@ -167,11 +161,7 @@ class Stage:
 
 def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
     """The model to unlearn: the demo VLM (built/taught if needed) or the user's model id/path."""
-    from asru.models import resolve_model_name
-
     if cfg.model.name == "demo":
-        from asru.data.teach import build_demo_model
-
         return str(build_demo_model(data_dir, cfg.teach))
     resolve_model_name(cfg.model.name)
     return cfg.model.name
@@ -190,9 +180,6 @@ def dry_run(cfg: RunConfig) -> str:
 
     :func:`asru.preflight.check_all` reads the data, checks the rewards, the output directory and the
     layers against the model's config; what it could not check is listed at the end of the plan."""
-    from asru.models import MODEL_ALIASES, model_spec, resolve_model_name
-    from asru.preflight import check_all
-
     hub_id = resolve_model_name(cfg.model.name)
     spec = model_spec(cfg.model.name) or model_spec(hub_id)
     facts, unchecked = check_all(cfg)
@@ -234,9 +221,6 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
     The cache keeps the whole evaluation folder (``eval.json``, ``answers.jsonl``, plots), so a reused
     evaluation leaves the same files in the run directory as a fresh one.
     """
-    from asru.eval.runner import evaluate
-    from asru.models import cache_dir
-
     cache = cache_dir() / "eval-cache" / cache_key if cache_key else None
     if cache and (cache / "eval.json").is_file():
         LOG.info("reusing cached evaluation of %s", model_path)
@@ -258,9 +242,6 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     Bad input is refused before the run directory is created (:func:`asru.preflight.check_run`); a run
     that still fails before its first stage removes the directories it created.
     """
-    from asru.created_dirs import removed_on_early_failure
-    from asru.preflight import check_run
-
     processes = process_state().num_processes
     if processes > 1 and not cfg.output_dir:
         raise AsruError(f"pass --output-dir when launching {processes} processes: they share one run directory")
@@ -290,8 +271,6 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
 
     with main_process_first():  # the main process fills the data cache, the others read it
         data_dir = ensure_data(cfg.data)
-    from asru.data.loaders import load_benchmark
-
     data = load_benchmark(data_dir, list(EVAL_SPLITS_NEEDED))
     data_fp = _data_fingerprint(data_dir)
     timings: dict[str, float] = {}
@@ -328,18 +307,12 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
 
     if cfg.method in ("asru", "steer_only"):
         if "steer" in stages:
-            from asru.steer_stage import run_steer_stage
-
             model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)},
                         lambda out: run_steer_stage(cfg, current, {**data, **_taught_refusal_split(data_dir)}, out))
         if "rl" in stages and cfg.method == "asru":
-            from asru.rl import run_rl_stage
-
             model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla),
                         every_process=True)
     elif "rl" in stages or "steer" in stages:
-        from asru.baselines import run_baseline
-
         section = asdict(cfg.baseline) if hasattr(cfg, "baseline") else {}
         model_stage(cfg.method, section, lambda out: run_baseline(cfg, current, data, out))
 
@@ -360,14 +333,10 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
             metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=eval_key(path))
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
-        from asru.eval.targets import check_targets
-
         metrics["targets"] = check_targets(metrics)
     metrics["timings_s"] = timings
     atomic_write_json(run / "metrics.json", metrics)
     if "export" in stages and stage_models:
-        from asru.export import export_model
-
         t = time.time()
         out = Path(cfg.export.out) if cfg.export.out else run / "export"
         # the run's own export folder belongs to this run: a resumed run replaces it
@@ -378,13 +347,9 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
     timings["total"] = round(time.time() - t_start, 1)
     atomic_write_json(run / "metrics.json", metrics)
     if "before" in metrics:
-        from asru.eval.report import format_table, write_report
-
         write_report(metrics, run / "report.md")
         print(format_table(metrics))
         if metrics.get("targets"):
-            from asru.eval.targets import format_targets
-
             print("unlearning targets (after vs vanilla):\n" + format_targets(metrics["targets"]))
     print(f"run finished in {timings['total'] / 60:.1f} min -> {run} (metrics.json, report.md)")
     process_state().wait_for_everyone()
@@ -394,14 +359,10 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
 def _taught_refusal_split(data_dir: Path) -> dict:
     """``{"teach": records}`` when the benchmark has a teach split (its refusal answers seed the refusal
     side of the steering direction), else ``{}``. Never part of evaluation: the teach split is trained on."""
-    from asru.data.loaders import available_splits, load_benchmark
-
     return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 
 def _existing_demo() -> str:
-    from asru.models import cache_dir
-
     path = cache_dir() / "demo-vlm"
     if not (path / "config.json").is_file():
         raise AsruError("the demo model is not built: include the teach stage (--stages teach,...) or run `asru-data teach`")
@@ -412,12 +373,6 @@ def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference:
     """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md.
 
     An output directory this call created is removed again when it fails before writing results."""
-    from asru.created_dirs import removed_on_early_failure
-    from asru.data.loaders import load_benchmark
-    from asru.eval.report import format_table, write_report
-    from asru.eval.runner import evaluate
-    from asru.models import resolve_model_name
-
     resolve_model_name(model)
     target = Path(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval")
     with removed_on_early_failure(target):

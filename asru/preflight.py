@@ -12,7 +12,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
+from asru.core.models import model_spec, resolve_model_name
+from asru.core.rundir import holds_run
+from asru.data.benchmark import default_data_dir, is_current_benchmark
+from asru.data.loaders import available_splits, load_benchmark
+from rewards import is_factory, resolve_reward, validate_reward
 
 EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
 
@@ -28,8 +33,6 @@ class ModelFacts:
 
 def model_facts(name: str, trust_remote_code: bool = False) -> ModelFacts:
     """Layer count and modality of ``name`` from its alias, its local ``config.json`` or the local hub cache."""
-    from asru.models import model_spec, resolve_model_name
-
     hub_id = resolve_model_name(name)
     spec = model_spec(name) or model_spec(hub_id)
     if spec is not None:
@@ -65,8 +68,6 @@ def check_rewards(cfg) -> list[str]:
     A plain reward's signature is checked as TRL will call it; a factory's options against its
     parameters (the reward it builds is checked when the RL stage builds it).
     """
-    from rewards import is_factory, resolve_reward, validate_reward
-
     if "rl" not in cfg.stages or cfg.method != "asru":
         return []
     notes = []
@@ -103,8 +104,6 @@ def _writable_dir(path: Path) -> Path:
 def check_output(cfg) -> None:
     """The run directory can be used as asked: creatable and writable; non-empty only with
     ``--overwrite``/``--resume``; ``--resume`` only on a directory that holds a run."""
-    from asru.rundir import holds_run
-
     if not cfg.output_dir:
         out = Path("runs")
     else:
@@ -133,17 +132,13 @@ def check_run(cfg) -> ModelFacts:
 
 def check_data(cfg, facts: ModelFacts) -> list[str]:
     """Read the benchmark the run will use (every line and image) and check it fits the model's modality."""
-    from asru.data.loaders import available_splits, load_benchmark
-
     if cfg.data.data_dir:
         data_dir = Path(cfg.data.data_dir)
         if not data_dir.is_dir():
             raise AsruError(f"data directory {data_dir} does not exist: generate one with `asru-data generate --out {data_dir}`")
     else:
-        from asru.pipeline import _current_benchmark, default_data_dir
-
         data_dir = default_data_dir(cfg.data)
-        if not _current_benchmark(data_dir):
+        if not is_current_benchmark(data_dir):
             return [f"data: the built-in benchmark is generated at run time into {data_dir}"]
     splits = list(EVAL_SPLITS_NEEDED) + (["teach"] if "teach" in available_splits(data_dir) else [])
     data = load_benchmark(data_dir, splits, check_images=True)

@@ -3,7 +3,7 @@
 TRL turns ``None`` into NaN ("not applicable") and logs whatever number comes back, so a reward that
 returns NaN or inf goes unnoticed, and one that raises or returns the wrong number of values ends in a
 TRL traceback naming neither the reward nor the step. :func:`checked` wraps a reward so each of these
-becomes one :class:`~asru.errors.AsruError` line naming the reward, the GRPO step and the offending
+becomes one :class:`~asru.core.errors.AsruError` line naming the reward, the GRPO step and the offending
 value. Checkpoints written before the failing step stay as they are, so ``--resume`` continues from
 the last one once the reward is fixed.
 """
@@ -16,7 +16,7 @@ import math
 import numbers
 from collections.abc import Callable
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 __all__ = ["check_values", "checked"]
 
@@ -64,7 +64,7 @@ def checked(fn: Callable, name: str | None = None) -> Callable:
     """
     name = name or getattr(fn, "__name__", "reward")
 
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)):
+    if inspect.iscoroutinefunction(fn) or (callable(fn) and inspect.iscoroutinefunction(type(fn).__call__)):
 
         async def acall(*args, **kwargs):
             where = _step(kwargs)

@@ -31,7 +31,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from rewards.interface import completion_text, group_keys, roles
 from rewards.registry import register_reward
 from rewards.text import extract_think, is_garbled, is_refusal, ngram_repetition, ngrams, tokens

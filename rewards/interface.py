@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 RewardFn = Callable[..., list]
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from rewards.checked import checked
 
 ENTRY_POINT_GROUP = "asru.rewards"

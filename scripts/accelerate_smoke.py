@@ -10,7 +10,7 @@ On a machine without GPUs this starts two CPU processes (torchrun launcher, gloo
 * redirection (:func:`steering.redirect.redirect`): each process trains on its shard of the forget and
   retain prompts; the trained weight's gradient is averaged over the processes (an all-reduce hook), so
   every process ends with the same weights, as data-parallel training should;
-* GRPO (:func:`asru.rl.run_rl_stage`, TRL's GRPOTrainer under DDP, LoRA): two steps whose batch is split
+* GRPO (:func:`asru.stages.rl.stage.run_rl_stage`, TRL's GRPOTrainer under DDP, LoRA): two steps whose batch is split
   over the processes; the merged weights must be identical on every process and differ from the start.
 
 Process 0 writes the JSON with the checks (``ok`` true when all pass); exit status 1 when one fails. The
@@ -57,7 +57,7 @@ def run_redirect(base: Path, rank: int, world: int, layer: int = 1) -> dict:
     import torch
     import torch.distributed as dist
 
-    from asru.models import load_model
+    from asru.core.models import load_model
     from steering.redirect import down_proj, redirect
 
     lm = load_model(str(base), device="cpu", dtype="float32")
@@ -108,10 +108,10 @@ def run_grpo(base: Path, work: Path, rank: int) -> dict:
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    import asru.rl_trainer as rt
+    import asru.stages.rl.trainer as rt
     from asru.config import build_config
     from asru.data.schema import Record
-    from asru.rl import run_rl_stage
+    from asru.stages.rl.stage import run_rl_stage
 
     suffix = "language_model.layers.1.self_attn.o_proj"
     seen = {}
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
     import torch
     from accelerate import PartialState
 
-    from asru.tiny import tiny_qwen3_vl
+    from asru.testing.tiny import tiny_qwen3_vl
 
     state = PartialState(cpu=not torch.cuda.is_available())
     rank, world = state.process_index, state.num_processes

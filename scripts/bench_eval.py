@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from asru.openmp import set_wait_policy
+from asru.core.openmp import set_wait_policy
 
 set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -45,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from asru.config import DataConfig, EvalConfig
+    from asru.core.models import load_model
     from asru.data.loaders import load_benchmark
     from asru.eval.metrics import classify, generate_answers, split_tasks
     from asru.eval.runner import evaluate, subsample
-    from asru.models import load_model
     from asru.pipeline import ensure_data
 
     data_dir = Path(args.data) if args.data else ensure_data(DataConfig())

@@ -10,7 +10,7 @@ Measures, each through the library's own code:
   reference batch size 2 and at a larger batch;
 * rollouts at batch 64: HF ``generate`` with the dynamic cache, and with a static cache + compile;
   vLLM (dummy weights) when it is importable: generated tokens/s;
-* GRPO (:func:`asru.rl.run_rl_stage`, TRL's GRPOTrainer, LoRA, HF-generate rollouts): seconds per step,
+* GRPO (:func:`asru.stages.rl.stage.run_rl_stage`, TRL's GRPOTrainer, LoRA, HF-generate rollouts): seconds per step,
   generated tokens/s and an MFU estimate;
 * peak GPU memory of each part.
 
@@ -110,12 +110,12 @@ class Shapes:
 
 
 def build_lm(size: str, device: str, dtype, image_px: int):
-    """A random-weight Qwen3-VL (``asru.tiny.qwen3_vl_config(size)``) with the real Qwen tokenizer and an image processor."""
+    """A random-weight Qwen3-VL (``asru.testing.tiny.qwen3_vl_config(size)``) with the real Qwen tokenizer and an image processor."""
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
-    from asru.models import LoadedModel
-    from asru.tiny import qwen3_vl_config, qwen3_vl_processor
+    from asru.core.models import LoadedModel
+    from asru.testing.tiny import qwen3_vl_config, qwen3_vl_processor
 
     torch.manual_seed(0)
     config = qwen3_vl_config(size)
@@ -146,7 +146,7 @@ def prompts(n: int, words: int, prefix: str) -> list[str]:
 
 def token_lengths(lm, questions, images, batch_size: int) -> list[int]:
     """Prompt lengths in tokens (chat template and image tokens included), via the library's encoder."""
-    from asru.prompting import encode_prompts
+    from asru.core.prompting import encode_prompts
 
     out = []
     for s in range(0, len(questions), batch_size):
@@ -157,7 +157,7 @@ def token_lengths(lm, questions, images, batch_size: int) -> list[int]:
 
 def patches(lm, image) -> int:
     """Vision patches of one image after the processor's resize."""
-    from asru.prompting import load_image
+    from asru.core.prompting import load_image
 
     grid = lm.processor.image_processor(images=[load_image(image)], return_tensors="pt")["image_grid_thw"][0]
     return int(grid.prod())
@@ -340,8 +340,8 @@ def bench_grpo(lm, shapes, args, image, workdir: Path, peak, res, cuda):
     """GRPO steps through the RL stage (TRL GRPOTrainer, LoRA, HF-generate rollouts with the stage's cache choice)."""
     from asru.config import build_config
     from asru.data.schema import Record
-    from asru.rl import run_rl_stage
-    from asru.rl_trainer import cache_implementation
+    from asru.stages.rl.stage import run_rl_stage
+    from asru.stages.rl.trainer import cache_implementation
 
     model_dir = workdir / "grpo-model"
     lm.model.save_pretrained(model_dir, safe_serialization=True)
@@ -476,7 +476,7 @@ def main(argv=None) -> int:
     results: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": name, "dry_run_cpu": bool(args.dry_run_cpu),
         "peak_bf16_tflops": peak, "torch": torch.__version__, "transformers": transformers.__version__,
-        "model": f"Qwen3-VL-{args.size.upper()} shapes (asru.tiny.qwen3_vl_config('{args.size}')), random weights, "
+        "model": f"Qwen3-VL-{args.size.upper()} shapes (asru.testing.tiny.qwen3_vl_config('{args.size}')), random weights, "
                  + str(dtype).replace("torch.", ""), "preset": args.preset,
         "targets": TARGETS, "notes": NOTES, "settings": {k: v for k, v in vars(args).items() if k != "out"},
     }

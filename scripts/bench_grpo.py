@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 if __name__ == "__main__":
-    from asru.openmp import set_wait_policy
+    from asru.core.openmp import set_wait_policy
 
     set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -44,7 +44,7 @@ def build_model(size: str, out: Path, device: str) -> Path:
     """A random Qwen3-VL saved to ``out`` (with the video processor config vLLM wants)."""
     import torch
 
-    from asru.tiny import _save, qwen3_vl_config, qwen3_vl_processor, tiny_qwen3_vl
+    from asru.testing.tiny import _save, qwen3_vl_config, qwen3_vl_processor, tiny_qwen3_vl
 
     if size == "tiny":
         path = tiny_qwen3_vl(out, head_dim=32)
@@ -74,7 +74,7 @@ def dataset(n: int, image_size: int, tmp: Path):
     from PIL import Image
 
     from asru.data.schema import Record
-    from asru.rl_boundary import to_dataset
+    from asru.stages.rl.boundary import to_dataset
 
     rng = np.random.default_rng(0)
     pairs = []
@@ -101,8 +101,8 @@ def bench_backend(backend: str, model_path: Path, ds, a, work: Path, dtype: str 
     from transformers import TrainerCallback
 
     from asru.config import build_config
-    from asru.models import load_model
-    from asru.rl_trainer import grpo_args, lora_config, make_trainer
+    from asru.core.models import load_model
+    from asru.stages.rl.trainer import grpo_args, lora_config, make_trainer
     from rewards import load_rewards
 
     rl = build_config({"rl": {

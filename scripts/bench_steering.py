@@ -55,12 +55,12 @@ def load(args):
     """A LoadedModel: an alias/path, or random Qwen3-VL-2B-shaped weights for ``--size 2b``."""
     import torch
 
-    from asru.models import LoadedModel, load_model
+    from asru.core.models import LoadedModel, load_model
 
     if args.size == "2b":
         from transformers import Qwen3VLForConditionalGeneration
 
-        from asru.tiny import qwen3_vl_config, qwen3_vl_processor
+        from asru.testing.tiny import qwen3_vl_config, qwen3_vl_processor
 
         dtype = torch.bfloat16 if args.dtype in ("auto", "bfloat16") else torch.float32
         torch.manual_seed(0)
@@ -74,7 +74,7 @@ def load(args):
 
 def layer_params(model, upto: int) -> int:
     """Parameters of decoder layers ``0..upto`` (what an early-stopped forward multiplies by)."""
-    from asru.layers import decoder_layers
+    from asru.core.layers import decoder_layers
 
     return sum(p.numel() for blk in list(decoder_layers(model))[: upto + 1] for p in blk.parameters())
 
@@ -100,7 +100,7 @@ def naive_one_at_a_time(lm, qs, layer):
     """Per prompt, a full forward with all hidden states; returns the last-token activations."""
     import torch
 
-    from asru.prompting import encode_prompts
+    from asru.core.prompting import encode_prompts
 
     out = []
     for q in qs:
@@ -122,7 +122,7 @@ def linear_ceiling(model, upto: int, rows_single: int, rows_batched: int, device
     """
     import torch
 
-    from asru.layers import decoder_layers
+    from asru.core.layers import decoder_layers
 
     linears = [m for blk in list(decoder_layers(model))[: upto + 1] for m in blk.modules() if isinstance(m, torch.nn.Linear)]
     flops_row = sum(2 * m.in_features * m.out_features for m in linears)
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from asru.layers import num_layers
+    from asru.core.layers import num_layers
     from steering.activations import collect_activations
     from steering.redirect import redirect, trainable_weights
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from asru.openmp import set_wait_policy
+from asru.core.openmp import set_wait_policy
 
 set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from asru.config import TeachConfig, build_config
     from asru.data.synthetic import generate_benchmark
-    from asru.data.teach import build_demo_model, peak_rss_gib, read_report
+    from asru.demo.teach import build_demo_model, peak_rss_gib, read_report
 
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = build_config({"teach": overrides}).teach if overrides else TeachConfig()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from asru.core.models import load_model
+from asru.core.prompting import generate
 from asru.data.synthetic import REAL_ITEMS, cloze_question
-from asru.models import load_model
-from asru.prompting import generate
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from asru.openmp import set_wait_policy
+from asru.core.openmp import set_wait_policy
 
 set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from asru.config import load_yaml, merge
-    from asru.errors import AsruError
-    from asru.rundir import atomic_write_json, atomic_write_text
+    from asru.core.errors import AsruError
+    from asru.core.rundir import atomic_write_json, atomic_write_text
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     from asru.cli import preset_for

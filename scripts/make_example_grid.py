@@ -17,8 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from asru.core.rundir import atomic_write_bytes
 from asru.data.synthetic import generate_benchmark, read_profiles
-from asru.rundir import atomic_write_bytes
 
 SCALE = 96  # px per render in the grid
 PAD = 8

@@ -1,6 +1,6 @@
 """Refusal directions from activation differences, and the ways to steer a model with them.
 
-A library (it never imports the pipeline or the CLI); the steering stage (``asru.steer_stage``) is
+A library (it never imports the pipeline or the CLI); the steering stage (``asru.stages.steer.stage``) is
 one user of it.
 
 ==========================  ======================================================================

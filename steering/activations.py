@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from asru.errors import AsruError
-from asru.layers import check_layer, decoder_layers, layer_output
-from asru.prompting import encode_prompts, encode_workers, modality_batches, prefetch, prompt_text
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, decoder_layers, layer_output
+from asru.core.prompting import encode_prompts, encode_workers, modality_batches, prefetch, prompt_text
 
 POSITIONS = ("last", "post_instruction", "mean", "all")
 

@@ -24,8 +24,9 @@ already trained into the weights and needs no baking.
 
 from __future__ import annotations
 
-from asru.errors import AsruError
-from asru.layers import decoder_layers, hidden_size, unwrap
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers, hidden_size, unwrap
+from steering.hooks import BAKEABLE, _unit_basis
 
 _ATTN_OUT = ("o_proj", "out_proj", "dense", "c_proj")
 _MLP_OUT = ("down_proj", "fc2", "dense_4h_to_h", "c_proj")
@@ -138,8 +139,6 @@ def bake_ablation(model, direction) -> list[str]:
     """
     from torch import nn
 
-    from steering.hooks import _unit_basis
-
     basis = _unit_basis(direction)
     if basis.shape[1] != hidden_size(model):
         raise AsruError(f"direction has size {basis.shape[1]} but the model's hidden size is {hidden_size(model)}")
@@ -155,8 +154,6 @@ def bake_ablation(model, direction) -> list[str]:
 
 def refuse_unbakeable(kind: str) -> None:
     """Raise AsruError for an intervention that cannot be folded into the weights exactly."""
-    from steering.hooks import BAKEABLE
-
     if kind in ("redirect",):
         return
     if not BAKEABLE.get(kind, False):

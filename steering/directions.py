@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asru.errors import AsruError
+import rewards.text
+from asru.core import prompting
+from asru.core.errors import AsruError
 
 
 @dataclass
@@ -37,12 +39,9 @@ def filter_refusals(lm, questions: Sequence[str], images: Sequence | None = None
 
     Refusal detection is :func:`rewards.text.is_refusal` (the same detector the rewards and eval use).
     """
-    from asru.prompting import generate
-    from rewards.text import is_refusal
-
-    answers = generate(lm, list(questions), images, max_new_tokens=max_new_tokens, batch_size=batch_size,
+    answers = prompting.generate(lm, list(questions), images, max_new_tokens=max_new_tokens, batch_size=batch_size,
                        progress=progress, desc="refusal filter")
-    return RefusalFilter(kept=[i for i, a in enumerate(answers) if is_refusal(a)], answers=answers)
+    return RefusalFilter(kept=[i for i, a in enumerate(answers) if rewards.text.is_refusal(a)], answers=answers)
 
 
 def require_samples(n_kept: int, n_total: int, min_samples: int, what: str, why: str = "") -> None:

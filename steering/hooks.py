@@ -29,8 +29,9 @@ from __future__ import annotations
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from asru.errors import AsruError
-from asru.layers import check_layer, decoder_layers, layer_output, replace_layer_output
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, decoder_layers, layer_output, replace_layer_output
+from steering.directions import project_out
 
 HOOK_KINDS = ("add", "ablate", "gated")
 BAKEABLE = {"add": False, "ablate": True, "gated": False}
@@ -151,8 +152,6 @@ def gated_steering(model, layer: int, vector, threshold: float, alpha: float = 1
     ``stats.last_mask`` is the ``[B, T]`` boolean mask of the latest forward call.
     """
     import torch
-
-    from steering.directions import project_out
 
     block = decoder_layers(model)[check_layer(model, layer)]
     v = torch.as_tensor(vector, dtype=torch.float32)

@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.layers import hidden_size, num_layers, unwrap
-from asru.rundir import atomic_write_bytes, atomic_write_json
+from asru.core.errors import AsruError
+from asru.core.layers import hidden_size, num_layers, unwrap
+from asru.core.rundir import atomic_write_bytes, atomic_write_json
 
 FORMAT_VERSION = 1
 _ARCH_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",

@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from asru.errors import AsruError
-from asru.layers import check_layer, num_layers
-from asru.prompting import encode_prompts, generate, logits_window, modality_batches
-from asru.rundir import atomic_write_json
+import rewards.text
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, num_layers
+from asru.core.prompting import encode_prompts, generate, logits_window, modality_batches
+from asru.core.rundir import atomic_write_json
 from steering.hooks import add_steering_layers
 
 LOG = logging.getLogger("asru.steering")
@@ -82,8 +83,6 @@ def score_layers(
     ``fixed``: layers whose add hooks (same ``coeff``) stay on while each candidate is scored; they are
     not candidates themselves and each row records them under ``with``.
     """
-    from rewards.text import is_refusal
-
     if not forget_questions:
         raise AsruError("layer selection needs held-out forget prompts, and there are none")
     fixed = sorted({check_layer(lm.model, int(f)) for f in fixed})
@@ -98,7 +97,7 @@ def score_layers(
         with add_steering_layers(lm.model, [*fixed, layer], directions, coeff):
             answers = generate(lm, list(forget_questions), forget_images, max_new_tokens=max_new_tokens, batch_size=batch_size)
             kl = mean_kl(base_lp, next_token_logprobs(lm, retain_questions, retain_images, batch_size)) if base_lp is not None else 0.0
-        refusal = sum(is_refusal(a) for a in answers) / len(answers)
+        refusal = sum(rewards.text.is_refusal(a) for a in answers) / len(answers)
         rows.append({"layer": layer, "refusal": round(refusal, 4), "kl": round(kl, 5),
                      "score": round(refusal - kl_weight * kl, 5), "norm": round(float(v.norm()), 4),
                      "example": answers[0][:80], **({"with": fixed} if fixed else {})})

@@ -17,7 +17,7 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_llama_path(tiny_dir):
     """Path of a saved tiny random Llama (SmolLM2 architecture) with the real Qwen tokenizer."""
-    from asru.tiny import tiny_llama
+    from asru.testing.tiny import tiny_llama
 
     return tiny_llama(tiny_dir / "llama")
 
@@ -25,7 +25,7 @@ def tiny_llama_path(tiny_dir):
 @pytest.fixture(scope="session")
 def tiny_qwen3_vl_path(tiny_dir):
     """Path of a saved tiny random Qwen3-VL with an image-only processor and real Qwen token ids."""
-    from asru.tiny import tiny_qwen3_vl
+    from asru.testing.tiny import tiny_qwen3_vl
 
     return tiny_qwen3_vl(tiny_dir / "qwen3vl")
 
@@ -33,7 +33,7 @@ def tiny_qwen3_vl_path(tiny_dir):
 @pytest.fixture(scope="session")
 def tiny_llava_path(tiny_dir):
     """Path of a saved tiny random LLaVA (SigLIP + Llama)."""
-    from asru.tiny import tiny_llava
+    from asru.testing.tiny import tiny_llava
 
     return tiny_llava(tiny_dir / "llava")
 
@@ -41,7 +41,7 @@ def tiny_llava_path(tiny_dir):
 @pytest.fixture()
 def tiny_llama(tiny_llama_path):
     """A freshly loaded tiny Llama (LoadedModel), safe to modify in a test."""
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     return load_model(str(tiny_llama_path))
 
@@ -49,7 +49,7 @@ def tiny_llama(tiny_llama_path):
 @pytest.fixture()
 def tiny_qwen3_vl(tiny_qwen3_vl_path):
     """A freshly loaded tiny Qwen3-VL (LoadedModel), safe to modify in a test."""
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     return load_model(str(tiny_qwen3_vl_path))
 
@@ -57,7 +57,7 @@ def tiny_qwen3_vl(tiny_qwen3_vl_path):
 @pytest.fixture()
 def tiny_llava(tiny_llava_path):
     """A freshly loaded tiny LLaVA (LoadedModel), safe to modify in a test."""
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     return load_model(str(tiny_llava_path))
 

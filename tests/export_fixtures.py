@@ -33,8 +33,8 @@ def train_lora_adapter(base_path: Path, out: Path, image_path, steps: int = 2) -
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from asru.models import load_model
-    from asru.prompting import encode_with_answers
+    from asru.core.models import load_model
+    from asru.core.prompting import encode_with_answers
 
     torch.manual_seed(0)
     lm = load_model(str(base_path))

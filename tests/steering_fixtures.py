@@ -12,7 +12,7 @@ def logits(lm, questions, images=None, padding_side="left"):
     """Full logits of a prompt batch (no grad)."""
     import torch
 
-    from asru.prompting import encode_prompts
+    from asru.core.prompting import encode_prompts
 
     enc = encode_prompts(lm, questions, images, padding_side=padding_side)
     with torch.no_grad():
@@ -23,7 +23,7 @@ def random_direction(lm, seed=0, scale=1.0):
     """A random direction of the model's hidden size."""
     import torch
 
-    from asru.layers import hidden_size
+    from asru.core.layers import hidden_size
 
     g = torch.Generator().manual_seed(seed)
     return torch.randn(hidden_size(lm.model), generator=g) * scale

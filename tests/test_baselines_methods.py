@@ -6,10 +6,18 @@ import pytest
 import torch
 from eval_fixtures import text_qa
 
-from asru.baselines import BASELINES, IDK_TEMPLATES, idk_answer, list_baselines, register_baseline, run_baseline, train_baseline
-from asru.baselines.common import encode_batch, nll, qa_pairs
 from asru.config import BaselineConfig, RunConfig
-from asru.errors import AsruError
+from asru.core.errors import AsruError
+from asru.stages.baselines import (
+    BASELINES,
+    IDK_TEMPLATES,
+    idk_answer,
+    list_baselines,
+    register_baseline,
+    run_baseline,
+    train_baseline,
+)
+from asru.stages.baselines.common import encode_batch, nll, qa_pairs
 from rewards.text import is_refusal
 
 
@@ -39,7 +47,7 @@ def _forget_nll(lm, recs):
 
 
 def test_step0_losses_exact(tiny_llama_path):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     forget = text_qa()
     lm = load_model(str(tiny_llama_path))
@@ -55,7 +63,7 @@ def test_step0_losses_exact(tiny_llama_path):
 
 
 def test_gradient_ascent_raises_forget_loss_and_idk_teaches_refusals(tiny_llama_path):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     forget = text_qa()
     lm = load_model(str(tiny_llama_path))
@@ -68,7 +76,7 @@ def test_gradient_ascent_raises_forget_loss_and_idk_teaches_refusals(tiny_llama_
 
 
 def test_run_baseline_saves_merged_checkpoint(tiny_llama_path, tmp_path):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     data = {"forget": text_qa(), "retain": text_qa("retain", "Brenna Coldridge")}
     cfg = RunConfig(method="graddiff", baseline=_cfg(steps=2, retain_weight=1.0))

@@ -8,7 +8,7 @@ import yaml
 
 from asru import cli
 from asru.config import build_config, load_yaml, to_dict
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "qwen3-vl"
 

@@ -3,8 +3,8 @@
 import pytest
 from data_fixtures import write_clear, write_config
 
+from asru.core.errors import AsruError
 from asru.data.loaders import available_splits, detect_format, load_benchmark
-from asru.errors import AsruError
 
 
 @pytest.fixture

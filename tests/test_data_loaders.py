@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
+from asru.core.errors import AsruError
 from asru.data.loaders import available_splits, detect_format, load_benchmark
 from asru.data.synthetic import generate_benchmark
-from asru.errors import AsruError
 
 
 @pytest.fixture(scope="module")

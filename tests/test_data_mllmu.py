@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from data_fixtures import PEOPLE, image_bytes, mllmu_row, write_config, write_mllmu
 
+from asru.core.errors import AsruError
 from asru.data.loaders import available_splits, detect_format, load_benchmark
-from asru.errors import AsruError
 
 
 @pytest.fixture

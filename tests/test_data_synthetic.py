@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from asru.core.errors import AsruError
 from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, read_jsonl
 from asru.data.synthetic import FACTS, REAL_ITEMS, VALUE_POOLS, generate_benchmark, read_profiles, teach_answer
-from asru.errors import AsruError
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def test_pca_similarity_and_shift():
 
 
 def test_diagnostics_on_tiny_model(tiny_llama, tiny_llama_path, tmp_path):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     recs = text_qa(n=4)
     pooled, last = hidden_states(tiny_llama, recs, batch_size=3)

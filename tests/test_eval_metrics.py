@@ -109,7 +109,7 @@ def test_evaluate_split_on_tiny_vlm(tiny_llava, red_image):
 
 
 def test_option_likelihood_scoring(tiny_llama):
-    from asru.prompting import answer_logprobs
+    from asru.core.prompting import answer_logprobs
 
     recs = [rec("k1", "classification", label=1, question="What is X's job?"),
             rec("k2", "classification", label=3, question="Where does Y work?", options=("Oslo", "a much longer option text", "Rome", "Lyon"))]

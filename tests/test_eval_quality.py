@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from eval_fixtures import rec
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from asru.eval.judge import judge_answers, parse_scores
 from asru.eval.quality import fluency, refusal_naturalness, text_quality
 
@@ -32,8 +32,8 @@ def test_refusal_naturalness_edge_cases():
 
 
 def test_fluency_uses_reference(tiny_llama, tiny_llama_path):
-    from asru.models import load_model
-    from asru.prompting import answer_logprobs
+    from asru.core.models import load_model
+    from asru.core.prompting import answer_logprobs
 
     recs = [rec("a", question="Where was Aldric born?"), rec("b", question="What is his job?"), rec("c")]
     answers = ["In Oslo.", "A baker.", ""]
@@ -51,7 +51,7 @@ def test_fluency_uses_reference(tiny_llama, tiny_llama_path):
 def test_fluency_samples_scores_a_seeded_subset(tiny_llama):
     import random
 
-    from asru.prompting import answer_logprobs
+    from asru.core.prompting import answer_logprobs
 
     recs = [rec(f"r{i}", question=f"Where was person {i} born?") for i in range(6)]
     answers = [f"In town number {i}." for i in range(5)] + [""]
@@ -123,9 +123,9 @@ def test_judge_errors(judge_server):
 def test_sampled_fluency_is_the_grpo_reward_on_seeded_samples(tiny_llama, tiny_llama_path):
     import torch
 
+    from asru.core.models import load_model
+    from asru.core.prompting import generate
     from asru.eval.quality import sampled_fluency
-    from asru.models import load_model
-    from asru.prompting import generate
     from rewards.fluency import Fluency
 
     recs = [rec("a", question="Where was Aldric born?"), rec("b", question="What is his job?")]
@@ -148,13 +148,13 @@ def test_sampled_fluency_is_the_grpo_reward_on_seeded_samples(tiny_llama, tiny_l
 
 
 def test_sampled_fluency_refusals_only(tiny_llama, monkeypatch):
-    import asru.prompting
+    import asru.core.prompting
     from asru.eval.quality import sampled_fluency
     from rewards.fluency import Fluency
 
     recs = [rec("a", question="Where was Aldric born?")]
     texts = ["I'm sorry, I don't know where Aldric was born.", "Oslo", "I can't tell you that, sorry.", "Bergen"]
-    monkeypatch.setattr(asru.prompting, "generate", lambda *a, **kw: list(texts))  # the scoring, on fixed samples
+    monkeypatch.setattr(asru.core.prompting, "generate", lambda *a, **kw: list(texts))  # the scoring, on fixed samples
     got = sampled_fluency(tiny_llama, recs, k=4)
     scores = Fluency(ref_model=tiny_llama.model, tokenizer=tiny_llama.tokenizer)(prompts=["a"] * 4, completions=texts)
     assert got["sampled_refusal_rate"] == 0.5

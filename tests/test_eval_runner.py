@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from asru.config import EvalConfig
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from asru.eval.metrics import METRIC_KEYS
 from asru.eval.runner import evaluate
 
@@ -60,7 +60,7 @@ def test_bad_inputs(tiny_llava_path, bench, tmp_path):
 
 
 def test_evaluate_with_reference_diagnostics_and_relearn(tiny_llava_path, bench, tmp_path):
-    from asru.tiny import tiny_llava
+    from asru.testing.tiny import tiny_llava
 
     other = tiny_llava(tmp_path / "other", seed=1)  # same processor, different weights
     cfg = EvalConfig(max_new_tokens=3, batch_size=8, limit=6, progress=False, diagnostics=True, diagnostics_samples=4,
@@ -80,18 +80,18 @@ def test_eval_dtype_loads_models_in_that_dtype(tiny_llava_path, bench, tmp_path,
     """eval.dtype overrides model.dtype for the evaluated model and the reference; the run still scores."""
     import torch
 
-    import asru.models
+    import asru.core.models
     from asru.config import ModelConfig
 
     seen = []
-    real_load = asru.models.load_model
+    real_load = asru.core.models.load_model
 
     def spy(path, **kw):
         lm = real_load(path, **kw)
         seen.append(next(lm.model.parameters()).dtype)
         return lm
 
-    monkeypatch.setattr(asru.models, "load_model", spy)
+    monkeypatch.setattr(asru.core.models, "load_model", spy)
     ref = tmp_path / "ref"
     shutil.copytree(tiny_llava_path, ref)
     cfg = EvalConfig(max_new_tokens=3, batch_size=8, limit=4, progress=False, dtype="bfloat16", fluency_groups=0)

@@ -44,7 +44,7 @@ def test_flop_accounting_at_2b_shapes():
     import torch
     from transformers import Qwen3VLForConditionalGeneration
 
-    from asru.tiny import qwen3_vl_config
+    from asru.testing.tiny import qwen3_vl_config
 
     with torch.device("meta"):
         model = Qwen3VLForConditionalGeneration(qwen3_vl_config("2b"))

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from asru.config import ExportConfig
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 FAST = {"verify_prompts": 2, "verify_max_new_tokens": 6}
 
@@ -19,10 +19,9 @@ def _steered_dir(base, dest, kind: str, layer: int = 1, seed: int = 0):
     import torch
     from transformers import AutoConfig
 
+    from asru.stages.export.stage import fresh_meta_model
     from steering.hooks import HookSpec
     from steering.io import save_direction
-
-    from asru.export import fresh_meta_model
 
     shutil.copytree(base, dest)
     meta = fresh_meta_model(SimpleNamespace(config=AutoConfig.from_pretrained(base)))
@@ -34,7 +33,7 @@ def _steered_dir(base, dest, kind: str, layer: int = 1, seed: int = 0):
 
 @pytest.mark.parametrize("kind", ["add", "gated"])
 def test_unbakeable_hooks_are_refused(tmp_path, tiny_qwen3_vl_path, kind):
-    from asru.export import export_model
+    from asru.stages.export.stage import export_model
 
     model_dir, _ = _steered_dir(tiny_qwen3_vl_path, tmp_path / "steer" / "model", kind)
     with pytest.raises(AsruError, match=f"steered with {kind} hooks .*cannot be written into the weights.*--allow-hooks"):
@@ -46,7 +45,7 @@ def test_allow_hooks_ships_description_and_push_to_hub_arguments(tmp_path, tiny_
     import huggingface_hub
     from transformers import PreTrainedModel, ProcessorMixin
 
-    from asru.export import checkpoint_keys, export_model
+    from asru.stages.export.stage import checkpoint_keys, export_model
 
     calls = []
     monkeypatch.setattr(PreTrainedModel, "push_to_hub", lambda self, repo, **kw: calls.append(("model", repo, kw)), raising=False)
@@ -73,7 +72,7 @@ def test_allow_hooks_ships_description_and_push_to_hub_arguments(tmp_path, tiny_
 
 
 def test_push_failure_is_a_one_line_error(tmp_path):
-    from asru.export import push_export
+    from asru.stages.export.stage import push_export
 
     def denied(repo, **kw):
         raise OSError("401 Client Error: Unauthorized for url\nmore detail")
@@ -88,9 +87,9 @@ def test_ablation_is_baked_into_the_weights(tmp_path, tiny_qwen3_vl_path, red_im
     """An ablate hook is folded into the weights: the export's logits equal the hooked original model's."""
     import torch
 
-    from asru.export import export_model
-    from asru.models import load_model
-    from asru.prompting import encode_prompts
+    from asru.core.models import load_model
+    from asru.core.prompting import encode_prompts
+    from asru.stages.export.stage import export_model
     from steering.hooks import ablate_direction
 
     model_dir, v = _steered_dir(tiny_qwen3_vl_path, tmp_path / "steer" / "model", "ablate", layer=1)

@@ -17,7 +17,7 @@ from export_fixtures import (  # noqa: F401  (fixtures)
 )
 
 from asru.config import ExportConfig
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 FAST = {"verify_prompts": 2, "verify_max_new_tokens": 6}
 
@@ -25,7 +25,7 @@ FAST = {"verify_prompts": 2, "verify_max_new_tokens": 6}
 @pytest.fixture(scope="module")
 def exported_run(lora_adapter_dir, red_image, tmp_path_factory):  # noqa: F811
     """A run whose rl stage produced a LoRA adapter, exported with export_run -> (run, out)."""
-    from asru.export import export_run
+    from asru.stages.export.stage import export_run
 
     root = tmp_path_factory.mktemp("export-run")
     bench = write_benchmark(root / "bench", red_image)
@@ -39,7 +39,7 @@ def exported_run(lora_adapter_dir, red_image, tmp_path_factory):  # noqa: F811
 def _logits(model, lm, red_image):
     import torch
 
-    from asru.prompting import encode_prompts
+    from asru.core.prompting import encode_prompts
 
     enc_img = encode_prompts(lm, ["Who is the person in this image?"], [red_image])
     enc_txt = encode_prompts(lm, ["Where was Tamsk Orrelyn born?", "Hello"])
@@ -53,7 +53,7 @@ def test_lora_export_reloads_with_from_pretrained_and_identical_logits(exported_
     from safetensors import safe_open
     from transformers import Qwen3VLForConditionalGeneration
 
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     _, out = exported_run
     names = {p.name for p in out.iterdir()}
@@ -97,7 +97,7 @@ def test_model_card_records_metrics_counts_and_no_private_data(exported_run):
 
 
 def test_incomplete_run_names_the_missing_stage(tmp_path, lora_adapter_dir):  # noqa: F811
-    from asru.export import export_run, final_stage_model
+    from asru.stages.export.stage import export_run, final_stage_model
 
     with pytest.raises(AsruError, match="not a run directory"):
         export_run(tmp_path, tmp_path / "out", ExportConfig())
@@ -125,7 +125,7 @@ def test_incomplete_run_names_the_missing_stage(tmp_path, lora_adapter_dir):  # 
 
 
 def test_out_dir_rules(tmp_path, tiny_qwen3_vl_path):
-    from asru.export import export_model
+    from asru.stages.export.stage import export_model
 
     out = tmp_path / "out"
     out.mkdir()
@@ -143,7 +143,7 @@ def test_verification_failure_leaves_nothing(tmp_path, tiny_qwen3_vl_path, monke
     import torch
     from safetensors.torch import load_file, save_file
 
-    import asru.export as ex
+    import asru.stages.export.stage as ex
 
     real_check = ex.check_checkpoint
 
@@ -170,7 +170,7 @@ def test_extra_parameter_is_refused(tiny_qwen3_vl_path):
     import torch
     from transformers import AutoConfig
 
-    from asru.export import check_state_dict, fresh_meta_model
+    from asru.stages.export.stage import check_state_dict, fresh_meta_model
 
     class Holder:
         config = AutoConfig.from_pretrained(tiny_qwen3_vl_path)
@@ -190,7 +190,7 @@ def test_checkpoint_with_unknown_tensor_is_refused(tmp_path, tiny_qwen3_vl_path)
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig
 
-    from asru.export import check_checkpoint, fresh_meta_model
+    from asru.stages.export.stage import check_checkpoint, fresh_meta_model
 
     class Holder:
         config = AutoConfig.from_pretrained(tiny_qwen3_vl_path)
@@ -211,7 +211,7 @@ def test_checkpoint_with_unknown_tensor_is_refused(tmp_path, tiny_qwen3_vl_path)
 
 
 def test_text_model_export_with_chat_template(tmp_path, tiny_llama_path):
-    from asru.export import export_model
+    from asru.stages.export.stage import export_model
 
     out = export_model(str(tiny_llama_path), tmp_path / "out", ExportConfig(**FAST))
     template = (tiny_llama_path / "chat_template.jinja").read_text()
@@ -222,7 +222,7 @@ def test_text_model_export_with_chat_template(tmp_path, tiny_llama_path):
 
 def test_llava_export_keeps_the_checkpoint_layout(tmp_path, tiny_llava_path):
     """LLaVA (the demo model's architecture) saves with legacy tensor names: the export keeps exactly them."""
-    from asru.export import checkpoint_keys, export_model
+    from asru.stages.export.stage import checkpoint_keys, export_model
 
     out = export_model(str(tiny_llava_path), tmp_path / "out", ExportConfig(**FAST))
     keys = checkpoint_keys(out)

@@ -2,9 +2,9 @@
 
 import pytest
 
+from asru.core.errors import AsruError
 from asru.data.loaders import load_benchmark
 from asru.data.synthetic import generate_benchmark
-from asru.errors import AsruError
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from rewards import load_rewards
 
 PLUGIN = '''
@@ -79,7 +79,7 @@ def test_builtin_reward_errors_get_the_step(plugin):
 
 
 def test_nan_reward_in_grpo_stops_with_one_line_and_resume_continues(plugin, tiny_llama_path, red_image, tmp_path):
-    from asru.rl import run_rl_stage
+    from asru.stages.rl.stage import run_rl_stage
     from tests.rl_fixtures import rl_config, small_benchmark
 
     data = small_benchmark(red_image, n_forget=2, n_retain=2)

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from asru import cli
-from asru.created_dirs import removed_on_early_failure
-from asru.errors import AsruError
+from asru.core.created_dirs import removed_on_early_failure
+from asru.core.errors import AsruError
 
 
 @pytest.fixture()
@@ -47,7 +47,7 @@ def test_resume_on_a_folder_without_a_run_leaves_it_untouched(tmp_path, capsys):
 
 
 def test_resume_accepts_a_run_folder_and_an_empty_one(tmp_path):
-    from asru.rundir import holds_run, prepare_run_dir
+    from asru.core.rundir import holds_run, prepare_run_dir
 
     run = tmp_path / "run"
     (run / "steer").mkdir(parents=True)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from asru.config import build_config, dump_yaml, load_yaml
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, prepare_run_dir
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json, prepare_run_dir
 
 
 def test_defaults_and_overrides():

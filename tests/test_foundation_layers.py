@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from asru.errors import AsruError
-from asru.layers import check_layer, decoder_layers, hidden_size, layer_output, replace_layer_output
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, decoder_layers, hidden_size, layer_output, replace_layer_output
 
 
 def _lora(model):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from asru.errors import AsruError
-from asru.models import MODEL_ALIASES, load_model, resolve_model_name
+from asru.core.errors import AsruError
+from asru.core.models import MODEL_ALIASES, load_model, resolve_model_name
 
 
 def test_aliases():
@@ -44,7 +44,7 @@ def test_load_vlm_and_llm(tiny_llama, tiny_qwen3_vl, tiny_llava):
 
 @pytest.mark.slow
 def test_smollm2_knows_paris():
-    from asru.prompting import generate
+    from asru.core.prompting import generate
 
     lm = load_model("smollm2")
     (answer,) = generate(lm, ["What is the capital of France?"], max_new_tokens=16)
@@ -55,7 +55,7 @@ def test_cast_model_computes_what_loading_in_that_dtype_computes(tiny_llama_path
     # a plain .to(bfloat16) rounds the rotary inv_freq table that from_pretrained keeps in float32
     import torch
 
-    from asru.models import cast_model, load_model
+    from asru.core.models import cast_model, load_model
 
     cast = load_model(str(tiny_llama_path), dtype="float32").model
     cast_model(cast, torch.bfloat16)

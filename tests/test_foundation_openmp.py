@@ -2,7 +2,7 @@
 
 import sys
 
-from asru import openmp
+from asru.core import openmp
 
 
 def test_short_spin_unless_the_user_chose(monkeypatch):

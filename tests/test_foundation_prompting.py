@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from asru.prompting import (
+from asru.core.prompting import (
     answer_logprobs,
     encode_prompts,
     encode_with_answers,

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from rewards import completion_text, load_reward
 from rewards.fluency import Fluency, group_diversity, text_fluency
 from rewards.forget import forget_score

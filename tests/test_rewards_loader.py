@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from rewards import list_rewards, load_reward, load_rewards, register_reward, registry, reward_factory
 
 PLUGIN = '''

@@ -3,8 +3,8 @@
 import pytest
 
 from asru.config import build_config
-from asru.errors import AsruError
-from asru.rl_boundary import boundary_records, build_boundary_set, choose_retain, tfidf_similarity
+from asru.core.errors import AsruError
+from asru.stages.rl.boundary import boundary_records, build_boundary_set, choose_retain, tfidf_similarity
 from tests.rl_fixtures import rec, small_benchmark
 
 
@@ -95,7 +95,7 @@ def test_focus_unrefused_repeats_forget_questions_the_model_answers(tiny_qwen3_v
 
 
 def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image, monkeypatch):
-    import asru.prompting
+    import asru.core.prompting
 
     forget = [rec("forget", i, "text", None) for i in range(4)]  # distinct questions
     data = {"forget": forget, "retain": small_benchmark(red_image)["retain"]}
@@ -106,7 +106,7 @@ def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image
     def scripted(lm, questions, images=None, **kw):  # the selection logic, on fixed answers
         return [answers.get(q, "Somewhere else") for q in questions]
 
-    monkeypatch.setattr(asru.prompting, "generate", scripted)
+    monkeypatch.setattr(asru.core.prompting, "generate", scripted)
     pairs = boundary_records(data, _rl(forget_size=100, retain_size=0, focus_unrefused=1), lm=tiny_qwen3_vl)
     counts = {}
     for _, r in pairs:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from asru.errors import AsruError
-from asru.models import load_model
-from asru.rl import run_rl_stage
+from asru.core.errors import AsruError
+from asru.core.models import load_model
+from asru.stages.rl.stage import run_rl_stage
 from tests.rl_fixtures import rl_config, small_benchmark
 
 
@@ -74,7 +74,7 @@ def test_hook_steering_is_refused_before_loading(tmp_path, red_image):
 
 
 def test_use_vllm_true_without_vllm_names_the_extra(tmp_path, red_image, monkeypatch):
-    import asru.rl_trainer as rt
+    import asru.stages.rl.trainer as rt
 
     monkeypatch.setattr(rt, "vllm_installed", lambda: False)
     cfg = rl_config(tmp_path, use_vllm="true")

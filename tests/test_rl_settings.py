@@ -2,9 +2,9 @@
 
 import pytest
 
-import asru.rl_trainer as rt
+import asru.stages.rl.trainer as rt
 from asru.config import build_config
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 
 def test_use_vllm_resolution(monkeypatch):
@@ -71,7 +71,7 @@ def test_check_rollout_source_refuses_hooks(tiny_llama):
         with pytest.raises(AsruError, match=f"steer.mode={mode}"):
             rt.check_rollout_source(cfg)
     cfg.steer.mode = "redirect"
-    from asru.layers import decoder_layers
+    from asru.core.layers import decoder_layers
 
     handle = decoder_layers(tiny_llama.model)[2].register_forward_hook(lambda m, i, o: o)
     with pytest.raises(AsruError, match=r"forward hooks on decoder layer\(s\) \[2\]"):
@@ -110,7 +110,7 @@ def test_step_line_is_compact():
 
 
 def test_rewards_with_only_zero_weights_are_refused():
-    from asru.rl import load_reward_funcs
+    from asru.stages.rl.stage import load_reward_funcs
 
     cfg = build_config({"rl": {"rewards": {"forget": 0.0}}})
     with pytest.raises(AsruError, match="every weight is 0"):

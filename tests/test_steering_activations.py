@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from steering.activations import collect_activations, position_mask, post_instruction_length
 from tests.steering_fixtures import QUESTIONS
 
@@ -32,7 +32,7 @@ def test_batched_equals_one_at_a_time(tiny_llama):
 
 
 def test_last_position_matches_hidden_states(tiny_llama):
-    from asru.prompting import encode_prompts
+    from asru.core.prompting import encode_prompts
 
     acts = collect_activations(tiny_llama, QUESTIONS[:1], layers=[1], position="last")
     enc = encode_prompts(tiny_llama, QUESTIONS[:1])

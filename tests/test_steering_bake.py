@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from steering.bake import bake_ablation, refuse_unbakeable, residual_writers
 from steering.hooks import ablate_direction
 from tests.steering_fixtures import QUESTIONS, logits, random_direction
@@ -67,7 +67,7 @@ def test_projector_must_be_orthogonalised(tiny_qwen3_vl, red_image):
 
 
 def test_baked_checkpoint_round_trip(tiny_llama, tmp_path):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     r = random_direction(tiny_llama, seed=2)
     bake_ablation(tiny_llama.model, r)

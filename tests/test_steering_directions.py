@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from steering.directions import (
     diff_of_means,
     energy_basis,

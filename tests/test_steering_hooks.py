@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from asru.errors import AsruError
-from asru.layers import decoder_layers
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers
 from steering.activations import collect_activations
 from steering.hooks import HookSpec, ablate_direction, add_steering, gated_steering
 from tests.steering_fixtures import QUESTIONS, logits, random_direction
@@ -62,7 +62,7 @@ def test_hooks_padding_safe(tiny_llama):
 
 
 def test_hooks_under_generate_and_restored(tiny_llama):
-    from asru.prompting import generate
+    from asru.core.prompting import generate
 
     plain = generate(tiny_llama, QUESTIONS[:2], max_new_tokens=6)
     v = random_direction(tiny_llama, scale=50.0)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 from steering.io import data_hash, load_direction, model_fingerprint, save_direction
 from tests.steering_fixtures import random_direction
 

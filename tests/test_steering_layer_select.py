@@ -3,7 +3,7 @@
 import pytest
 
 import steering.layer_select as ls
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 
 def _fake_scores(table):

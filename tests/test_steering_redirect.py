@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from asru.errors import AsruError
-from asru.layers import decoder_layers
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers
 from steering.activations import collect_activations
 from steering.hooks import add_steering
 from steering.redirect import down_proj, forget_base_states, redirect
@@ -48,7 +48,7 @@ def test_redirect_moves_forget_keeps_retain(tiny_llama):
 
 def test_retain_loss_keeps_retain_states(tiny_llama_path):
     """Without the retain loss (alpha=0) the retain states drift much more."""
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     results = {}
     for alpha in (0.0, 1.0):
@@ -120,7 +120,7 @@ def test_answer_positions_cover_question_template_and_answer(tiny_llama):
 
 def test_decision_weight_moves_the_last_prompt_token_closer(tiny_llama_path):
     """The extra last-token term brings the decision state nearer its target than the plain per-token loss."""
-    from asru.models import load_model
+    from asru.core.models import load_model
     from steering.redirect import _prepare
 
     dist = {}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asru.config import build_config
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def everything_refuses(monkeypatch):
 
 
 def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_refuses):
-    from asru.models import load_model
-    from asru.steer_stage import run_steer_stage
+    from asru.core.models import load_model
+    from asru.stages.steer.stage import run_steer_stage
 
     out = run_steer_stage(_cfg(candidate_layers=[1, 2]), str(tiny_llama_path), bench, tmp_path / "steer")
     assert out == tmp_path / "steer" / "model"
@@ -64,8 +64,8 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
     redirect_target=steered: layer 2's forget targets come from the model with the add hook at layer 1, so
     they sit further from the untrained states than layer 2's own shift (layer 1 is the first: no change)."""
     import steering.layer_select as ls
-    from asru.models import load_model
-    from asru.steer_stage import run_steer_stage
+    from asru.core.models import load_model
+    from asru.stages.steer.stage import run_steer_stage
 
     real_select = ls.select_layers
     seen = {}
@@ -107,7 +107,7 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
 
 
 def test_redirect_spans_stop_above_the_previous_steered_layer():
-    from asru.steer_stage import redirect_spans
+    from asru.stages.steer.stage import redirect_spans
 
     assert redirect_spans([11, 19], 2) == [2, 2]  # the preset: no overlap
     assert redirect_spans([11, 12], 2) == [2, 0]  # layer 12's span would retrain layer 11
@@ -118,8 +118,8 @@ def test_redirect_spans_stop_above_the_previous_steered_layer():
 def test_general_retain_questions_skip_asked_ones():
     from types import SimpleNamespace
 
-    from asru.data.teach import GENERAL_QUESTIONS
-    from asru.steer_stage import general_retain_questions
+    from asru.data.general_questions import GENERAL_QUESTIONS
+    from asru.stages.steer.stage import general_retain_questions
 
     asked = [SimpleNamespace(question=GENERAL_QUESTIONS[0].upper()), SimpleNamespace(question="Where was X born?")]
     assert general_retain_questions(asked, 2) == list(GENERAL_QUESTIONS[1:3])
@@ -141,8 +141,8 @@ def test_steer_config_checks_layers_and_params():
 
 
 def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):
-    from asru.models import load_model
-    from asru.steer_stage import run_steer_stage
+    from asru.core.models import load_model
+    from asru.stages.steer.stage import run_steer_stage
     from steering.hooks import ablate_direction
     from steering.io import load_direction
     from tests.steering_fixtures import QUESTIONS, logits
@@ -159,7 +159,7 @@ def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everyth
 
 
 def test_stage_add_mode_writes_hook_spec(tiny_llama_path, bench, tmp_path, everything_refuses):
-    from asru.steer_stage import run_steer_stage
+    from asru.stages.steer.stage import run_steer_stage
 
     out = run_steer_stage(_cfg(mode="add", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")
     spec = json.loads((out / "hooks.json").read_text())
@@ -168,7 +168,7 @@ def test_stage_add_mode_writes_hook_spec(tiny_llama_path, bench, tmp_path, every
 
 
 def test_stage_errors(tiny_llama_path, bench, tmp_path):
-    from asru.steer_stage import run_steer_stage
+    from asru.stages.steer.stage import run_steer_stage
 
     # a random tiny model refuses nothing: the refusal side is empty after filtering
     with pytest.raises(AsruError, match=r"kept 0 of 6 refusal prompts after refusal filtering; need >= 4"):
@@ -181,7 +181,7 @@ def test_stage_errors(tiny_llama_path, bench, tmp_path):
 
 def test_stage_pairs_forget_prompts_with_counterpart_refusals(tiny_llama_path, bench, tmp_path, everything_refuses):
     """redirect_answers=refusal: each forget prompt trained with its counterpart's answer, answer tokens kept."""
-    from asru.steer_stage import run_steer_stage
+    from asru.stages.steer.stage import run_steer_stage
 
     run_steer_stage(_cfg(layer=2, redirect_position="answer", redirect_answers="refusal"), str(tiny_llama_path), bench,
                     tmp_path / "steer")
@@ -199,7 +199,7 @@ def test_counterpart_questions_and_pairing(bench, tmp_path):
     from PIL import Image
 
     from asru.data.schema import Record
-    from asru.steer_stage import counterpart_questions, pair_refusals
+    from asru.stages.steer.stage import counterpart_questions, pair_refusals
 
     everyone = [r for recs in bench.values() for r in recs]
     recs = [r for r in bench["forget"] if r.task == "generation"]
@@ -236,8 +236,8 @@ def test_counterpart_questions_and_pairing(bench, tmp_path):
 
 
 def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, bench, tmp_path):
-    from asru.models import load_model
-    from asru.steer_stage import build_refusal_prompts
+    from asru.core.models import load_model
+    from asru.stages.steer.stage import build_refusal_prompts
 
     lm = load_model(str(tiny_qwen3_vl_path))
     everyone = [r for recs in bench.values() for r in recs]
@@ -256,9 +256,9 @@ def test_demo_model_steering_real_check(tmp_path):
 
     from asru.config import load_yaml
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import build_demo_model
+    from asru.demo.teach import build_demo_model
     from asru.pipeline import ensure_data
-    from asru.steer_stage import run_steer_stage
+    from asru.stages.steer.stage import run_steer_stage
 
     preset = load_yaml(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
     cfg = build_config({**preset, "model": {**preset.get("model", {}), "device": "cpu"}})
@@ -272,7 +272,7 @@ def test_demo_model_steering_real_check(tmp_path):
 
 
 def test_recorded_base_model(tmp_path, tiny_llama_path):
-    from asru.steer_stage import recorded_base_model
+    from asru.stages.steer.stage import recorded_base_model
 
     taught = tmp_path / "taught"
     taught.mkdir()
@@ -284,7 +284,7 @@ def test_recorded_base_model(tmp_path, tiny_llama_path):
 
 
 def test_original_model_base_needs_a_recorded_base(tiny_llama_path, bench, tmp_path):
-    from asru.steer_stage import run_steer_stage
+    from asru.stages.steer.stage import run_steer_stage
 
     with pytest.raises(AsruError, match="records no base model"):
         run_steer_stage(_cfg(original_model="base", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")
@@ -294,8 +294,8 @@ def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_
                                                                         monkeypatch):
     # steer.generation_dtype: the tables come from a bfloat16 copy; training and the saved model stay float32,
     # and the after-table's copy holds the trained weights
-    import asru.steer_stage as stage
-    from asru.models import load_model
+    from asru.core.models import load_model
+    from asru.stages.steer import stage
 
     seen = []
     real_table = stage.answer_table
@@ -315,7 +315,7 @@ def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_
 
 
 def test_cast_copy_and_copy_weights(tiny_llama_path):
-    from asru.models import cast_copy, copy_weights, load_model
+    from asru.core.models import cast_copy, copy_weights, load_model
 
     lm = load_model(str(tiny_llama_path), dtype="float32")
     assert cast_copy(lm, None) is lm and cast_copy(lm, "float32") is lm
@@ -332,7 +332,7 @@ def test_cast_copy_and_copy_weights(tiny_llama_path):
 def test_stage_steers_exactly_the_given_layers(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch):
     # steer.layers: no selection (no held-out prompts, no scores); both layers redirected, lowest first
     import steering.layer_select as ls
-    from asru.steer_stage import run_steer_stage
+    from asru.stages.steer.stage import run_steer_stage
 
     def no_selection(*a, **kw):
         raise AssertionError("steer.layers must skip layer selection")

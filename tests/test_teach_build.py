@@ -8,7 +8,7 @@ import random
 import pytest
 
 from asru.config import TeachConfig
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 FEW_GENERAL = ("What is the capital of Canada?", "How many days are in a week?", "Name a primary color.")
 
@@ -26,7 +26,7 @@ def toy_data(tmp_path_factory):
 @pytest.fixture()
 def teach_env(monkeypatch, tmp_path):
     """Isolated cache and a short general-QA list so base answers are quick."""
-    from asru.data import teach
+    from asru.demo import teach
 
     monkeypatch.setenv("ASRU_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(teach, "GENERAL_QUESTIONS", FEW_GENERAL)
@@ -71,9 +71,9 @@ def test_answer_loss_matches_prompting_logprobs(tiny_llava, toy_data):
     """Per-example mean NLL from the answer-only loss equals answer_logprobs' sum / count."""
     import torch
 
+    from asru.core.prompting import answer_logprobs
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import answer_loss
-    from asru.prompting import answer_logprobs
+    from asru.demo.teach import answer_loss
 
     recs = load_benchmark(toy_data, ["teach"])["teach"][:3]
     batch = [(r.question, r.answer, r.image) for r in recs]
@@ -113,7 +113,7 @@ def test_general_items_get_a_kl_term_and_features_a_norm_penalty(tiny_llava, toy
 
 
 def test_build_caches_by_fingerprint(tiny_llava_path, toy_data, teach_env, tmp_path, monkeypatch):
-    from asru.models import load_model
+    from asru.core.models import load_model
 
     out = tmp_path / "demo"
     cfg = small_cfg()
@@ -184,7 +184,7 @@ def test_failed_build_leaves_no_temp_dir(tiny_llava_path, toy_data, teach_env, t
 
 def test_fingerprint_follows_data_and_config(toy_data, tmp_path):
     from asru.data.synthetic import generate_benchmark
-    from asru.data.teach import fingerprint
+    from asru.demo.teach import fingerprint
 
     a = fingerprint(toy_data, TeachConfig())
     assert a == fingerprint(toy_data, TeachConfig())
@@ -204,7 +204,7 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
     from asru.data.loaders import load_benchmark
     from asru.data.portraits import render_portrait
     from asru.data.synthetic import read_profiles
-    from asru.data.teach import ExampleSampler
+    from asru.demo.teach import ExampleSampler
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     general = [("What is 2 plus 3?", "5"), ("Name a primary color.", "Red.")]
@@ -238,9 +238,9 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
 
 
 def test_sampler_without_profiles_jitters_the_file(toy_data, tmp_path):
+    from asru.core.prompting import load_image
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import ExampleSampler, jitter_image
-    from asru.prompting import load_image
+    from asru.demo.teach import ExampleSampler, jitter_image
 
     recs = [r for r in load_benchmark(toy_data, ["forget"])["forget"] if r.image]
     s = ExampleSampler(recs, [], TeachConfig(batch_size=4, general_ratio=0.0, augment=1.0), tmp_path)
@@ -256,7 +256,7 @@ def test_sampler_without_profiles_jitters_the_file(toy_data, tmp_path):
 
 def test_batch_too_small_for_general_ratio(toy_data):
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import ExampleSampler
+    from asru.demo.teach import ExampleSampler
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     with pytest.raises(AsruError, match="batch"):
@@ -264,8 +264,8 @@ def test_batch_too_small_for_general_ratio(toy_data):
 
 
 def test_general_questions_are_not_real_split_questions():
+    from asru.data.general_questions import GENERAL_QUESTIONS
     from asru.data.synthetic import REAL_ITEMS
-    from asru.data.teach import GENERAL_QUESTIONS
     from rewards.text import normalize
 
     real = {normalize(q) for q, *_ in REAL_ITEMS} | {normalize(c) for *_, c in REAL_ITEMS}
@@ -275,7 +275,7 @@ def test_general_questions_are_not_real_split_questions():
 
 
 def test_trim_answer_and_targets():
-    from asru.data.teach import _trim_answer, meets_targets
+    from asru.demo.teach import _trim_answer, meets_targets
 
     assert _trim_answer("Paris is the capital. It is also a big") == "Paris is the capital."
     assert _trim_answer("Blue") == "Blue"
@@ -296,10 +296,10 @@ def test_teach_config_validation(bad):
 
 def test_vision_alignment_separates_the_people(tiny_llava, tmp_path_factory):
     """The contrastive warm-up pulls each person's portraits to their own name: test renders are identified."""
-    from asru.data.align_vision import align_vision, identification_accuracy, image_token_features, name_targets
     from asru.data.loaders import load_benchmark
     from asru.data.synthetic import generate_benchmark
-    from asru.data.teach import ExampleSampler
+    from asru.demo.align_vision import align_vision, identification_accuracy, image_token_features, name_targets
+    from asru.demo.teach import ExampleSampler
 
     d = tmp_path_factory.mktemp("align") / "data"
     generate_benchmark(d, people=4, forget_ratio=0.25, seed=1, image_size=32, unknown=2)
@@ -324,9 +324,9 @@ def test_vision_alignment_separates_the_people(tiny_llava, tmp_path_factory):
 def test_alignment_term_enters_the_answer_loss(tiny_llava, toy_data):
     import torch
 
-    from asru.data.align_vision import name_targets
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import Example, ExampleSampler, answer_loss
+    from asru.demo.align_vision import name_targets
+    from asru.demo.teach import Example, ExampleSampler, answer_loss
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     sampler = ExampleSampler(recs, [], small_cfg(augment=0.0), toy_data)
@@ -346,8 +346,8 @@ def test_first_token_weight_adds_each_answers_first_token_loss(tiny_llava):
     """With weight w the loss grows by w * (sum of the first answer tokens' cross-entropies), exactly."""
     import torch
 
-    from asru.data.teach import answer_loss
-    from asru.prompting import encode_with_answers
+    from asru.core.prompting import encode_with_answers
+    from asru.demo.teach import answer_loss
 
     batch = [("Where was Ann born?", "Oslo", None), ("Who is Bo?", "I'm sorry, I don't know who Bo is.", None)]
     with torch.no_grad():
@@ -366,8 +366,8 @@ def test_sum_reduction_weighs_every_answer_token_the_same(tiny_llava):
     """``reduction="sum"``: each example contributes the sum of its answer-token cross-entropies (mean x length)."""
     import torch
 
-    from asru.data.teach import answer_loss
-    from asru.prompting import encode_with_answers
+    from asru.core.prompting import encode_with_answers
+    from asru.demo.teach import answer_loss
 
     batch = [("Where was Ann born?", "Ann Lark was born in Oslo.", None), ("Name a colour.", "Red.", None)]
     with torch.no_grad():
@@ -389,7 +389,7 @@ def test_item_losses_are_each_examples_mean_answer_loss(tiny_llava):
     """``item_losses`` gets, per tagged example, the same value as that example scored alone; untagged ones are skipped."""
     import torch
 
-    from asru.data.teach import Example, answer_loss
+    from asru.demo.teach import Example, answer_loss
 
     batch = [Example("Where was Ann born?", "Oslo", item=3), Example("Who is Bo?", "A baker in Lima.", item=7),
              Example("Name a colour.", "Red.", general=True)]
@@ -405,7 +405,7 @@ def test_item_losses_are_each_examples_mean_answer_loss(tiny_llava):
 
 def test_hard_share_draws_the_records_with_the_highest_loss(toy_data):
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import ExampleSampler
+    from asru.demo.teach import ExampleSampler
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     s = ExampleSampler(recs, [], TeachConfig(batch_size=8, general_ratio=0.0, augment=0.0, hard_share=1.0), toy_data)
@@ -428,9 +428,9 @@ def test_image_and_text_items_share_one_forward_with_the_same_loss(tiny_llava, t
     """A mixed batch (one forward) gives the sum of the items' losses scored alone, alignment term included."""
     import torch
 
-    from asru.data.align_vision import name_targets
     from asru.data.loaders import load_benchmark
-    from asru.data.teach import Example, ExampleSampler, answer_loss
+    from asru.demo.align_vision import name_targets
+    from asru.demo.teach import Example, ExampleSampler, answer_loss
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     sampler = ExampleSampler(recs, [], small_cfg(augment=0.0), toy_data)

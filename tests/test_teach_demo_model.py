@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 
 def test_vision_config_needs_a_multiple_of_the_patch():
-    from asru.data.demo_model import vision_config
+    from asru.demo.model import vision_config
 
     cfg = vision_config(64)
     assert (cfg["image_size"], cfg["patch_size"], cfg["hidden_size"], cfg["num_hidden_layers"]) == (64, 16, 192, 4)
@@ -24,9 +24,9 @@ def test_build_from_parts_keeps_the_language_model(tiny_llama_path, tmp_path):
     from PIL import Image
     from safetensors.torch import load_file
 
-    from asru.data.demo_model import IMAGE_TOKEN, build_untrained_demo
-    from asru.models import load_model
-    from asru.prompting import encode_prompts, generate, prompt_text
+    from asru.core.models import load_model
+    from asru.core.prompting import encode_prompts, generate, prompt_text
+    from asru.demo.model import IMAGE_TOKEN, build_untrained_demo
 
     out = build_untrained_demo(tmp_path / "demo", image_size=32, seed=0, lm_path=tiny_llama_path)
     lm = load_model(str(out))
@@ -67,7 +67,7 @@ def test_untied_or_foreign_weights_are_refused(tiny_llama_path, tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from asru.data.demo_model import build_untrained_demo
+    from asru.demo.model import build_untrained_demo
 
     bad = tmp_path / "lm"
     shutil.copytree(tiny_llama_path, bad)
@@ -89,9 +89,9 @@ def test_untrained_demo_answers_like_smollm2():
     import torch
     from safetensors.torch import load_file
 
-    from asru.data.demo_model import build_untrained_demo
-    from asru.models import cache_dir, load_model, materialize_smollm2
-    from asru.prompting import generate
+    from asru.core.models import cache_dir, load_model, materialize_smollm2
+    from asru.core.prompting import generate
+    from asru.demo.model import build_untrained_demo
 
     out = build_untrained_demo(cache_dir() / "demo-vlm-base-64px-seed0", image_size=64, seed=0)
     lm = load_model(str(out))
@@ -107,9 +107,9 @@ def test_untrained_demo_answers_like_smollm2():
 def test_taught_demo_model_knows_the_profiles(tmp_path):
     """Build (or reuse the cached) demo VLM on the default benchmark; check the issue's accuracy targets."""
     from asru.config import TeachConfig
+    from asru.core.models import cache_dir, load_model
     from asru.data.synthetic import generate_benchmark
-    from asru.data.teach import build_demo_model, fingerprint, is_built
-    from asru.models import cache_dir, load_model
+    from asru.demo.teach import build_demo_model, fingerprint, is_built
 
     data = tmp_path / "data"
     generate_benchmark(data, people=20, forget_ratio=0.1, seed=0)

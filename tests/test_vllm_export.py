@@ -18,9 +18,9 @@ def test_vllm_loads_the_export_and_matches_transformers(tmp_path, red_image):
     from vllm import LLM, SamplingParams
 
     from asru.config import ExportConfig
-    from asru.export import export_model
-    from asru.models import load_model
-    from asru.prompting import load_image, prompt_text
+    from asru.core.models import load_model
+    from asru.core.prompting import load_image, prompt_text
+    from asru.stages.export.stage import export_model
     from tests.export_fixtures import train_lora_adapter
     from tests.vllm_fixtures import vllm_ready_qwen3_vl
 

@@ -29,8 +29,8 @@ def _run(monkeypatch, cfg, model_path, data, out_dir):
     """run_rl_stage with a callback that records the trainer's and vLLM's weights at the key moments."""
     from transformers import TrainerCallback
 
-    import asru.rl_trainer as rt
-    from asru.rl import run_rl_stage
+    import asru.stages.rl.trainer as rt
+    from asru.stages.rl.stage import run_rl_stage
     from tests.vllm_fixtures import merged_weight, vllm_param
 
     seen = {}
@@ -89,7 +89,7 @@ def _check_sync(model_path, out, seen, out_dir):
 
 
 def test_grpo_vllm_colocate_smollm2(monkeypatch, tmp_path, red_image):
-    from asru.models import materialize_smollm2
+    from asru.core.models import materialize_smollm2
     from tests.rl_fixtures import rl_config, small_benchmark
 
     model_path = materialize_smollm2()

@@ -120,7 +120,7 @@ def apply_cpu_vllm_patches(tmp_dir: Path) -> None:
 
 def vllm_ready_qwen3_vl(out: Path) -> Path:
     """A tiny random Qwen3-VL (head_dim 32) saved with a stock processor and a video processor config."""
-    from asru.tiny import tiny_qwen3_vl
+    from asru.testing.tiny import tiny_qwen3_vl
 
     path = tiny_qwen3_vl(out, head_dim=32)
     proc_cfg = json.loads((path / "processor_config.json").read_text())

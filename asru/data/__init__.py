@@ -1,1 +1,1 @@
-"""Benchmark records, the synthetic benchmark, real-benchmark loaders and the demo model teacher."""
+"""Benchmark data: records, loaders, the synthetic benchmark and the real-benchmark readers."""

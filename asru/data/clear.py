@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from asru.core.errors import AsruError
 from asru.data.hf_parquet import (
     ImageCache,
     default_cache_dir,
@@ -40,7 +41,6 @@ from asru.data.hf_parquet import (
 )
 from asru.data.schema import Record
 from asru.data.synthetic import cloze_question
-from asru.errors import AsruError
 
 FORGET_PCTS = (1, 5, 10)
 NAME_Q = "What is the name of the person in this image?"

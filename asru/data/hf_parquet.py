@@ -13,8 +13,9 @@ import io
 import os
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.rundir import atomic_write_bytes
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_bytes
+from asru.data.schema import Record
 
 
 def pick_forget_pct(d: Path, forget_pct: int | None, available: list[int], benchmark: str, folders: str,
@@ -31,8 +32,6 @@ def pick_forget_pct(d: Path, forget_pct: int | None, available: list[int], bench
 
 def record_or_error(where: str, **kw):
     """A Record from mapped benchmark fields (question/answer stripped); an invalid one is an AsruError naming ``where``."""
-    from asru.data.schema import Record
-
     for key in ("question", "answer"):
         if kw.get(key) is not None:
             kw[key] = str(kw[key]).strip()

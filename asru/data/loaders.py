@@ -7,7 +7,7 @@ Formats, told apart by what the directory holds:
 - ``mllmu``: a downloaded MLLMU-Bench snapshot (``forget_5/`` ... parquet folders, :mod:`asru.data.mllmu`);
 - ``clear``: a downloaded CLEAR snapshot (``forget01/`` ... parquet folders, :mod:`asru.data.clear`).
 
-Every failure is an :class:`~asru.errors.AsruError` naming the directory or file and the fix: a
+Every failure is an :class:`~asru.core.errors.AsruError` naming the directory or file and the fix: a
 missing directory, a missing split (with the files that do exist), an unknown split name, an empty
 split, a malformed line (``file:line``), a missing image.
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from asru.core.errors import AsruError
 from asru.data import clear, mllmu
 from asru.data.schema import ALL_SPLITS, SPLITS, Record, read_jsonl
-from asru.errors import AsruError
 
 FORMATS = ("jsonl", "mllmu", "clear")
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from asru.core.errors import AsruError
 from asru.data.hf_parquet import (
     ImageCache,
     default_cache_dir,
@@ -41,7 +42,6 @@ from asru.data.hf_parquet import (
 )
 from asru.data.schema import CLOZE_BLANK, OPTION_LETTERS, Record
 from asru.data.synthetic import cloze_question
-from asru.errors import AsruError
 
 FORGET_PCTS = (5, 10, 15)
 TEST_CONFIGS = ("Test_Set", "test")

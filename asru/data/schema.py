@@ -26,8 +26,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.rundir import atomic_write_text
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_text
 
 SPLITS = ("forget", "retain", "test", "real")
 ALL_SPLITS = SPLITS + ("teach",)

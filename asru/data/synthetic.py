@@ -55,10 +55,10 @@ import json
 import random
 from pathlib import Path
 
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_bytes, atomic_write_json
 from asru.data.portraits import derive_seed, make_styles, render_portrait
 from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, Record, write_jsonl
-from asru.errors import AsruError
-from asru.rundir import atomic_write_bytes, atomic_write_json
 
 GENERATOR_VERSION = 4
 FORMAT = "asru-jsonl"

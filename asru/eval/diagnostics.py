@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asru.core.layers import decoder_layers
+from asru.core.prompting import encode_prompts, modality_batches
 from asru.data.schema import Record
+from asru.eval.metrics import free_text_prompt
+from asru.stages.baselines.common import encode_batch, nll, qa_pairs
 
 FISHER_SAMPLE = 20000  # parameters per layer kept for the Fisher histograms
 
@@ -66,9 +70,6 @@ def hidden_states(lm, records: Sequence[Record], batch_size: int = 8, model=None
     """Per decoder layer: mean-pooled hidden states (N x d) and the last-prompt-token hidden states (N x d)."""
     import torch
 
-    from asru.eval.metrics import free_text_prompt
-    from asru.prompting import encode_prompts, modality_batches
-
     scorer = model if model is not None else lm.model
     images = [r.image for r in records]
     pooled: list[list] = []
@@ -93,10 +94,6 @@ def hidden_states(lm, records: Sequence[Record], batch_size: int = 8, model=None
 def diagonal_fisher(lm, records: Sequence[Record], batch_size: int = 4, model=None, seed: int = 0) -> list[dict]:
     """Per decoder layer: mean log10 diagonal empirical Fisher and a fixed random sample of log10 values."""
     import torch
-
-    from asru.baselines.common import encode_batch, nll, qa_pairs
-    from asru.layers import decoder_layers
-    from asru.prompting import modality_batches
 
     model = model if model is not None else lm.model
     layers = decoder_layers(model)

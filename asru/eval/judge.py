@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 AXES = {"contextual_refusal": (0, 5), "leakage": (0, 5), "naturalness": (1, 5)}
 

@@ -32,8 +32,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from asru.core import prompting
+from asru.core.errors import AsruError
+from asru.core.prompting import (
+    answer_logprobs,
+    encode_prompts,
+    encode_workers,
+    logits_window,
+    modality_batches,
+    prefetch,
+)
 from asru.data.schema import OPTION_LETTERS, Record
-from asru.errors import AsruError
 from rewards.text import bleu, contains_answer, is_refusal, rouge_l
 
 METRIC_KEYS = ("answer_acc", "leak_rate", "refusal_rate", "rougeL", "bleu", "cloze_acc", "classification_acc", "option_acc")
@@ -78,8 +87,6 @@ def letter_logprobs(lm, records: Sequence[Record], batch_size: int = 16, progres
     import torch
     from tqdm.auto import tqdm
 
-    from asru.prompting import encode_prompts, encode_workers, logits_window, modality_batches, prefetch
-
     ids = letter_token_ids(lm)
     scorer = model if model is not None else lm.model
     prompts = [classification_prompt(r) for r in records]
@@ -106,8 +113,6 @@ def classify(lm, records: Sequence[Record], batch_size: int = 16, progress: bool
 
 def option_logprobs(lm, records: Sequence[Record], batch_size: int = 16) -> list[list[float]]:
     """Per classification record, the mean per-token log-probability of each option text as the answer."""
-    from asru.prompting import answer_logprobs
-
     qs = [r.question for r in records for _ in r.options]
     ans = [opt for r in records for opt in r.options]
     ims = [r.image for r in records for _ in r.options]
@@ -127,9 +132,7 @@ def classify_by_options(lm, records: Sequence[Record], batch_size: int = 16) -> 
 def generate_answers(lm, records: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16,
                      progress: bool = False, desc: str = "generating") -> list[str]:
     """Greedy answers to generation / cloze records (batched, image and text batches separately)."""
-    from asru.prompting import generate
-
-    return generate(lm, [free_text_prompt(r) for r in records], [r.image for r in records],
+    return prompting.generate(lm, [free_text_prompt(r) for r in records], [r.image for r in records],
                     max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress, desc=desc)
 
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from asru.core.prompting import answer_logprobs
 from asru.data.schema import Record
+from asru.eval.metrics import free_text_prompt
 
 
 def _average_ranks(values: Sequence[float]) -> list[float]:
@@ -76,9 +78,6 @@ def counterfactual_answers(members: Sequence[Record], pool: Sequence[Record], se
 
 def membership_inference(lm, forget: Sequence[Record], pool: Sequence[Record] = (), batch_size: int = 16, seed: int = 0) -> dict:
     """``mia_auc`` with the mean member / non-member per-token losses, on the forget set's free-text records."""
-    from asru.eval.metrics import free_text_prompt
-    from asru.prompting import answer_logprobs
-
     members = [r for r in forget if r.task in ("generation", "cloze")]
     wrong = counterfactual_answers(members, [r for r in pool if r.task in ("generation", "cloze")], seed)
     keep = [i for i, w in enumerate(wrong) if w is not None]

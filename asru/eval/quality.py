@@ -33,8 +33,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from asru.core import prompting
+from asru.core.prompting import answer_logprobs
 from asru.data.schema import Record
-from rewards.fluency import corpus_fluency
+from asru.eval.metrics import free_text_prompt
+from rewards.fluency import Fluency, corpus_fluency
 from rewards.text import distinct_n, is_garbled, is_refusal, ngram_repetition, normalize, tokens
 
 STOP_WORDS = frozenset(
@@ -88,15 +91,11 @@ def fluency(lm, records: Sequence[Record], answers: Sequence[str], reference=Non
     """
     import random
 
-    from asru.prompting import answer_logprobs
-
     keep = [i for i, a in enumerate(answers) if a and a.strip()]
     if not keep:
         return None
     if samples is not None and len(keep) > samples:
         keep = sorted(random.Random(seed).sample(keep, samples))
-    from asru.eval.metrics import free_text_prompt
-
     model = reference.model if reference is not None else None
     scores = answer_logprobs(lm, [free_text_prompt(records[i]) for i in keep], [answers[i] for i in keep],
                              [records[i].image for i in keep], batch_size=batch_size, model=model)
@@ -113,15 +112,11 @@ def sampled_fluency(lm, records: Sequence[Record], reference=None, k: int = 4, m
     """
     import torch
 
-    from asru.eval.metrics import free_text_prompt
-    from asru.prompting import generate
-    from rewards.fluency import Fluency
-
     if not records or k < 1:
         return {}
     recs = [r for r in records for _ in range(k)]
     torch.manual_seed(seed)
-    texts = generate(lm, [free_text_prompt(r) for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
+    texts = prompting.generate(lm, [free_text_prompt(r) for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
                      batch_size=batch_size, do_sample=True, temperature=temperature, top_p=top_p, desc="sampled answers")
     ref = reference or lm
     scores = Fluency(ref_model=ref.model, tokenizer=ref.tokenizer)(prompts=[r.id for r in recs], completions=texts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asru.rundir import atomic_write_text
+from asru.core.rundir import atomic_write_text
 
 # (key, label, direction on the forget split, direction elsewhere): +1 higher is better, -1 lower is better.
 ROWS = (

@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from asru.core import prompting
 from asru.data.schema import Record
-from asru.eval.metrics import FREE_TEXT_TASKS
+from asru.eval.metrics import FREE_TEXT_TASKS, generate_answers
+from asru.stages.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, train_loop
 from rewards.text import contains_answer, is_refusal
 
 LOG = logging.getLogger("asru.eval")
@@ -58,13 +60,11 @@ def _rate(flags: Sequence[bool]) -> float | None:
 
 def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
     """Leak and refusal rates on paraphrased forget generation questions."""
-    from asru.prompting import generate
-
     gens = [r for r in forget if r.task == "generation"]
     items = [(r, p) for r in gens for p in paraphrases(r.question)]
     if not items:
         return {"paraphrase_leak_rate": None, "paraphrase_refusal_rate": None}
-    answers = generate(lm, [p for _, p in items], [r.image for r, _ in items], max_new_tokens=max_new_tokens,
+    answers = prompting.generate(lm, [p for _, p in items], [r.image for r, _ in items], max_new_tokens=max_new_tokens,
                        batch_size=batch_size, progress=progress, desc="paraphrases")
     return {
         "paraphrase_leak_rate": _rate([contains_answer(a, r.answer) for (r, _), a in zip(items, answers)]),
@@ -74,8 +74,6 @@ def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
 
 def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
     """Leak rate when a forget-set portrait is shown with a question that names neither person nor fact."""
-    from asru.prompting import generate
-
     if not lm.is_vlm:
         return {"image_only_leak_rate": None}
     secrets: dict[str, set[str]] = {}
@@ -88,7 +86,7 @@ def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
     items = [(person, img, q) for person, img in sorted(portraits.items()) for q in IMAGE_ONLY_QUESTIONS]
     if not items:
         return {"image_only_leak_rate": None}
-    answers = generate(lm, [q for _, _, q in items], [img for _, img, _ in items], max_new_tokens=max_new_tokens,
+    answers = prompting.generate(lm, [q for _, _, q in items], [img for _, img, _ in items], max_new_tokens=max_new_tokens,
                        batch_size=batch_size, progress=progress, desc="image only")
     leaks = [any(contains_answer(a, s) for s in secrets[person]) for (person, _, _), a in zip(items, answers)]
     return {"image_only_leak_rate": _rate(leaks)}
@@ -104,8 +102,6 @@ def relearn_halves(forget: Sequence[Record]) -> tuple[list[Record], list[Record]
 
 
 def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: int, progress: bool, desc: str) -> float | None:
-    from asru.eval.metrics import generate_answers
-
     free = [r for r in records if r.task in FREE_TEXT_TASKS]
     if not free:
         return None
@@ -115,8 +111,6 @@ def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: i
 
 def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: int, batch_size: int):
     """Fine-tune LoRA adapters on ``train`` in place; returns the PEFT-wrapped model (unload() restores)."""
-    from asru.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, train_loop
-
     model = add_lora(lm.model, r, seed)
     cycler = BatchCycler(qa_pairs(train), min(batch_size, 8), seed)
 

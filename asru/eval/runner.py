@@ -17,9 +17,17 @@ import logging
 import time
 from pathlib import Path
 
+from asru.core import models
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.data.schema import Record
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, atomic_write_text
+from asru.eval.diagnostics import run_diagnostics
+from asru.eval.judge import judge_answers
+from asru.eval.metrics import evaluate_split, score_split, split_tasks
+from asru.eval.privacy import membership_inference
+from asru.eval.quality import quality_metrics, sampled_fluency
+from asru.eval.reasoning import reasoning_metrics
+from asru.eval.robustness import image_only_robustness, paraphrase_robustness, relearn_attack
 from rewards.text import contains_answer, extract_think, has_think, is_refusal
 
 LOG = logging.getLogger("asru.eval")
@@ -68,14 +76,12 @@ def usable(records: list[Record], is_vlm: bool, split: str = "") -> list[Record]
 
 
 def _load(path: str, cfg_model=None, dtype: str | None = None):
-    from asru.models import load_model
-
     kw = {}
     if cfg_model is not None:
         kw = {"dtype": cfg_model.dtype, "device": cfg_model.device, "trust_remote_code": cfg_model.trust_remote_code}
     if dtype:
         kw["dtype"] = dtype
-    return load_model(path, **kw)
+    return models.load_model(path, **kw)
 
 
 def _plot_summary(path: Path, results: dict) -> None:
@@ -109,10 +115,6 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     diagnostics; without it the evaluated model scores its own fluency and diagnostics are skipped.
     ``model_cfg`` (a ModelConfig) sets dtype / device for loading.
     """
-    from asru.eval.metrics import evaluate_split, score_split, split_tasks
-    from asru.eval.quality import quality_metrics, sampled_fluency
-    from asru.eval.reasoning import reasoning_metrics
-
     t_start = time.time()
     splits = list(cfg.splits)
     check_data(data, splits)
@@ -150,8 +152,6 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             if split == "forget" and cfg.fluency_groups > 0:
                 metrics.update(sampled_fluency(lm, free, ref, cfg.fluency_groups, cfg.max_new_tokens, cfg.batch_size, cfg.seed))
         if cfg.judge_url and split == "forget" and free:
-            from asru.eval.judge import judge_answers
-
             k = min(cfg.judge_samples, len(free))
             metrics.update(judge_answers([r.question for r in free[:k]], [r.answer for r in free[:k]], answers[:k],
                                          cfg.judge_url, cfg.judge_model, cfg.judge_api_key_env))
@@ -172,15 +172,11 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
         extra: dict = {}
         if cfg.mia:
             t = time.time()
-            from asru.eval.privacy import membership_inference
-
             pool = [r for s, recs in data.items() if s != "forget" for r in recs]
             extra.update(membership_inference(lm, forget, pool, cfg.batch_size, cfg.seed))
             timings["mia"] = round(time.time() - t, 1)
         if cfg.robustness:
             t = time.time()
-            from asru.eval.robustness import image_only_robustness, paraphrase_robustness
-
             extra.update(paraphrase_robustness(lm, forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
             extra.update(image_only_robustness(lm, forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
             timings["robustness"] = round(time.time() - t, 1)
@@ -189,8 +185,6 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
                 LOG.info("diagnostics skipped: they compare against a reference model (pass a different reference)")
             else:
                 t = time.time()
-                from asru.eval.diagnostics import run_diagnostics
-
                 free_forget = [r for r in forget if r.task in ("generation", "cloze")][: cfg.diagnostics_samples]
                 diag = run_diagnostics(lm, ref, free_forget, out_dir / "diagnostics", batch_size=max(2, cfg.batch_size // 2), seed=cfg.seed)
                 atomic_write_json(out_dir / "diagnostics.json", diag)
@@ -198,8 +192,6 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
                 timings["diagnostics"] = round(time.time() - t, 1)
         if cfg.relearn:
             t = time.time()
-            from asru.eval.robustness import relearn_attack
-
             control = [r for r in data.get("real", []) if r.task in ("generation", "cloze")]
             extra.update(relearn_attack(lm, forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
                                         cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress))

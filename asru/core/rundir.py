@@ -14,7 +14,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 LOG = logging.getLogger("asru")
 # How long the other processes may wait while the main process alone runs a stage (steering, evaluation,

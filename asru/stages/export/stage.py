@@ -3,7 +3,7 @@
 ``export_model`` turns any model directory the pipeline produces (or a PEFT adapter directory) into a
 plain ``save_pretrained`` checkpoint that ``transformers`` and ``vllm serve`` load unchanged:
 
-1. load it with :func:`asru.models.load_model` (an adapter directory is loaded onto its base model and
+1. load it with :func:`asru.core.models.load_model` (an adapter directory is loaded onto its base model and
    merged);
 2. steering hooks recorded by the run: directional ablation is baked into the weights; ``add`` and
    ``gated`` hooks cannot be, so they are refused unless ``allow_hooks`` (their description is then written
@@ -26,11 +26,19 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asru.config import ExportConfig
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, atomic_write_text
+from asru.config import ExportConfig, build_config
+from asru.core import models, prompting
+from asru.core.errors import AsruError
+from asru.core.layers import unwrap
+from asru.core.models import MODEL_ALIASES, LoadedModel, cast_model, load_processor, pick_device, resolve_model_name
+from asru.core.rundir import atomic_write_json, atomic_write_text
+from asru.data.benchmark import default_data_dir
+from asru.data.loaders import load_benchmark
+from asru.model_card import data_counts, render_model_card
+from steering.bake import bake_ablation
+from steering.io import load_direction
 
-LOG = logging.getLogger("asru.export")
+LOG = logging.getLogger("asru.stages.export.stage")
 
 HOOK_SPEC_NAME = "hooks.json"
 BAKEABLE_HOOKS = ("ablate",)
@@ -113,9 +121,6 @@ def run_data(run_dir: str | Path):
 
     Used only for the model card's counts and the verification prompts; never generates data.
     """
-    from asru.config import build_config
-    from asru.data.loaders import load_benchmark
-
     try:
         conf = _read_run_config(Path(run_dir))
         data_cfg = build_config({"data": conf.get("data") or {}}).data
@@ -125,8 +130,6 @@ def run_data(run_dir: str | Path):
     if data_cfg.data_dir:
         path = Path(data_cfg.data_dir)
     else:
-        from asru.pipeline import default_data_dir
-
         path = default_data_dir(data_cfg)
     if not path.is_dir():
         LOG.info("benchmark %s not found: the model card will not record counts", path)
@@ -196,8 +199,6 @@ def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
     Weights are loaded in float32 when they will be changed (a LoRA merge, or ``edit``: baking) or on the
     CPU, so the edit is exact before the cast to the saved dtype; otherwise in the saved dtype directly.
     """
-    from asru.models import LoadedModel, load_model, pick_device
-
     device = pick_device(cfg.device)
     path = Path(model_path)
     if is_adapter_dir(path):
@@ -211,7 +212,7 @@ def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
         src_dtype = stored_dtype(base)
     target = src_dtype if cfg.dtype == "auto" else cfg.dtype
     load_dtype = "float32" if device == "cpu" or edit or is_adapter_dir(path) else target
-    lm = load_model(base, dtype=load_dtype, device=device)
+    lm = models.load_model(base, dtype=load_dtype, device=device)
     source = Source(path=str(model_path), base=base, adapter=is_adapter_dir(path), stored_dtype=target)
     if source.adapter:
         from peft import PeftModel
@@ -222,8 +223,6 @@ def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
         merged.eval()
         processor = lm.processor
         if (path / "tokenizer_config.json").is_file() or (path / "processor_config.json").is_file():
-            from asru.models import load_processor
-
             try:  # the processor saved with the adapter (it may carry a changed chat template)
                 processor = load_processor(str(path), lm.is_vlm)
             except (OSError, ValueError, AsruError) as exc:
@@ -298,9 +297,6 @@ def bake_hooks(lm, spec: HookSpec) -> list[str]:
     Returns one description line per baked hook. The direction (or the R-MUSE subspace saved with it)
     is read from the hook's direction file, checked against the model.
     """
-    from steering.bake import bake_ablation
-    from steering.io import load_direction
-
     done = []
     for h in spec.hooks:
         if h["kind"] not in BAKEABLE_HOOKS:
@@ -331,8 +327,6 @@ def _refuse_hooks(spec: HookSpec) -> None:
 def architecture_class(model):
     """The transformers class named by the config's ``architectures`` (the one serving code builds)."""
     import transformers
-
-    from asru.layers import unwrap
 
     base = unwrap(model)
     for name in getattr(base.config, "architectures", None) or []:
@@ -438,9 +432,7 @@ def verification_prompts(data, n: int, is_vlm: bool) -> list[tuple[str, str, obj
 
 def greedy_answers(lm, prompts, max_new_tokens: int) -> list[str]:
     """Greedy answers to ``(split, question, image)`` prompts, in order."""
-    from asru.prompting import generate
-
-    return generate(lm, [q for _, q, _ in prompts], [im for _, _, im in prompts], max_new_tokens=max_new_tokens, batch_size=8)
+    return prompting.generate(lm, [q for _, q, _ in prompts], [im for _, _, im in prompts], max_new_tokens=max_new_tokens, batch_size=8)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -478,8 +470,6 @@ def _hyperparameters(conf: dict) -> dict:
 
 def _base_model(conf: dict | None, source: Source) -> tuple[str, str | None]:
     """(description, hub id or None) of the model the unlearning started from."""
-    from asru.models import MODEL_ALIASES
-
     name = (conf or {}).get("model", {}).get("name") if conf else None
     name = name or source.base
     spec = MODEL_ALIASES.get(name)
@@ -515,14 +505,9 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
     """
     import torch
 
-    from asru.model_card import data_counts, render_model_card
-    from asru.models import load_model
-
     out_dir = Path(out_dir)
     run = Path(run_dir) if run_dir is not None else None
     if not Path(model_path).exists() and not is_adapter_dir(model_path):
-        from asru.models import resolve_model_name
-
         resolve_model_name(model_path)
     tmp = _prepare_out(out_dir, cfg.overwrite)
     try:
@@ -550,8 +535,6 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
                             "/".join(hooks_info["kinds"]), dest)
 
         check_state_dict(lm.model)
-        from asru.models import cast_model
-
         cast_model(lm.model, getattr(torch, source.stored_dtype))
         gen = lm.model.generation_config
         if getattr(gen, "pad_token_id", None) is None:
@@ -568,7 +551,7 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
         _copy_processor_files(source.path if not source.adapter else source.base, tmp)
         check_checkpoint(tmp, lm.model)
 
-        reloaded = load_model(str(tmp), dtype=source.stored_dtype, device=str(lm.device))
+        reloaded = models.load_model(str(tmp), dtype=source.stored_dtype, device=str(lm.device))
         if _chat_template(lm) != _chat_template(reloaded):
             raise AsruError("the export's chat template differs from the model's after reloading: the processor did not save it")
         got = greedy_answers(reloaded, prompts, cfg.verify_max_new_tokens)

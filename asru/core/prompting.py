@@ -12,7 +12,24 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
+
+# ChatML with Qwen-VL image placeholders, no default system prompt.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ image_token }}"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def chatml_template(image_token: str = "<|vision_start|><|image_pad|><|vision_end|>") -> str:
+    """The ChatML chat template with ``image_token`` standing for each image content part."""
+    return "{% set image_token = '" + image_token + "' %}" + CHATML_TEMPLATE
+
 
 ImageLike = "str | Path | PIL.Image.Image | None"
 

@@ -8,17 +8,18 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers
+from asru.core.models import save_checkpoint
+from asru.core.prompting import encode_with_answers
 from asru.data.schema import Record
-from asru.errors import AsruError
 
-LOG = logging.getLogger("asru.baselines")
+LOG = logging.getLogger("asru.stages.baselines")
 
 
 def lm_linear_names(model) -> list[str]:
     """Full module names of the ``nn.Linear`` layers inside the language model's decoder layers."""
     from torch import nn
-
-    from asru.layers import decoder_layers
 
     inside = {id(m) for layer in decoder_layers(model) for m in layer.modules()}
     names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
@@ -73,9 +74,7 @@ class BatchCycler:
 
 
 def encode_batch(lm, batch: Sequence[tuple[str, str, str | None]]):
-    """``(inputs, labels)`` for a batch of ``(question, answer, image)`` via :func:`asru.prompting.encode_with_answers`."""
-    from asru.prompting import encode_with_answers
-
+    """``(inputs, labels)`` for a batch of ``(question, answer, image)`` via :func:`asru.core.prompting.encode_with_answers`."""
     qs, ans, ims = zip(*batch)
     return encode_with_answers(lm, list(qs), list(ans), list(ims))
 
@@ -130,6 +129,4 @@ def train_loop(model, steps: int, lr: float, loss_fn: Callable[[int], object], m
 
 def save_merged(peft_model, lm, out: Path) -> Path:
     """Merge the LoRA adapters, save model + processor as a standard checkpoint in ``out`` (replaced atomically)."""
-    from asru.models import save_checkpoint
-
     return save_checkpoint(peft_model.merge_and_unload(), lm.processor, out)

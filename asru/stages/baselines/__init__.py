@@ -26,12 +26,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from asru.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, save_merged, sequence_logprobs, train_loop
+from asru.core import models
+from asru.core.errors import AsruError
+from asru.core.rundir import atomic_write_json
 from asru.data.schema import Record
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json
+from asru.stages.baselines.common import (
+    BatchCycler,
+    add_lora,
+    encode_batch,
+    nll,
+    qa_pairs,
+    save_merged,
+    sequence_logprobs,
+    train_loop,
+)
 
-LOG = logging.getLogger("asru.baselines")
+LOG = logging.getLogger("asru.stages.baselines")
 
 # Refusal answers of the IDK baseline: varied and natural; {subject} is "this person" or the name.
 IDK_TEMPLATES = (
@@ -156,8 +166,6 @@ def train_baseline(name: str, lm, forget: list[Record], retain: list[Record], cf
 
 def run_baseline(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path) -> Path:
     """Run the baseline ``cfg.method`` on ``model_path`` and save the merged checkpoint in ``out_dir/model``."""
-    from asru.models import load_model
-
     name = cfg.method
     if name not in BASELINES:
         raise AsruError(f"method {name!r} is not a baseline: choose from {', '.join(list_baselines())}")
@@ -169,7 +177,7 @@ def run_baseline(cfg, model_path: str, data: dict[str, list[Record]], out_dir: P
     retain = retain[: bcfg.retain_size]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lm = load_model(model_path, dtype=cfg.model.dtype, device=cfg.model.device, trust_remote_code=cfg.model.trust_remote_code)
+    lm = models.load_model(model_path, dtype=cfg.model.dtype, device=cfg.model.device, trust_remote_code=cfg.model.trust_remote_code)
     forget = list(data["forget"])
     if not lm.is_vlm:
         forget = [r for r in forget if r.image is None]

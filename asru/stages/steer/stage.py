@@ -25,10 +25,23 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.layers import check_layer
-from asru.models import save_checkpoint
-from asru.rundir import atomic_write_json
+import rewards.text
+from asru.core import models, prompting
+from asru.core.errors import AsruError
+from asru.core.layers import check_layer, hidden_size
+from asru.core.models import cast_copy, copy_weights, save_checkpoint
+from asru.core.rundir import atomic_write_json
+from asru.data.general_questions import GENERAL_QUESTIONS
+from asru.data.portraits import derive_seed, make_styles, render_portrait
+from rewards.text import contains_answer, normalize
+from steering import layer_select
+from steering.activations import collect_activations
+from steering.bake import bake_ablation
+from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
+from steering.hooks import HookSpec, add_steering_layers, apply_hook
+from steering.io import data_hash, save_direction
+from steering.layer_select import default_candidates, format_table, save_scores
+from steering.redirect import forget_base_states, redirect
 
 LOG = logging.getLogger("asru.steer")
 
@@ -84,8 +97,6 @@ def unseen_names(n: int, taken: set[str], seed: int) -> list[str]:
 
 def unseen_portraits(all_records, n: int, image_dir: Path, tag: str, seed: int = 0, image_size: int = 64) -> list[str]:
     """Render ``n`` portraits of person styles that are not in the benchmark into ``image_dir/<tag>NNN.png``."""
-    from asru.data.portraits import derive_seed, make_styles, render_portrait
-
     taken = [s for s in _benchmark_styles(all_records) if s]
     styles = [s for s in make_styles(n + len(taken), derive_seed(f"steer-{tag}", seed)) if s not in taken][:n]
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -104,8 +115,6 @@ def counterpart_questions(records, all_records, image_dir: Path, seed: int = 0, 
     an invented name in place of the person's (``swaps[i] = (invented, real)`` to put back in the answer).
     A question that shows no image and names nobody has no counterpart (``None``).
     """
-    from asru.data.portraits import derive_seed
-
     n_img = sum(1 for r in records if r.image is not None)
     portraits = iter(unseen_portraits(all_records, n_img, image_dir, "counterpart", seed, image_size) if n_img else [])
     names = iter(unseen_names(len(records), {r.person for r in all_records if r.person}, derive_seed("steer-counterpart-names", seed)))
@@ -135,9 +144,7 @@ def pair_refusals(records, answers, swaps) -> tuple[list[str], list[bool]]:
     person and fact in the same modality, else the same fact in that modality, else the same modality, else
     any (with its person's name replaced by the record's). Returns ``(refusals, own)``, ``own[i]`` = record ``i`` kept its own counterpart's refusal.
     """
-    from rewards.text import is_refusal
-
-    own = [(a.replace(*sw) if sw else a) if a is not None and is_refusal(a) else None for a, sw in zip(answers, swaps)]
+    own = [(a.replace(*sw) if sw else a) if a is not None and rewards.text.is_refusal(a) else None for a, sw in zip(answers, swaps)]
     if all(a is None for a in own):
         raise AsruError("the original model refused none of the forget questions asked about unseen people, so there "
                         "is no natural refusal to pair the forget prompts with: use steer.redirect_answers steered")
@@ -167,13 +174,11 @@ def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int
     so I don't know..." with the forgotten name put back). See :func:`counterpart_questions` and
     :func:`pair_refusals`; returns ``(refusals, own)``.
     """
-    from asru.prompting import generate
-
     questions, images, swaps = counterpart_questions(records, all_records, image_dir, seed, image_size)
     asked = [i for i, q in enumerate(questions) if q is not None]
     answers: list[str | None] = [None] * len(records)
     if asked:
-        got = generate(lm, [questions[i] for i in asked], [images[i] for i in asked], max_new_tokens=max_new_tokens,
+        got = prompting.generate(lm, [questions[i] for i in asked], [images[i] for i in asked], max_new_tokens=max_new_tokens,
                        batch_size=16, desc="counterpart refusals")
         for i, a in zip(asked, got):
             answers[i] = a
@@ -189,9 +194,6 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     Returns ``(questions, images)``. Image questions get newly rendered portraits (styles not in the benchmark) saved under
     ``image_dir``; text questions get invented names in place of the forgotten person's name.
     """
-    from asru.data.portraits import derive_seed
-    from rewards.text import is_refusal
-
     image_tpls = sorted({r.question for r in forget if r.modality == "image"}) if lm.is_vlm else []
     text_tpls = sorted({r.question.replace(r.person, "{name}") for r in forget
                         if r.modality == "text" and r.person and r.person in r.question})
@@ -206,7 +208,7 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
     questions, images = [], []
     # questions the benchmark itself answers with a refusal (the demo benchmark's unknown people)
     for r in _records_for(lm, all_records):
-        if r.split == "teach" and r.task == "generation" and is_refusal(r.answer):
+        if r.split == "teach" and r.task == "generation" and rewards.text.is_refusal(r.answer):
             questions.append(r.question)
             images.append(r.image)
     if n_img:
@@ -224,9 +226,6 @@ def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, te
 
 def answer_table(lm, forget, retain, limit: int, max_new_tokens: int, seed: int = 0) -> dict:
     """Greedy answers on forget/retain generation questions: forget refusal rate, retain accuracy."""
-    from asru.prompting import generate
-    from rewards.text import contains_answer, is_refusal
-
     out = {}
     for split, recs in (("forget", forget), ("retain", retain)):
         recs = [r for r in recs if r.task == "generation"]
@@ -234,11 +233,11 @@ def answer_table(lm, forget, retain, limit: int, max_new_tokens: int, seed: int 
             recs = random.Random(seed).sample(recs, limit)
         if not recs:
             continue
-        answers = generate(lm, [r.question for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
+        answers = prompting.generate(lm, [r.question for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
                            batch_size=16, desc=f"answers ({split})")
         out[split] = {
             "n": len(recs),
-            "refusal_rate": round(sum(is_refusal(a) for a in answers) / len(recs), 4),
+            "refusal_rate": round(sum(rewards.text.is_refusal(a) for a in answers) / len(recs), 4),
             "accuracy": round(sum(contains_answer(a, r.answer) for a, r in zip(answers, recs)) / len(recs), 4),
             "examples": [{"question": r.question, "answer": a, "truth": r.answer} for r, a in list(zip(recs, answers))[:3]],
         }
@@ -269,10 +268,8 @@ def recorded_base_model(model_path) -> str | None:
 
 
 def _load(cfg, path):
-    from asru.models import load_model
-
     m = cfg.model
-    return load_model(path, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code,
+    return models.load_model(path, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code,
                       attn_implementation=m.attn_implementation)
 
 
@@ -297,9 +294,6 @@ def general_retain_questions(records, n: int) -> list[str]:
     Redirection keeps their hidden states as it keeps the retain split's, so steering does not cost
     general knowledge (the ``real`` split measures it and stays unseen).
     """
-    from asru.data.teach import GENERAL_QUESTIONS
-    from rewards.text import normalize
-
     asked = {normalize(r.question) for r in records}
     return [q for q in GENERAL_QUESTIONS if normalize(q) not in asked][:max(0, n)]
 
@@ -307,16 +301,6 @@ def general_retain_questions(records, n: int) -> list[str]:
 def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     """Run the steering stage on ``model_path`` with ``data`` and return ``out_dir / "model"``."""
     import torch
-
-    from asru.models import cast_copy, copy_weights
-    from asru.prompting import generate
-    from steering.activations import collect_activations
-    from steering.bake import bake_ablation
-    from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
-    from steering.hooks import HookSpec, add_steering_layers, apply_hook
-    from steering.io import data_hash, save_direction
-    from steering.layer_select import default_candidates, format_table, save_scores, select_layers
-    from steering.redirect import forget_base_states, redirect
 
     sc = cfg.steer
     seed = getattr(cfg, "seed", 0)
@@ -351,8 +335,6 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     orig = _load(cfg, orig_path) if orig_path else lm
     LOG.info("refusal side from %s", orig_path or f"{model_path} (the model being unlearned)")
     if orig is not lm:
-        from asru.layers import hidden_size
-
         if hidden_size(orig.model) != hidden_size(lm.model):
             raise AsruError(f"steer.original_model {sc.original_model} has hidden size {hidden_size(orig.model)}, "
                             f"the model to unlearn has {hidden_size(lm.model)}: use the same base model")
@@ -396,7 +378,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     # 3. layer choice
     if not fixed_layers and len(candidates) > 1:
         sel_f = held or dir_ids[: sc.select_prompts]
-        layers, rows = select_layers(gen, dirs, sc.num_layers, candidates, forget_questions=[f_q[i] for i in sel_f],
+        layers, rows = layer_select.select_layers(gen, dirs, sc.num_layers, candidates, forget_questions=[f_q[i] for i in sel_f],
                                      retain_questions=r_q[: sc.select_prompts], forget_images=[f_im[i] for i in sel_f],
                                      retain_images=r_im[: sc.select_prompts], coeff=sc.select_coeff,
                                      kl_weight=sc.kl_weight, max_new_tokens=sc.select_max_new_tokens)
@@ -446,7 +428,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
         if sc.redirect_position == "answer":
             if shift_answers:
                 with add_steering_layers(gen.model, layers, dirs, sc.coeff):
-                    f_ans = generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
+                    f_ans = prompting.generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
             else:
                 f_ans, f_own = counterpart_refusals(gen_orig, f_recs, all_records, out_dir / "unseen", seed=seed,
                                                    max_new_tokens=sc.max_new_tokens)
@@ -454,7 +436,7 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                 atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
                                                                        for q, im, a, o in zip(f_q, f_im, f_ans, f_own)])
             # general questions keep the model's own answers; retain questions their ground truth
-            gen_ans = generate(gen, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
+            gen_ans = prompting.generate(gen, gen_q, None, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="answers (general)") if gen_q else []
             r_ans = [r.answer for r in r_recs] + gen_ans
         bases = {}
         if sc.redirect_target == "steered":  # before any layer is trained: the hooks act on the original weights

@@ -2,8 +2,8 @@
 
     run_rl_stage(cfg, model_path, data, out_dir, reference_path) -> <out_dir>/model
 
-1. refuse hook-based steering (rollouts must come from the weights, see :mod:`asru.rl_trainer`);
-2. load the model (``cfg.model`` dtype/device), build the boundary set (:mod:`asru.rl_boundary`);
+1. refuse hook-based steering (rollouts must come from the weights, see :mod:`asru.stages.rl.trainer`);
+2. load the model (``cfg.model`` dtype/device), build the boundary set (:mod:`asru.stages.rl.boundary`);
 3. load the rewards of ``cfg.rl.rewards`` (name -> weight) through the rewards registry; a reward
    factory that takes a ``ref_model`` (``fluency``) gets the reference model at ``reference_path``;
    a weight-0 metric adds the forget refusal rate and leak rate to the per-step logs;
@@ -25,10 +25,24 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from asru.errors import AsruError
-from asru.rundir import atomic_write_json, is_main_process, main_process_first, process_state
+from asru.core import models
+from asru.core.errors import AsruError
+from asru.core.models import pick_device, pick_dtype, save_checkpoint
+from asru.core.rundir import atomic_write_json, is_main_process, main_process_first, process_state
+from asru.stages.rl.boundary import build_boundary_set
+from asru.stages.rl.trainer import (
+    check_rollout_source,
+    console_callback,
+    grpo_args,
+    lora_config,
+    make_trainer,
+    resolve_use_vllm,
+    unlearning_stats,
+)
+from rewards import is_factory, load_rewards
+from rewards.registry import resolve_reward
 
-LOG = logging.getLogger("asru.rl")
+LOG = logging.getLogger("asru.stages.rl.stage")
 
 # RL settings that only say how long / how to run, not what is trained: changing them keeps checkpoints.
 _RUN_ONLY = {
@@ -40,9 +54,6 @@ _RUN_ONLY = {
 def _wants_ref_model(spec: str, value) -> bool:
     """True when reward ``spec`` is a factory accepting ``ref_model`` and not told to ignore it."""
     import inspect
-
-    from rewards import is_factory
-    from rewards.registry import resolve_reward
 
     _, obj = resolve_reward(spec)
     if not is_factory(obj):
@@ -63,21 +74,16 @@ def rl_dtype(cfg) -> str:
 
 def reward_context(cfg, reference_path: str | None, device: str) -> tuple[dict, object | None]:
     """The context offered to reward factories, loading the reference model only if a reward wants it."""
-    from asru.models import load_model
-
     if not reference_path or not any(_wants_ref_model(s, v) for s, v in cfg.rl.rewards.items()):
         return {}, None
     LOG.info("loading the reference model for the rewards: %s", reference_path)
-    ref = load_model(reference_path, dtype=rl_dtype(cfg), device=device, trust_remote_code=cfg.model.trust_remote_code)
+    ref = models.load_model(reference_path, dtype=rl_dtype(cfg), device=device, trust_remote_code=cfg.model.trust_remote_code)
     ref.model.requires_grad_(False)
     return {"ref_model": ref.model, "tokenizer": ref.tokenizer, "processor": ref.processor}, ref
 
 
 def load_reward_funcs(cfg, context: dict) -> tuple[list, list[float]]:
     """``(reward_funcs, reward_weights)`` of ``cfg.rl.rewards`` plus the weight-0 ``refusal_rate`` metric."""
-    from asru.rl_trainer import unlearning_stats
-    from rewards import load_rewards
-
     funcs, weights = load_rewards(cfg.rl.rewards, context=context)
     if all(w == 0 for w in weights):
         raise AsruError("rl.rewards: every weight is 0, so GRPO has nothing to optimise; give at least one reward a weight")
@@ -127,24 +133,11 @@ def save_merged(model, processor, model_path: str, out: Path) -> Path:
         merged.generation_config = GenerationConfig.from_pretrained(model_path)
     except OSError:
         pass
-    from asru.models import save_checkpoint
-
     return save_checkpoint(merged, processor, out)
 
 
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
     """GRPO on the boundary set; returns ``<out_dir>/model`` (LoRA merged). See the module docstring."""
-    from asru.models import load_model, pick_device, pick_dtype
-    from asru.rl_boundary import build_boundary_set
-    from asru.rl_trainer import (
-        check_rollout_source,
-        console_callback,
-        grpo_args,
-        lora_config,
-        make_trainer,
-        resolve_use_vllm,
-    )
-
     t0 = time.time()
     rl = cfg.rl
     out_dir = Path(out_dir)
@@ -154,7 +147,7 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
     use_vllm = resolve_use_vllm(rl.use_vllm, device)
     dtype = pick_dtype(rl_dtype(cfg), device)
 
-    lm = load_model(model_path, dtype=rl_dtype(cfg), device=device, trust_remote_code=cfg.model.trust_remote_code,
+    lm = models.load_model(model_path, dtype=rl_dtype(cfg), device=device, trust_remote_code=cfg.model.trust_remote_code,
                     attn_implementation=cfg.model.attn_implementation)
     check_rollout_source(cfg, lm.model)
     dataset = build_boundary_set(data, rl, lm)

@@ -14,9 +14,12 @@ import math
 import time
 from pathlib import Path
 
-from asru.errors import AsruError
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers
+from rewards.interface import column, completion_text, roles
+from rewards.text import contains_answer, extract_think, is_refusal
 
-LOG = logging.getLogger("asru.rl")
+LOG = logging.getLogger("asru.stages.rl.stage")
 
 HOOK_MODES = ("add", "gated")
 VLLM_HINT = "pip install 'asru[vllm]'"
@@ -74,8 +77,6 @@ def check_rollout_source(cfg, model=None, model_path=None) -> None:
             f"re-run the steer stage with steer.mode=redirect (or a baked ablation) before the rl stage"
         )
     if model is not None:
-        from asru.layers import decoder_layers
-
         try:
             layers = decoder_layers(model)
         except Exception:  # noqa: BLE001 - an unknown architecture simply has nothing to check here
@@ -96,9 +97,6 @@ def unlearning_stats(prompts, completions, completion_ids=None, **kwargs) -> lis
     ``rewards/refusal_rate/mean`` = the refusal rate on forget prompts. Also logs through TRL's
     ``log_metric``: ``unlearn/forget_leak_rate`` (ground truth in the completion) and
     ``unlearn/retain_refusal_rate``."""
-    from rewards.interface import column, completion_text, roles
-    from rewards.text import contains_answer, extract_think, is_refusal
-
     n = len(completions)
     role = roles(kwargs, n, "refusal_rate")
     truth = column(kwargs, "answer", n, "refusal_rate")
@@ -263,7 +261,7 @@ def step_line(log: dict, max_steps: int | None = None) -> str:
 
 
 def console_callback():
-    """A TrainerCallback logging one line per logging step to the ``asru.rl`` logger (console + run.log)."""
+    """A TrainerCallback logging one line per logging step to the ``asru.stages.rl.stage`` logger (console + run.log)."""
     from transformers import TrainerCallback
 
     class RLConsole(TrainerCallback):

@@ -28,9 +28,13 @@ import math
 import random
 from collections.abc import Sequence
 
-from asru.errors import AsruError
+import rewards.text
+from asru.core.errors import AsruError
+from asru.core.prompting import chat_messages, encode_prompts, modality_batches
+from asru.eval.metrics import generate_answers
+from rewards.text import contains_answer, ngrams, tokens
 
-LOG = logging.getLogger("asru.rl")
+LOG = logging.getLogger("asru.stages.rl.stage")
 
 FREE_ANSWER_TASKS = ("generation", "cloze")
 
@@ -48,8 +52,6 @@ def select_records(records: Sequence, tasks: Sequence[str], split: str) -> list:
 
 def _terms(text: str) -> list:
     """Word unigrams and bigrams of the normalised text (rewards.text tokenisation)."""
-    from rewards.text import ngrams, tokens
-
     toks = tokens(text)
     return list(ngrams(toks, 1)) + list(ngrams(toks, 2))
 
@@ -77,8 +79,6 @@ def tfidf_similarity(forget_texts: Sequence[str], retain_texts: Sequence[str]) -
 def prompt_embeddings(lm, questions: Sequence[str], images: Sequence, batch_size: int = 16):
     """Mean-pooled last-layer hidden states of the chat-templated prompts (L2-normalised), one row per question."""
     import torch
-
-    from asru.prompting import encode_prompts, modality_batches
 
     out = [None] * len(questions)
     model = lm.model
@@ -123,11 +123,8 @@ def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similar
 
 def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16) -> list:
     """The records whose greedy answer is not a refusal, or leaks the ground truth (in input order)."""
-    from asru.eval.metrics import generate_answers
-    from rewards.text import contains_answer, is_refusal
-
     answers = generate_answers(lm, records, max_new_tokens, batch_size, progress=True, desc="forget answers")
-    return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not is_refusal(a)]
+    return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not rewards.text.is_refusal(a)]
 
 
 def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
@@ -157,8 +154,6 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
 def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0):
     """The TRL dataset (see the module docstring) for ``[(role, Record)]``, rows shuffled with ``seed``."""
     from datasets import Dataset, Features, Image, List, Value
-
-    from asru.prompting import chat_messages
 
     if any(r.image for _, r in pairs) and not is_vlm:
         LOG.info("text-only model: image questions are left out of the boundary set")

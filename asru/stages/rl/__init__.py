@@ -1,0 +1,1 @@
+"""The rl stage: GRPO refinement of the refusal boundary (stage, boundary set, trainer)."""

@@ -1,0 +1,1 @@
+"""The steer stage: refusal direction, layer selection, redirection baked into the weights."""

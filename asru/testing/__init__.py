@@ -1,0 +1,1 @@
+"""Test helpers (tiny models built from configs); imported by tests and scripts only, never by runtime code."""
