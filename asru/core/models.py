@@ -127,19 +127,16 @@ def save_checkpoint(model, processor, out: Path) -> Path:
     """Save ``model`` (safetensors) and its processor/tokenizer to ``out`` atomically.
 
     Written into ``out.tmp`` first and renamed into place, replacing an older ``out``, so a crash never
-    leaves a half-written checkpoint where a stage's output is expected.
+    leaves a half-written checkpoint where a stage's output is expected; a full disk is a one-line error
+    that leaves the older ``out`` as it was.
     """
-    import shutil
+    from asru.core.checkpoints import write_dir_atomically
 
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+
+    return write_dir_atomically(write, out)
 
 
 def _offline_path(hub_id: str) -> Path:

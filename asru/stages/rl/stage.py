@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from asru.core import models
+from asru.core.checkpoints import last_complete_checkpoint
 from asru.core.errors import AsruError
 from asru.core.models import pick_device, pick_dtype, save_checkpoint
 from asru.core.rundir import atomic_write_json, is_main_process, main_process_first, process_state
@@ -106,13 +107,11 @@ def last_checkpoint(ckpt_dir: Path, inputs: dict, max_steps: int = -1) -> str | 
     A longer ``max_steps`` than before continues from the last checkpoint; a checkpoint already past
     ``max_steps`` (a shorter run asked for) cannot give the shorter run's weights: start afresh.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     if not ckpt_dir.is_dir():
         return None
     marker = ckpt_dir / "rl_inputs.json"
     same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(inputs, default=str))
-    last = get_last_checkpoint(str(ckpt_dir)) if same else None
+    last = last_complete_checkpoint(ckpt_dir) if same else None  # a partly written one (killed, disk full) is skipped
     step = int(Path(last).name.rsplit("-", 1)[1]) if last else 0
     if same and not (max_steps > 0 and step > max_steps):
         return last
