@@ -77,14 +77,16 @@ def add_config_options(parser: argparse.ArgumentParser, sections: list[str] | No
 
 
 def preset_for(model_name: str | None) -> str | None:
-    """The shipped preset used when no ``--config`` is given: default.yaml for the offline models,
-    qwen3-vl/base.yaml for Qwen3-VL-2B; None (the dataclass defaults = the reference's values) otherwise."""
+    """The shipped preset used when no ``--config`` is given: default.yaml for the demo VLM, smollm2.yaml
+    for SmolLM2, qwen3-vl/base.yaml for Qwen3-VL-2B; None (the dataclass defaults = the reference's values) otherwise."""
     from pathlib import Path
 
     configs = Path(__file__).resolve().parents[1] / "configs"
     name = model_name or "demo"
-    if name in ("demo", "smollm2"):
+    if name == "demo":
         f = configs / "default.yaml"
+    elif name == "smollm2":
+        f = configs / "smollm2.yaml"
     elif name in ("qwen3-vl", "Qwen/Qwen3-VL-2B-Instruct"):
         f = configs / "qwen3-vl" / "base.yaml"
     else:
