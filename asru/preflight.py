@@ -144,11 +144,13 @@ def check_data(cfg, facts: ModelFacts) -> list[str]:
     data = load_benchmark(data_dir, splits, check_images=True)
     notes = []
     if facts.is_vlm is False:
+        # steering and GRPO need text questions of forget and retain; evaluation of every split it scores
+        needs_text = {"forget", "retain"} | (set(cfg.eval.splits) if "eval" in cfg.stages else set())
         for split in EVAL_SPLITS_NEEDED:
             images = sum(1 for r in data[split] if r.image)
-            if images == len(data[split]) and split in ("forget", "retain"):  # steering and GRPO need text ones
+            if images == len(data[split]) and split in needs_text:
                 raise AsruError(f"{data_dir}: every {split} question has an image but {cfg.model.name} is a text model: "
-                                "use a vision-language model or a benchmark with text questions")
+                                f"use a vision-language model{' or drop the split from eval.splits' if split not in ('forget', 'retain') else ''}")
             if images:
                 notes.append(f"data: {images} of {len(data[split])} {split} questions have images; the text model skips them")
     elif facts.is_vlm is None:

@@ -113,12 +113,14 @@ def test_dry_run_refuses_image_only_data_for_a_text_model(bench, tiny_llama_path
 
 
 def test_dry_run_notes_what_it_could_not_check(bench, tiny_llama_path, capsys):
-    assert cli.train_main(["--model", str(tiny_llama_path), "--data", str(bench), "--dry-run"]) == 0
+    assert cli.train_main(["--model", str(tiny_llama_path), "--data", str(bench), "--dry-run"]) == 2
+    _one_line_error(capsys, "every test question has an image but")  # evaluation would stop there
+    assert cli.train_main(["--model", str(tiny_llama_path), "--data", str(bench), "--eval.splits", "forget,retain", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "layers     4;" in out
     assert "unchecked  data:" in out and "have images; the text model skips them" in out
     assert "unchecked  reward fluency: a factory" in out
-    assert cli.train_main(["--model", "someone/not-here", "--data", str(bench), "--dry-run"]) == 0
+    assert cli.train_main(["--model", "someone/not-here", "--data", str(bench), "--eval.splits", "forget", "--dry-run"]) == 0
     assert "unchecked  layers and modality of someone/not-here: its config is not on this machine" in capsys.readouterr().out
 
 
