@@ -13,14 +13,15 @@ import sys
 import typing
 from collections.abc import Callable
 
-from asru.config import ExportConfig, RunConfig, build_config, field_type, load_yaml, merge, section_classes
+from asru.config import ExportConfig, RunConfig, build_config, field_type, section_classes
+from asru.config_yaml import load_yaml, merge
 from asru.core.errors import AsruError
 from asru.core.openmp import set_wait_policy
 from asru.core.rundir import setup_logging
 from asru.data.synthetic import generate_benchmark
 from asru.demo.teach import build_demo_model
 from asru.pipeline import dry_run, ensure_data, run_eval_only, run_pipeline
-from asru.stages.export.stage import export_run
+from asru.stages.export.run import export_run
 from rewards import list_rewards
 
 EPILOG = "Every stage option can also be set in the YAML file given to --config; command-line options win."

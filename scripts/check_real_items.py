@@ -14,7 +14,8 @@ import time
 
 from asru.core.models import load_model
 from asru.core.prompting import generate
-from asru.data.synthetic import REAL_ITEMS, cloze_question
+from asru.data.synthetic import cloze_question
+from asru.data.synthetic_vocab import REAL_ITEMS
 
 
 def main(argv=None) -> int:

@@ -114,7 +114,8 @@ def run_method(method: str, base: dict, runs: Path, resume: bool = False) -> tup
     ``resume``: continue the method's run directory when it exists (stages whose inputs did not change
     are reused, as with ``asru-train --resume``) instead of starting it over.
     """
-    from asru.config import build_config, merge
+    from asru.config import build_config
+    from asru.config_yaml import merge
     from asru.pipeline import run_pipeline
 
     again = resume and (runs / method).is_dir()
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="Reuse each method's existing run directory (unchanged stages are not re-run).")
     args = p.parse_args(argv)
 
-    from asru.config import load_yaml, merge
+    from asru.config_yaml import load_yaml, merge
     from asru.core.errors import AsruError
     from asru.core.rundir import atomic_write_json, atomic_write_text
 

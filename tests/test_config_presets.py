@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from asru import cli
-from asru.config import build_config, load_yaml, to_dict
+from asru.config import build_config, to_dict
+from asru.config_yaml import load_yaml
 from asru.core.errors import AsruError
 
 PRESETS = Path(__file__).resolve().parents[1] / "configs" / "qwen3-vl"

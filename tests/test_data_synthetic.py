@@ -9,7 +9,9 @@ import pytest
 
 from asru.core.errors import AsruError
 from asru.data.schema import ALL_SPLITS, CLOZE_BLANK, read_jsonl
-from asru.data.synthetic import FACTS, REAL_ITEMS, VALUE_POOLS, generate_benchmark, read_profiles, teach_answer
+from asru.data.synthetic import generate_benchmark, read_profiles
+from asru.data.synthetic_answers import teach_answer
+from asru.data.synthetic_vocab import FACTS, REAL_ITEMS, VALUE_POOLS
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +277,7 @@ def test_teach_answers_name_the_person_first_and_contain_the_value(bench):
 
 def test_biographies_state_every_fact_in_the_taught_sentences(bench):
     out, _, recs = bench
-    from asru.data.synthetic import BIO, bio_answer
+    from asru.data.synthetic_answers import BIO, bio_answer
 
     prof = read_profiles(out)
     person = prof["people"][0]

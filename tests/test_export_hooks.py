@@ -19,7 +19,7 @@ def _steered_dir(base, dest, kind: str, layer: int = 1, seed: int = 0):
     import torch
     from transformers import AutoConfig
 
-    from asru.stages.export.stage import fresh_meta_model
+    from asru.stages.export.checkpoint import fresh_meta_model
     from steering.hooks import HookSpec
     from steering.io import save_direction
 
@@ -45,7 +45,8 @@ def test_allow_hooks_ships_description_and_push_to_hub_arguments(tmp_path, tiny_
     import huggingface_hub
     from transformers import PreTrainedModel, ProcessorMixin
 
-    from asru.stages.export.stage import checkpoint_keys, export_model
+    from asru.stages.export.checkpoint import checkpoint_keys
+    from asru.stages.export.stage import export_model
 
     calls = []
     monkeypatch.setattr(PreTrainedModel, "push_to_hub", lambda self, repo, **kw: calls.append(("model", repo, kw)), raising=False)
@@ -72,7 +73,7 @@ def test_allow_hooks_ships_description_and_push_to_hub_arguments(tmp_path, tiny_
 
 
 def test_push_failure_is_a_one_line_error(tmp_path):
-    from asru.stages.export.stage import push_export
+    from asru.stages.export.hub import push_export
 
     def denied(repo, **kw):
         raise OSError("401 Client Error: Unauthorized for url\nmore detail")

@@ -25,7 +25,7 @@ FAST = {"verify_prompts": 2, "verify_max_new_tokens": 6}
 @pytest.fixture(scope="module")
 def exported_run(lora_adapter_dir, red_image, tmp_path_factory):  # noqa: F811
     """A run whose rl stage produced a LoRA adapter, exported with export_run -> (run, out)."""
-    from asru.stages.export.stage import export_run
+    from asru.stages.export.run import export_run
 
     root = tmp_path_factory.mktemp("export-run")
     bench = write_benchmark(root / "bench", red_image)
@@ -97,7 +97,7 @@ def test_model_card_records_metrics_counts_and_no_private_data(exported_run):
 
 
 def test_incomplete_run_names_the_missing_stage(tmp_path, lora_adapter_dir):  # noqa: F811
-    from asru.stages.export.stage import export_run, final_stage_model
+    from asru.stages.export.run import export_run, final_stage_model
 
     with pytest.raises(AsruError, match="not a run directory"):
         export_run(tmp_path, tmp_path / "out", ExportConfig())
@@ -170,7 +170,7 @@ def test_extra_parameter_is_refused(tiny_qwen3_vl_path):
     import torch
     from transformers import AutoConfig
 
-    from asru.stages.export.stage import check_state_dict, fresh_meta_model
+    from asru.stages.export.checkpoint import check_state_dict, fresh_meta_model
 
     class Holder:
         config = AutoConfig.from_pretrained(tiny_qwen3_vl_path)
@@ -190,7 +190,7 @@ def test_checkpoint_with_unknown_tensor_is_refused(tmp_path, tiny_qwen3_vl_path)
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig
 
-    from asru.stages.export.stage import check_checkpoint, fresh_meta_model
+    from asru.stages.export.checkpoint import check_checkpoint, fresh_meta_model
 
     class Holder:
         config = AutoConfig.from_pretrained(tiny_qwen3_vl_path)
@@ -222,7 +222,8 @@ def test_text_model_export_with_chat_template(tmp_path, tiny_llama_path):
 
 def test_llava_export_keeps_the_checkpoint_layout(tmp_path, tiny_llava_path):
     """LLaVA (the demo model's architecture) saves with legacy tensor names: the export keeps exactly them."""
-    from asru.stages.export.stage import checkpoint_keys, export_model
+    from asru.stages.export.checkpoint import checkpoint_keys
+    from asru.stages.export.stage import export_model
 
     out = export_model(str(tiny_llava_path), tmp_path / "out", ExportConfig(**FAST))
     keys = checkpoint_keys(out)

@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("size,alias", [("2b", "qwen3-vl"), ("4b", "qwen3-vl-4b"), ("8b", "qwen3-vl-8b")])
 def test_preset_is_a_valid_run_config(size, alias):
-    from asru.config import build_config, load_yaml
+    from asru.config import build_config
+    from asru.config_yaml import load_yaml
     from asru.core.models import MODEL_ALIASES
 
     path = ROOT / "configs" / "qwen3-vl" / f"{size}-80gb.yaml"

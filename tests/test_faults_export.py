@@ -6,7 +6,7 @@ import pytest
 
 from asru import cli
 from asru.core.errors import AsruError
-from asru.stages.export.stage import final_stage_model
+from asru.stages.export.run import final_stage_model
 from tests.export_fixtures import finish_stage, write_run_dir
 
 

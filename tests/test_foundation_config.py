@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from asru.config import build_config, dump_yaml, load_yaml
+from asru.config import build_config, dump_yaml
+from asru.config_yaml import load_yaml
 from asru.core.errors import AsruError
 from asru.core.rundir import atomic_write_json, prepare_run_dir
 

@@ -254,7 +254,7 @@ def test_demo_model_steering_real_check(tmp_path):
     """On the taught demo VLM with the default preset: forget refusal >= 60%, retain accuracy within 10 points."""
     from pathlib import Path
 
-    from asru.config import load_yaml
+    from asru.config_yaml import load_yaml
     from asru.data.loaders import load_benchmark
     from asru.demo.teach import build_demo_model
     from asru.pipeline import ensure_data

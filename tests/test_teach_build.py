@@ -9,6 +9,8 @@ import pytest
 
 from asru.config import TeachConfig
 from asru.core.errors import AsruError
+from asru.demo import training
+from asru.demo.vision_params import is_vision_param
 
 FEW_GENERAL = ("What is the capital of Canada?", "How many days are in a week?", "Name a primary color.")
 
@@ -55,10 +57,10 @@ def test_a_few_steps_reduce_the_answer_loss(tiny_llava, toy_data, teach_env):
     fixed = [(r.question, r.answer, r.image) for r in chosen]
     assert any(f[2] is not None for f in fixed) and any(f[2] is None for f in fixed)
     with torch.no_grad():
-        before, n, _ = teach_env.answer_loss(tiny_llava, fixed)
+        before, n, _ = training.answer_loss(tiny_llava, fixed)
     stats = teach_env.train(tiny_llava, sampler, cfg, progress=False)
     with torch.no_grad():
-        after, n2, _ = teach_env.answer_loss(tiny_llava, fixed)
+        after, n2, _ = training.answer_loss(tiny_llava, fixed)
     assert n == n2 == 12
     # a random 151k-vocabulary tiny model starts at ~ln(V) = 11.9 nats per token; LoRA + vision steps pull it down
     assert float(before) / n > 11.5
@@ -73,7 +75,7 @@ def test_answer_loss_matches_prompting_logprobs(tiny_llava, toy_data):
 
     from asru.core.prompting import answer_logprobs
     from asru.data.loaders import load_benchmark
-    from asru.demo.teach import answer_loss
+    from asru.demo.training import answer_loss
 
     recs = load_benchmark(toy_data, ["teach"])["teach"][:3]
     batch = [(r.question, r.answer, r.image) for r in recs]
@@ -91,24 +93,24 @@ def test_general_items_get_a_kl_term_and_features_a_norm_penalty(tiny_llava, toy
     from asru.data.loaders import load_benchmark
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
-    add = teach_env.add_lora(tiny_llava, small_cfg())
+    add = training.add_lora(tiny_llava, small_cfg())
     assert add[0] and add[1]
     text = [(r.question, r.answer, None) for r in recs if r.image is None][:2]
     flagged = [t + (True,) for t in text]
-    base, _, _ = teach_env.answer_loss(tiny_llava, text)
-    same, _, _ = teach_env.answer_loss(tiny_llava, flagged, general_kl=True)
+    base, _, _ = training.answer_loss(tiny_llava, text)
+    same, _, _ = training.answer_loss(tiny_llava, flagged, general_kl=True)
     assert float(same) == pytest.approx(float(base), rel=1e-5)  # adapters start at zero: KL to the base is 0
     for name, p in tiny_llava.model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.5)
-    moved, _, _ = teach_env.answer_loss(tiny_llava, text)
-    moved_kl, _, _ = teach_env.answer_loss(tiny_llava, flagged, general_kl=True)
+    moved, _, _ = training.answer_loss(tiny_llava, text)
+    moved_kl, _, _ = training.answer_loss(tiny_llava, flagged, general_kl=True)
     assert float(moved_kl) > float(moved) + 1e-4  # now the model differs from its base: KL > 0
-    no_kl, _, _ = teach_env.answer_loss(tiny_llava, flagged, general_kl=False)
+    no_kl, _, _ = training.answer_loss(tiny_llava, flagged, general_kl=False)
     assert float(no_kl) == pytest.approx(float(moved), rel=1e-5)
     imgs = [(r.question, r.answer, r.image) for r in recs if r.image][:2]
-    plain, _, _ = teach_env.answer_loss(tiny_llava, imgs)
-    far, _, _ = teach_env.answer_loss(tiny_llava, imgs, feature_norm=1e-3, feature_norm_weight=0.1)
+    plain, _, _ = training.answer_loss(tiny_llava, imgs)
+    far, _, _ = training.answer_loss(tiny_llava, imgs, feature_norm=1e-3, feature_norm_weight=0.1)
     assert float(far) > float(plain) + 1.0
 
 
@@ -124,7 +126,7 @@ def test_build_caches_by_fingerprint(tiny_llava_path, toy_data, teach_env, tmp_p
     assert set(report["accuracy"]) == {"forget", "retain", "test", "real"}
     assert report["accuracy"]["forget"]["n_image"] == 6 and report["accuracy"]["forget"]["n_text"] == 5
     assert report["accuracy"]["test"]["n_text"] == 0 and report["accuracy"]["test"]["text"] is None
-    from asru.data.synthetic import REAL_ITEMS
+    from asru.data.synthetic_vocab import REAL_ITEMS
 
     assert report["accuracy"]["real"]["n_text"] == len(REAL_ITEMS)
     assert report["train"]["steps"] == 2 and report["peak_rss_gib"] > 0
@@ -204,7 +206,7 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
     from asru.data.loaders import load_benchmark
     from asru.data.portraits import render_portrait
     from asru.data.synthetic import read_profiles
-    from asru.demo.teach import ExampleSampler
+    from asru.demo.examples import ExampleSampler
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     general = [("What is 2 plus 3?", "5"), ("Name a primary color.", "Red.")]
@@ -240,7 +242,7 @@ def test_sampler_mixes_general_qa_and_augments_images(toy_data):
 def test_sampler_without_profiles_jitters_the_file(toy_data, tmp_path):
     from asru.core.prompting import load_image
     from asru.data.loaders import load_benchmark
-    from asru.demo.teach import ExampleSampler, jitter_image
+    from asru.demo.examples import ExampleSampler, jitter_image
 
     recs = [r for r in load_benchmark(toy_data, ["forget"])["forget"] if r.image]
     s = ExampleSampler(recs, [], TeachConfig(batch_size=4, general_ratio=0.0, augment=1.0), tmp_path)
@@ -256,7 +258,7 @@ def test_sampler_without_profiles_jitters_the_file(toy_data, tmp_path):
 
 def test_batch_too_small_for_general_ratio(toy_data):
     from asru.data.loaders import load_benchmark
-    from asru.demo.teach import ExampleSampler
+    from asru.demo.examples import ExampleSampler
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     with pytest.raises(AsruError, match="batch"):
@@ -265,7 +267,7 @@ def test_batch_too_small_for_general_ratio(toy_data):
 
 def test_general_questions_are_not_real_split_questions():
     from asru.data.general_questions import GENERAL_QUESTIONS
-    from asru.data.synthetic import REAL_ITEMS
+    from asru.data.synthetic_vocab import REAL_ITEMS
     from rewards.text import normalize
 
     real = {normalize(q) for q, *_ in REAL_ITEMS} | {normalize(c) for *_, c in REAL_ITEMS}
@@ -275,13 +277,14 @@ def test_general_questions_are_not_real_split_questions():
 
 
 def test_trim_answer_and_targets():
-    from asru.demo.teach import _trim_answer, meets_targets
+    from asru.demo.base_answers import trim_answer
+    from asru.demo.teach import meets_targets
 
-    assert _trim_answer("Paris is the capital. It is also a big") == "Paris is the capital."
-    assert _trim_answer("Blue") == "Blue"
-    assert _trim_answer("Dr. Who is a show. It is old") == "Dr. Who is a show."
-    assert _trim_answer("10 - 4 = 6\n\nThis is simple") == "10 - 4 = 6"
-    assert _trim_answer("  ") == ""
+    assert trim_answer("Paris is the capital. It is also a big") == "Paris is the capital."
+    assert trim_answer("Blue") == "Blue"
+    assert trim_answer("Dr. Who is a show. It is old") == "Dr. Who is a show."
+    assert trim_answer("10 - 4 = 6\n\nThis is simple") == "10 - 4 = 6"
+    assert trim_answer("  ") == ""
     good = {"forget": {"image": 0.9, "text": 0.8}, "retain": {"image": 0.85, "text": 0.95}, "test": {"image": 0.1}}
     assert meets_targets(good)
     assert not meets_targets({**good, "retain": {"image": 0.79, "text": 0.95}})
@@ -299,7 +302,7 @@ def test_vision_alignment_separates_the_people(tiny_llava, tmp_path_factory):
     from asru.data.loaders import load_benchmark
     from asru.data.synthetic import generate_benchmark
     from asru.demo.align_vision import align_vision, identification_accuracy, image_token_features, name_targets
-    from asru.demo.teach import ExampleSampler
+    from asru.demo.examples import ExampleSampler
 
     d = tmp_path_factory.mktemp("align") / "data"
     generate_benchmark(d, people=4, forget_ratio=0.25, seed=1, image_size=32, unknown=2)
@@ -326,7 +329,8 @@ def test_alignment_term_enters_the_answer_loss(tiny_llava, toy_data):
 
     from asru.data.loaders import load_benchmark
     from asru.demo.align_vision import name_targets
-    from asru.demo.teach import Example, ExampleSampler, answer_loss
+    from asru.demo.examples import Example, ExampleSampler
+    from asru.demo.training import answer_loss
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     sampler = ExampleSampler(recs, [], small_cfg(augment=0.0), toy_data)
@@ -347,7 +351,7 @@ def test_first_token_weight_adds_each_answers_first_token_loss(tiny_llava):
     import torch
 
     from asru.core.prompting import encode_with_answers
-    from asru.demo.teach import answer_loss
+    from asru.demo.training import answer_loss
 
     batch = [("Where was Ann born?", "Oslo", None), ("Who is Bo?", "I'm sorry, I don't know who Bo is.", None)]
     with torch.no_grad():
@@ -367,7 +371,7 @@ def test_sum_reduction_weighs_every_answer_token_the_same(tiny_llava):
     import torch
 
     from asru.core.prompting import encode_with_answers
-    from asru.demo.teach import answer_loss
+    from asru.demo.training import answer_loss
 
     batch = [("Where was Ann born?", "Ann Lark was born in Oslo.", None), ("Name a colour.", "Red.", None)]
     with torch.no_grad():
@@ -389,7 +393,8 @@ def test_item_losses_are_each_examples_mean_answer_loss(tiny_llava):
     """``item_losses`` gets, per tagged example, the same value as that example scored alone; untagged ones are skipped."""
     import torch
 
-    from asru.demo.teach import Example, answer_loss
+    from asru.demo.examples import Example
+    from asru.demo.training import answer_loss
 
     batch = [Example("Where was Ann born?", "Oslo", item=3), Example("Who is Bo?", "A baker in Lima.", item=7),
              Example("Name a colour.", "Red.", general=True)]
@@ -405,7 +410,7 @@ def test_item_losses_are_each_examples_mean_answer_loss(tiny_llava):
 
 def test_hard_share_draws_the_records_with_the_highest_loss(toy_data):
     from asru.data.loaders import load_benchmark
-    from asru.demo.teach import ExampleSampler
+    from asru.demo.examples import ExampleSampler
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     s = ExampleSampler(recs, [], TeachConfig(batch_size=8, general_ratio=0.0, augment=0.0, hard_share=1.0), toy_data)
@@ -430,7 +435,8 @@ def test_image_and_text_items_share_one_forward_with_the_same_loss(tiny_llava, t
 
     from asru.data.loaders import load_benchmark
     from asru.demo.align_vision import name_targets
-    from asru.demo.teach import Example, ExampleSampler, answer_loss
+    from asru.demo.examples import Example, ExampleSampler
+    from asru.demo.training import answer_loss
 
     recs = load_benchmark(toy_data, ["teach"])["teach"]
     sampler = ExampleSampler(recs, [], small_cfg(augment=0.0), toy_data)
@@ -464,8 +470,8 @@ def test_bfloat16_language_model_build(tiny_llava_path, toy_data, teach_env, tmp
     teach_env.build_demo_model(toy_data, small_cfg(dtype="bfloat16", align_steps=2, align_batch=4, align_pool=2), out,
                                base_model=str(tiny_llava_path), progress=False)
     weights = load_file(str(out / "model.safetensors"))
-    vision = {k: t.dtype for k, t in weights.items() if teach_env.is_vision_param(k)}
-    language = {k: t.dtype for k, t in weights.items() if not teach_env.is_vision_param(k)}
+    vision = {k: t.dtype for k, t in weights.items() if is_vision_param(k)}
+    language = {k: t.dtype for k, t in weights.items() if not is_vision_param(k)}
     assert vision and set(vision.values()) == {torch.float32}
     assert language and set(language.values()) == {torch.bfloat16}
     base = load_file(str(tiny_llava_path / "model.safetensors"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from asru.core.errors import AsruError, require
 
-LOG = logging.getLogger("asru.core.models")
+LOG = logging.getLogger("asru.models")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from asru.core.layers import unwrap
 from asru.core.prompting import load_image
 from asru.demo.vision_params import is_vision_param
 
-LOG = logging.getLogger("asru.demo.align_vision")
+LOG = logging.getLogger("asru.data.align_vision")
 
 
 def name_targets(lm, names: list[str]):

@@ -18,7 +18,7 @@ from asru.core.errors import AsruError
 from asru.core.models import materialize_smollm2, save_checkpoint
 from asru.core.prompting import chatml_template
 
-LOG = logging.getLogger("asru.demo.model")
+LOG = logging.getLogger("asru.data.demo_model")
 
 IMAGE_TOKEN = "<image>"
 PATCH_SIZE = 16

@@ -41,7 +41,7 @@ from asru.stages.baselines.common import (
     train_loop,
 )
 
-LOG = logging.getLogger("asru.stages.baselines")
+LOG = logging.getLogger("asru.baselines")
 
 # Refusal answers of the IDK baseline: varied and natural; {subject} is "this person" or the name.
 IDK_TEMPLATES = (

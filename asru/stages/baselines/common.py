@@ -14,7 +14,7 @@ from asru.core.models import save_checkpoint
 from asru.core.prompting import encode_with_answers
 from asru.data.schema import Record
 
-LOG = logging.getLogger("asru.stages.baselines")
+LOG = logging.getLogger("asru.baselines")
 
 
 def lm_linear_names(model) -> list[str]:

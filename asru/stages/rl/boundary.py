@@ -34,7 +34,7 @@ from asru.core.prompting import chat_messages, encode_prompts, modality_batches
 from asru.eval.metrics import generate_answers
 from rewards.text import contains_answer, ngrams, tokens
 
-LOG = logging.getLogger("asru.stages.rl.stage")
+LOG = logging.getLogger("asru.rl")
 
 FREE_ANSWER_TASKS = ("generation", "cloze")
 

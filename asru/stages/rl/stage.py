@@ -43,7 +43,7 @@ from asru.stages.rl.trainer import (
 from rewards import is_factory, load_rewards
 from rewards.registry import resolve_reward
 
-LOG = logging.getLogger("asru.stages.rl.stage")
+LOG = logging.getLogger("asru.rl")
 
 # RL settings that only say how long / how to run, not what is trained: changing them keeps checkpoints.
 _RUN_ONLY = {

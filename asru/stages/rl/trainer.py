@@ -20,7 +20,7 @@ from asru.core.layers import decoder_layers
 from rewards.interface import column, completion_text, roles
 from rewards.text import contains_answer, extract_think, is_refusal
 
-LOG = logging.getLogger("asru.stages.rl.stage")
+LOG = logging.getLogger("asru.rl")
 
 HOOK_MODES = ("add", "gated")
 VLLM_HINT = "pip install 'asru[vllm]'"

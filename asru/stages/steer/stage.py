@@ -334,10 +334,9 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                             "name the original model's path instead")
     orig = _load(cfg, orig_path) if orig_path else lm
     LOG.info("refusal side from %s", orig_path or f"{model_path} (the model being unlearned)")
-    if orig is not lm:
-        if hidden_size(orig.model) != hidden_size(lm.model):
-            raise AsruError(f"steer.original_model {sc.original_model} has hidden size {hidden_size(orig.model)}, "
-                            f"the model to unlearn has {hidden_size(lm.model)}: use the same base model")
+    if orig is not lm and hidden_size(orig.model) != hidden_size(lm.model):
+        raise AsruError(f"steer.original_model {sc.original_model} has hidden size {hidden_size(orig.model)}, "
+                        f"the model to unlearn has {hidden_size(lm.model)}: use the same base model")
 
     # greedy generation runs on copies in steer.generation_dtype (the weights are copied in again after training)
     gen = cast_copy(lm, sc.generation_dtype)
