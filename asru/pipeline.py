@@ -245,7 +245,7 @@ def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
     processes = process_state().num_processes
     if processes > 1 and not cfg.output_dir:
         raise AsruError(f"pass --output-dir when launching {processes} processes: they share one run directory")
-    check_run(cfg)
+    check_run(cfg, output_dir=is_main_process())  # the other processes find the directory the main one made
     target = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
     with removed_on_early_failure(target if is_main_process() else None):
         return _run_stages(cfg, target, verbose)

@@ -121,12 +121,14 @@ def check_output(cfg) -> None:
         raise AsruError(f"output dir {out}: no write access to {base}; choose a writable --output-dir")
 
 
-def check_run(cfg) -> ModelFacts:
-    """The checks every run makes before creating its directory: model, layers, rewards, output directory."""
+def check_run(cfg, output_dir: bool = True) -> ModelFacts:
+    """The checks every run makes before creating its directory: model, layers, rewards and (with
+    ``output_dir``; only the process that creates it under ``accelerate launch``) the output directory."""
     facts = model_facts(cfg.model.name, cfg.model.trust_remote_code)
     check_layers(cfg, facts)
     check_rewards(cfg)
-    check_output(cfg)
+    if output_dir:
+        check_output(cfg)
     return facts
 
 
