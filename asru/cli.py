@@ -109,6 +109,10 @@ def config_from_args(args: argparse.Namespace, fixed: dict | None = None) -> Run
         if key.startswith("cfg:"):
             section, name = key[4:].split(".", 1)
             overrides.setdefault(section, {})[name] = val
+    for given in (overrides, fixed or {}):
+        steer = given.get("steer", {})
+        if "layer" in steer and "layers" not in steer:
+            steer["layers"] = []  # a layer named on the command line wins over a file's steer.layers
     values = merge(values, overrides)
     values = merge(values, fixed or {})
     cli_plugins = getattr(args, "plugins", None)

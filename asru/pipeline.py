@@ -23,30 +23,32 @@ from pathlib import Path
 import rewards
 from asru.config import DataConfig, RunConfig, dump_yaml
 from asru.core.aliases import MODEL_ALIASES, model_spec, resolve_model_name
+from asru.core.created_dirs import removed_on_early_failure
 from asru.core.errors import AsruError
 from asru.core.models import cache_dir
 from asru.core.rundir import (
     atomic_write_json,
     atomic_write_text,
+    default_run_dir,
     is_main_process,
     main_process_first,
     prepare_run_dir,
     process_state,
     setup_logging,
 )
-from asru.data.benchmark import default_data_dir
+from asru.data.benchmark import default_data_dir, is_current_benchmark
 from asru.data.loaders import available_splits, load_benchmark
-from asru.data.synthetic import GENERATOR_VERSION, generate_benchmark
+from asru.data.synthetic import generate_benchmark
 from asru.demo.teach import build_demo_model
 from asru.eval.report import format_table, write_report
 from asru.eval.runner import evaluate
 from asru.eval.targets import check_targets, format_targets
+from asru.preflight import check_all, check_run
 from asru.stages.baselines import run_baseline
 from asru.stages.export.stage import export_model
 from asru.stages.methods import PIPELINE_METHODS, method_stages
 from asru.stages.rl.stage import run_rl_stage
 from asru.stages.steer.stage import run_steer_stage
-from rewards import resolve_reward
 
 LOG = logging.getLogger("asru.pipeline")
 EVAL_SPLITS_NEEDED = ("forget", "retain", "test", "real")
@@ -94,7 +96,7 @@ def ensure_data(data: DataConfig) -> Path:
             raise AsruError(f"data directory {path} does not exist: generate one with `asru-data generate --out {path}`")
         return path
     path = default_data_dir(data)
-    if not _current_benchmark(path):
+    if not is_current_benchmark(path):
         LOG.info("generating the built-in synthetic benchmark into %s", path)
         tmp = path.with_name(path.name + ".tmp")
         generate_benchmark(tmp, people=data.people, forget_ratio=data.forget_ratio, seed=data.seed,
@@ -103,14 +105,6 @@ def ensure_data(data: DataConfig) -> Path:
             shutil.rmtree(path)
         tmp.rename(path)
     return path
-
-
-def _current_benchmark(path: Path) -> bool:
-    """True when ``path`` holds a built-in benchmark written by this version of the generator."""
-    try:
-        return json.loads((path / "meta.json").read_text(encoding="utf-8")).get("generator_version") == GENERATOR_VERSION
-    except (OSError, ValueError):
-        return False
 
 
 def _data_fingerprint(data_dir: Path) -> str:
@@ -184,28 +178,17 @@ def _reward_text(name: str, value) -> str:
 
 
 def dry_run(cfg: RunConfig) -> str:
-    """Validate the configuration without loading weights and return the plan as text."""
+    """Validate the configuration without loading weights and return the plan as text.
+
+    :func:`asru.preflight.check_all` reads the data, checks the rewards, the output directory and the
+    layers against the model's config; what it could not check is listed at the end of the plan."""
     hub_id = resolve_model_name(cfg.model.name)
     spec = model_spec(cfg.model.name) or model_spec(hub_id)
-    n_layers = spec.num_layers if spec else None
-    if spec is None and Path(cfg.model.name).is_dir():
-        from transformers import AutoConfig
-
-        conf = AutoConfig.from_pretrained(cfg.model.name, trust_remote_code=cfg.model.trust_remote_code)
-        text = conf.get_text_config() if hasattr(conf, "get_text_config") else conf
-        n_layers = text.num_hidden_layers
+    facts, unchecked = check_all(cfg)
+    n_layers = facts.num_layers
     fixed = cfg.steer.fixed_layers
-    for layer in fixed:
-        if n_layers is not None and not -n_layers <= layer < n_layers:
-            raise AsruError(f"layer {layer} is out of range: {cfg.model.name} has {n_layers} decoder layers (use 0..{n_layers - 1})")
-    if cfg.data.data_dir and not Path(cfg.data.data_dir).is_dir():
-        raise AsruError(f"data directory {cfg.data.data_dir} does not exist: generate one with `asru-data generate --out {cfg.data.data_dir}`")
-    for name in cfg.rl.rewards:
-        resolve_reward(name)
     out = cfg.output_dir or "runs/<timestamp>"
-    if cfg.output_dir and Path(out).is_dir() and any(Path(out).iterdir()) and not (cfg.overwrite or cfg.resume):
-        raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
-    layer_txt = ", ".join(map(str, fixed)) if fixed else (
+    layer_txt = ", ".join(f"{lay} (= {lay % n_layers})" if lay < 0 and n_layers else str(lay) for lay in fixed) if fixed else (
         f"auto (alias default {spec.default_layer}, scored over candidates)" if spec else "auto (scored over candidates)")
     data_txt = cfg.data.data_dir or f"built-in synthetic ({cfg.data.people} people, forget ratio {cfg.data.forget_ratio}, seed {cfg.data.seed}) at {default_data_dir(cfg.data)}"
     lines = [
@@ -229,6 +212,7 @@ def dry_run(cfg: RunConfig) -> str:
             lines.append("  warning    no GPU on this machine: the run itself needs one (or --model.device cpu)")
     if cfg.model.name in MODEL_ALIASES and hub_id.startswith("offline:"):
         lines.append("  note       offline model: built locally from PyPI packages, no download")
+    lines += [f"  unchecked  {note}" for note in unchecked]
     return "\n".join(lines)
 
 
@@ -254,14 +238,27 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
 
 
 def run_pipeline(cfg: RunConfig, verbose: bool = False) -> dict:
-    """Run the configured stages in a run directory and return the metrics written to metrics.json."""
-    t_start = time.time()
-    processes, main = process_state().num_processes, is_main_process()
+    """Run the configured stages in a run directory and return the metrics written to metrics.json.
+
+    Bad input is refused before the run directory is created (:func:`asru.preflight.check_run`); a run
+    that still fails before its first stage removes the directories it created.
+    """
+    processes = process_state().num_processes
     if processes > 1 and not cfg.output_dir:
         raise AsruError(f"pass --output-dir when launching {processes} processes: they share one run directory")
-    run = Path(cfg.output_dir) if cfg.output_dir else None
+    check_run(cfg, output_dir=is_main_process())  # the other processes find the directory the main one made
+    target = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
+    with removed_on_early_failure(target if is_main_process() else None):
+        return _run_stages(cfg, target, verbose)
+
+
+def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
+    """The body of :func:`run_pipeline`, in the run directory ``target``."""
+    t_start = time.time()
+    processes, main = process_state().num_processes, is_main_process()
+    run = target
     if main:  # the other processes never create, clear or log into the run directory
-        run = prepare_run_dir(cfg.output_dir, overwrite=cfg.overwrite, resume=cfg.resume)
+        run = prepare_run_dir(target, overwrite=cfg.overwrite, resume=cfg.resume)
         if cfg.overwrite and not cfg.resume:
             for child in run.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -375,13 +372,17 @@ def _existing_demo() -> str:
 
 
 def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference: str | None = None, overwrite: bool = False, verbose: bool = False) -> dict:
-    """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md."""
+    """``asru-eval``: evaluate one model on the benchmark and write eval.json + report.md.
+
+    An output directory this call created is removed again when it fails before writing results."""
     resolve_model_name(model)
-    out = prepare_run_dir(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval", overwrite=overwrite)
-    setup_logging(out, verbose)
-    data_dir = ensure_data(cfg.data)
-    data = load_benchmark(data_dir, cfg.eval.splits)
-    metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
+    target = Path(output_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-eval")
+    with removed_on_early_failure(target):
+        out = prepare_run_dir(target, overwrite=overwrite)
+        setup_logging(out, verbose)
+        data_dir = ensure_data(cfg.data)
+        data = load_benchmark(data_dir, cfg.eval.splits)
+        metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
     summary = {"model": model, "after": metrics}
     write_report(summary, out / "report.md")
     print(format_table(summary))

@@ -34,6 +34,7 @@ from typing import Any
 
 from asru.core.errors import AsruError
 from asru.core.plugins import import_module, load_file, looks_like_path
+from rewards.checked import checked
 
 ENTRY_POINT_GROUP = "asru.rewards"
 _BUILTIN_MODULES = ("rewards.forget", "rewards.retain", "rewards.fluency", "rewards.reasoning")
@@ -307,7 +308,9 @@ def load_rewards(rewards: Mapping[str, Any], context: Mapping[str, Any] | None =
     """Load the rewards of a config mapping ``spec -> weight`` or ``spec -> {weight: w, **options}``.
 
     Returns ``(reward_funcs, reward_weights)`` for ``GRPOTrainer``/``GRPOConfig``. Names are made
-    unique (``brevity``, ``brevity_2``) so TRL's per-reward logs do not collide.
+    unique (``brevity``, ``brevity_2``) so TRL's per-reward logs do not collide. Each function is
+    :func:`rewards.checked.checked`: an exception, a wrong number of values, NaN or inf is a one-line
+    error naming the reward and the GRPO step.
     """
     if not isinstance(rewards, Mapping) or not rewards:
         raise AsruError("rl.rewards must be a non-empty mapping of reward -> weight, e.g. {forget: 1.0, retain: 1.0}")
@@ -326,6 +329,6 @@ def load_rewards(rewards: Mapping[str, Any], context: Mapping[str, Any] | None =
         while name in seen:
             name, k = f"{default_name}_{k}", k + 1
         seen.add(name)
-        funcs.append(load_reward(spec, options, context, name=name))
+        funcs.append(checked(load_reward(spec, options, context, name=name), name))
         weights.append(float(weight))
     return funcs, weights

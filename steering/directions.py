@@ -44,13 +44,15 @@ def filter_refusals(lm, questions: Sequence[str], images: Sequence | None = None
     return RefusalFilter(kept=[i for i, a in enumerate(answers) if rewards.refusal.is_refusal(a)], answers=answers)
 
 
-def require_samples(n_kept: int, n_total: int, min_samples: int, what: str, why: str = "") -> None:
-    """Raise AsruError when fewer than ``min_samples`` of ``n_total`` prompts are left for one side."""
+def require_samples(n_kept: int, n_total: int, min_samples: int, what: str, why: str = "", fix: str = "") -> None:
+    """Raise AsruError when fewer than ``min_samples`` of ``n_total`` prompts are left for one side.
+
+    ``fix`` names the remedy when it is not "more prompts or a lower steer.min_samples"."""
     if n_kept < min_samples:
         after = f" after {why}" if why else ""
         raise AsruError(
             f"kept {n_kept} of {n_total} {what}{after}; need >= {min_samples} (steer.min_samples) to average a "
-            f"direction: add more prompts or lower steer.min_samples"
+            f"direction: {fix or 'add more prompts or lower steer.min_samples'}"
         )
 
 

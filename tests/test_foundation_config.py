@@ -65,4 +65,7 @@ def test_run_dir_rules(tmp_path):
     with pytest.raises(AsruError, match="not empty: pass --overwrite"):
         prepare_run_dir(run)
     assert prepare_run_dir(run, overwrite=True) == run
+    with pytest.raises(AsruError, match="holds no asru run"):  # a.json alone is no run to continue
+        prepare_run_dir(run, resume=True)
+    (run / "run.log").write_text("")
     assert prepare_run_dir(run, resume=True) == run

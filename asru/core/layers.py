@@ -61,7 +61,7 @@ def check_layer(model, layer: int) -> int:
     """Validate a layer index (negative counts from the end); return it as a non-negative index."""
     n = num_layers(model)
     if not -n <= layer < n:
-        raise AsruError(f"layer {layer} is out of range: this model has {n} decoder layers (use 0..{n - 1})")
+        raise AsruError(f"layer {layer} is out of range: this model has {n} decoder layers (use 0..{n - 1}, or -{n}..-1 to count from the end)")
     return layer % n
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asru.core.aliases import resolve_model_name
+from asru.core.checkpoints import write_dir_atomically
 from asru.core.errors import AsruError, require
 
 LOG = logging.getLogger("asru.models")
@@ -76,19 +77,14 @@ def save_checkpoint(model, processor, out: Path) -> Path:
     """Save ``model`` (safetensors) and its processor/tokenizer to ``out`` atomically.
 
     Written into ``out.tmp`` first and renamed into place, replacing an older ``out``, so a crash never
-    leaves a half-written checkpoint where a stage's output is expected.
+    leaves a half-written checkpoint where a stage's output is expected; a full disk is a one-line error
+    that leaves the older ``out`` as it was.
     """
-    import shutil
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
 
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return write_dir_atomically(write, out)
 
 
 def _offline_path(hub_id: str) -> Path:

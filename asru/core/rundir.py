@@ -49,17 +49,27 @@ def default_run_dir() -> Path:
     return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def holds_run(path: str | Path) -> bool:
+    """True when ``path`` holds (the start of) an asru run: its ``run.log``, ``metrics.json`` or a stage record."""
+    path = Path(path)
+    return (path / "run.log").is_file() or (path / "metrics.json").is_file() or any(path.glob("*/stage.json"))
+
+
 def prepare_run_dir(path: str | Path | None, overwrite: bool = False, resume: bool = False) -> Path:
     """Create (or reuse) a run directory.
 
     A non-empty directory is refused unless ``overwrite`` (its contents are then replaced stage by
-    stage) or ``resume`` (finished stages are reused) is set.
+    stage) or ``resume`` (finished stages are reused) is set; ``resume`` alone is refused, without
+    touching it, on a non-empty directory that holds no run (:func:`holds_run`).
     """
     run = Path(path) if path else default_run_dir()
     if run.exists() and not run.is_dir():
         raise AsruError(f"output dir {run} exists and is not a directory")
     if run.is_dir() and any(run.iterdir()) and not (overwrite or resume):
         raise AsruError(f"output dir {run} is not empty: pass --overwrite to replace it or --resume to continue it")
+    if resume and not overwrite and run.is_dir() and any(run.iterdir()) and not holds_run(run):
+        raise AsruError(f"--resume: {run} holds no asru run (no run.log, metrics.json or stage records); "
+                        "give the run directory to continue, or a new --output-dir")
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

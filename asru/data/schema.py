@@ -101,8 +101,13 @@ def read_jsonl(path: str | Path, base_dir: str | Path | None = None, check_image
     if not path.is_file():
         raise AsruError(f"{path}: no such file")
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise AsruError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): "
+                                "save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

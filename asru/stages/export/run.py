@@ -24,6 +24,20 @@ def _model_complete(path: Path) -> bool:
     return (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES)
 
 
+def other_runs_stage_model(run: Path, stage: str, recorded: Path) -> Path | None:
+    """This run's own path for a stage model recorded as ``<other run>/<stage>/<name>``, else None.
+
+    A run directory copied elsewhere keeps the absolute paths of the run it was copied from in its
+    ``stage.json`` files; the model it should export is the one inside the copy.
+    """
+    origin = recorded.absolute().parent.parent
+    if recorded.parent.name != stage or not (origin / "config.yaml").is_file():
+        return None
+    if origin.resolve() == run.resolve():
+        return None
+    return run / stage / recorded.name
+
+
 def final_stage_model(run_dir: str | Path) -> tuple[str, Path]:
     """``(stage, model_dir)`` of the run's last finished model-producing stage.
 
@@ -47,6 +61,13 @@ def final_stage_model(run_dir: str | Path) -> tuple[str, Path]:
                 recorded = Path(json.loads(rec_file.read_text())["model"])
             except (ValueError, KeyError, TypeError):
                 raise AsruError(f"{rec_file} is damaged: re-run the {stage} stage (asru-train --output-dir {run} --resume)") from None
+            own = other_runs_stage_model(run, stage, recorded)
+            if own is not None:  # a copied run: its own copy of the model, never the original run's
+                if own.is_dir() and _model_complete(own):
+                    return stage, own
+                raise AsruError(f"run {run} has no {stage} model of its own ({own} is missing or partly written; its record "
+                                f"points at {recorded} in another run): copy {stage}/{own.name} with the run, or re-run it "
+                                f"with asru-train --output-dir {run} --resume")
             # The record may hold a path relative to the directory asru-train ran in: also look inside the run.
             for model in (recorded, sdir / recorded.name, sdir / "model"):
                 if model.is_dir() and _model_complete(model):

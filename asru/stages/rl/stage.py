@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from asru.core import models
+from asru.core.checkpoints import last_complete_checkpoint
 from asru.core.errors import AsruError
 from asru.core.models import pick_device, pick_dtype, save_checkpoint
 from asru.core.rundir import atomic_write_json, is_main_process, main_process_first, process_state
@@ -106,13 +107,11 @@ def last_checkpoint(ckpt_dir: Path, inputs: dict, max_steps: int = -1) -> str | 
     A longer ``max_steps`` than before continues from the last checkpoint; a checkpoint already past
     ``max_steps`` (a shorter run asked for) cannot give the shorter run's weights: start afresh.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     if not ckpt_dir.is_dir():
         return None
     marker = ckpt_dir / "rl_inputs.json"
     same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(inputs, default=str))
-    last = get_last_checkpoint(str(ckpt_dir)) if same else None
+    last = last_complete_checkpoint(ckpt_dir) if same else None  # a partly written one (killed, disk full) is skipped
     step = int(Path(last).name.rsplit("-", 1)[1]) if last else 0
     if same and not (max_steps > 0 and step > max_steps):
         return last
@@ -123,17 +122,39 @@ def last_checkpoint(ckpt_dir: Path, inputs: dict, max_steps: int = -1) -> str | 
     return None
 
 
-def save_merged(model, processor, model_path: str, out: Path) -> Path:
-    """Merge LoRA (if any) and save a standard safetensors checkpoint with the processor, atomically."""
+def save_merged(model, processor, source: str, out: Path) -> Path:
+    """Merge LoRA (if any) and save a standard safetensors checkpoint with the processor, atomically.
+
+    The generation defaults are the original model's, read from ``source`` (the folder it was loaded
+    from, :attr:`LoadedModel.source`) or the local hub cache, never from the network: the rollout
+    sampling settings TRL put on the model are not saved."""
     from peft import PeftModel
-    from transformers import GenerationConfig
 
     merged = model.merge_and_unload() if isinstance(model, PeftModel) else model
-    try:  # keep the original generation defaults, not the rollout sampling settings
-        merged.generation_config = GenerationConfig.from_pretrained(model_path)
-    except OSError:
-        pass
+    original = local_generation_config(source)
+    if original is not None:
+        merged.generation_config = original
     return save_checkpoint(merged, processor, out)
+
+
+def local_generation_config(source: str):
+    """The ``GenerationConfig`` saved in the folder ``source`` or, for a hub id, in the local hub cache;
+    None when there is none. Reads files only: the hub client is never called, so nothing waits on a
+    network an offline machine does not have."""
+    from huggingface_hub import try_to_load_from_cache
+    from transformers import GenerationConfig
+
+    path = Path(source) / "generation_config.json"
+    if not path.is_file():
+        try:
+            cached = try_to_load_from_cache(str(source), "generation_config.json")
+        except ValueError:  # not a repo id either
+            cached = None
+        path = Path(cached) if isinstance(cached, str) else None
+    try:
+        return GenerationConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path else None
+    except (OSError, ValueError):
+        return None
 
 
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
@@ -190,7 +211,7 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
 
     model_dir = out_dir / "model"
     if is_main_process():  # every process holds the same trained weights
-        save_merged(trainer.model, lm.processor, model_path, model_dir)
+        save_merged(trainer.model, lm.processor, lm.source, model_dir)
     history = trainer.state.log_history
     steps = [h for h in history if "reward" in h]
     step_times = [h["step_time"] for h in steps if h.get("step_time") is not None]

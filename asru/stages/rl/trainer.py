@@ -14,6 +14,7 @@ import math
 import time
 from pathlib import Path
 
+from asru.core.checkpoints import guarded_checkpoint_save
 from asru.core.errors import AsruError
 from asru.core.layers import decoder_layers
 from rewards.interface import column, completion_text, optional_column, roles
@@ -211,7 +212,11 @@ def _trainer_class():
     class AsruGRPOTrainer(GRPOTrainer):
         """TRL's GRPOTrainer plus (1) compiled static-cache generation on GPU (TRL builds its generation
         config with ``disable_compile=True``, which would leave a static cache uncompiled) and (2) batches
-        that mix text-only and image questions."""
+        that mix text-only and image questions, and (3) checkpoint writes that a full disk cannot leave half done."""
+
+        def _save_checkpoint(self, model, trial):
+            path = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            guarded_checkpoint_save(lambda: super(AsruGRPOTrainer, self)._save_checkpoint(model, trial), path)
 
         def __init__(self, *args, compile_generation: bool = False, **kwargs):
             super().__init__(*args, **kwargs)

@@ -352,7 +352,9 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     atomic_write_json(out_dir / "refusal_prompts.json", [
         {"question": q, "image": im, "answer": a, "kept": i in set(filt.kept)}
         for i, (q, im, a) in enumerate(zip(ref_q, ref_im, filt.answers))])
-    require_samples(len(filt.kept), len(ref_q), sc.min_samples, "refusal prompts", "refusal filtering")
+    require_samples(len(filt.kept), len(ref_q), sc.min_samples, "refusal prompts", "refusal filtering",
+                    fix="the model refuses too few of them: set steer.refusal_suffix_text / steer.refusal_suffix to a suffix "
+                        "that makes it refuse an unknown person (the defaults do), or lower steer.min_samples")
     pos_q, pos_im = [ref_q[i] for i in filt.kept], [ref_im[i] for i in filt.kept]
 
     f_recs = _unique_records(forget)
