@@ -151,6 +151,6 @@ def test_corpus_is_the_source():
     sys.path.insert(0, str(ROOT / "tests" / "data"))
     import judge_corpus_src as src
 
-    rows = src.rows(src.MAIN, "main") + src.rows(src.HOLDOUT, "holdout")
+    rows = src.rows(src.MAIN, "main") + src.rows(src.HOLDOUT, "holdout") + src.rows(src.BLIND, "blind")
     lines = (ROOT / "tests" / "data" / "judge_corpus.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(x) for x in lines] == rows
