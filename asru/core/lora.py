@@ -1,0 +1,64 @@
+"""Which modules get LoRA adapters, and the LoRA settings: one place for the RL stage, the fine-tuning
+baselines (and the relearning attack) and the demo VLM's teaching.
+
+Each caller names a scope; the scopes differ on purpose and each keeps the target set its caller had:
+
+scope                          modules                                                        used by
+``decoder_linears``            every ``nn.Linear`` inside the language model's decoder layers  baselines, relearning
+``text_projections``           attention and MLP projections outside the vision tower and     RL stage
+                               the multimodal projector
+``language_model_projections`` attention and MLP projections under a ``language_model`` module  demo teaching
+"""
+
+from __future__ import annotations
+
+import re
+
+from asru.core.errors import AsruError
+from asru.core.layers import decoder_layers
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+VISION_PARTS = ("visual", "vision_tower", "vision_model", "multi_modal_projector", "mm_projector")
+
+# the pattern scopes go to PEFT as regular expressions (matched with ``re.fullmatch`` against module names)
+PATTERNS = {
+    "text_projections": r"^(?!.*(" + "|".join(VISION_PARTS) + r")).*\.(" + "|".join(PROJECTIONS) + r")$",
+    "language_model_projections": r".*language_model.*\.(" + "|".join(PROJECTIONS) + r")",
+}
+SCOPES = ("decoder_linears", *PATTERNS)
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise AsruError(f"unknown LoRA scope {scope!r}: choose one of {', '.join(SCOPES)}")
+
+
+def lora_targets(model, scope: str) -> list[str]:
+    """Full names of the modules of ``model`` that get LoRA adapters under ``scope`` (in module order)."""
+    _check_scope(scope)
+    if scope == "decoder_linears":
+        from torch import nn
+
+        inside = {id(m) for layer in decoder_layers(model) for m in layer.modules()}
+        return [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
+    return [name for name, _ in model.named_modules() if re.fullmatch(PATTERNS[scope], name)]
+
+
+def lora_config(r: int, scope: str, model=None, dropout: float = 0.0, task_type: str | None = None):
+    """A PEFT ``LoraConfig`` with ``lora_alpha = r`` on the modules of ``scope``.
+
+    A pattern scope is handed to PEFT as its regular expression (``model`` is not needed, so a trainer
+    can attach the adapters itself); ``decoder_linears`` lists the module names of ``model``.
+    """
+    from peft import LoraConfig
+
+    _check_scope(scope)
+    if scope in PATTERNS:
+        targets = PATTERNS[scope]
+    else:
+        if model is None:
+            raise AsruError(f"LoRA scope {scope} needs the model to list its modules")
+        targets = lora_targets(model, scope)
+        if not targets:
+            raise AsruError(f"no linear layers found in the decoder layers of {type(model).__name__}; LoRA cannot be attached")
+    return LoraConfig(r=r, lora_alpha=r, lora_dropout=dropout, target_modules=targets, task_type=task_type, bias="none")
