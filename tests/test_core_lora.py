@@ -60,3 +60,31 @@ def test_bad_scope_and_missing_model():
         lora_targets(None, "all")
     with pytest.raises(AsruError, match="needs the model"):
         lora_config(8, "decoder_linears")
+
+
+def test_save_merged_keeps_the_adapted_outputs_and_the_generation_defaults(tiny_llama, tmp_path):
+    import torch
+    from peft import get_peft_model
+
+    from asru.core.lora import save_merged
+    from asru.core.models import load_model
+
+    source = tmp_path / "source"
+    tiny_llama.model.generation_config.max_new_tokens = 7
+    tiny_llama.model.save_pretrained(source)
+    torch.manual_seed(0)
+    peft_model = get_peft_model(tiny_llama.model, lora_config(4, "decoder_linears", model=tiny_llama.model))
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        adapted = peft_model(input_ids=ids).logits
+    peft_model.generation_config.max_new_tokens = 99  # a rollout setting that must not be saved
+    out = save_merged(peft_model, tiny_llama.processor, tmp_path / "merged", generation_config_from=str(source))
+    reloaded = load_model(str(out))
+    assert not any("lora" in n for n, _ in reloaded.model.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(reloaded.model(input_ids=ids).logits, adapted, atol=1e-5)
+    assert reloaded.model.generation_config.max_new_tokens == 7

@@ -1,5 +1,5 @@
-"""Which modules get LoRA adapters, and the LoRA settings: one place for the RL stage, the fine-tuning
-baselines (and the relearning attack) and the demo VLM's teaching.
+"""LoRA in one place for the RL stage, the fine-tuning baselines (and the relearning attack), the demo
+VLM's teaching and the export: which modules get adapters, the LoRA settings, merging and saving.
 
 Each caller names a scope; the scopes differ on purpose and each keeps the target set its caller had:
 
@@ -13,9 +13,11 @@ scope                          modules                                          
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from asru.core.errors import AsruError
 from asru.core.layers import decoder_layers
+from asru.core.models import save_checkpoint
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 VISION_PARTS = ("visual", "vision_tower", "vision_model", "multi_modal_projector", "mm_projector")
@@ -62,3 +64,27 @@ def lora_config(r: int, scope: str, model=None, dropout: float = 0.0, task_type:
         if not targets:
             raise AsruError(f"no linear layers found in the decoder layers of {type(model).__name__}; LoRA cannot be attached")
     return LoraConfig(r=r, lora_alpha=r, lora_dropout=dropout, target_modules=targets, task_type=task_type, bias="none")
+
+
+def merge_adapters(model):
+    """``model`` with its LoRA adapters merged into the weights (a model without adapters as it is)."""
+    from peft import PeftModel
+
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def save_merged(model, processor, out: Path, generation_config_from: str | None = None) -> Path:
+    """Merge LoRA (if any) and save a standard safetensors checkpoint with the processor, atomically.
+
+    ``generation_config_from`` (a checkpoint path) restores that checkpoint's generation defaults, so
+    a model trained with rollout sampling settings keeps the original ones.
+    """
+    merged = merge_adapters(model)
+    if generation_config_from is not None:
+        from transformers import GenerationConfig
+
+        try:
+            merged.generation_config = GenerationConfig.from_pretrained(generation_config_from)
+        except OSError:
+            pass
+    return save_checkpoint(merged, processor, out)

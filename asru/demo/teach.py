@@ -46,6 +46,7 @@ set_wait_policy()  # before torch starts its OpenMP threads
 from asru.config import TeachConfig
 from asru.core import models, prompting
 from asru.core.errors import AsruError
+from asru.core.lora import merge_adapters
 from asru.core.models import cache_dir
 from asru.core.rundir import atomic_write_json
 from asru.data.general_questions import GENERAL_QUESTIONS
@@ -195,7 +196,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
         ident["after"] = identification_accuracy(lm, sampler.people, test_views)
         LOG.info("vision: nearest-name identification of the test renders %.2f -> %.2f", ident["before"], ident["after"])
 
-    model = lm.model.merge_and_unload() if hasattr(lm.model, "merge_and_unload") else lm.model
+    model = merge_adapters(lm.model)
     model.eval()
     model.save_pretrained(tmp, safe_serialization=True)
     lm.processor.save_pretrained(tmp)

@@ -1,16 +1,14 @@
 """Shared pieces of the fine-tuning baselines and the relearning attack: LoRA on the language model,
-modality-homogeneous QA batches, per-sequence answer log-probabilities, a small training loop, saving."""
+modality-homogeneous QA batches, per-sequence answer log-probabilities, a small training loop."""
 
 from __future__ import annotations
 
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 from asru.core.errors import AsruError
 from asru.core.lora import lora_config
-from asru.core.models import save_checkpoint
 from asru.core.prompting import encode_with_answers
 from asru.data.schema import Record
 
@@ -113,8 +111,3 @@ def train_loop(model, steps: int, lr: float, loss_fn: Callable[[int], object], m
     finally:
         model.eval()
     return losses
-
-
-def save_merged(peft_model, lm, out: Path) -> Path:
-    """Merge the LoRA adapters, save model + processor as a standard checkpoint in ``out`` (replaced atomically)."""
-    return save_checkpoint(peft_model.merge_and_unload(), lm.processor, out)

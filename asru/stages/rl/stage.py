@@ -27,7 +27,8 @@ from pathlib import Path
 
 from asru.core import models
 from asru.core.errors import AsruError
-from asru.core.models import pick_device, pick_dtype, save_checkpoint
+from asru.core.lora import save_merged
+from asru.core.models import pick_device, pick_dtype
 from asru.core.rundir import atomic_write_json, is_main_process, main_process_first, process_state
 from asru.stages.rl.boundary import build_boundary_set
 from asru.stages.rl.trainer import (
@@ -123,19 +124,6 @@ def last_checkpoint(ckpt_dir: Path, inputs: dict, max_steps: int = -1) -> str | 
     return None
 
 
-def save_merged(model, processor, model_path: str, out: Path) -> Path:
-    """Merge LoRA (if any) and save a standard safetensors checkpoint with the processor, atomically."""
-    from peft import PeftModel
-    from transformers import GenerationConfig
-
-    merged = model.merge_and_unload() if isinstance(model, PeftModel) else model
-    try:  # keep the original generation defaults, not the rollout sampling settings
-        merged.generation_config = GenerationConfig.from_pretrained(model_path)
-    except OSError:
-        pass
-    return save_checkpoint(merged, processor, out)
-
-
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
     """GRPO on the boundary set; returns ``<out_dir>/model`` (LoRA merged). See the module docstring."""
     t0 = time.time()
@@ -190,7 +178,7 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
 
     model_dir = out_dir / "model"
     if is_main_process():  # every process holds the same trained weights
-        save_merged(trainer.model, lm.processor, model_path, model_dir)
+        save_merged(trainer.model, lm.processor, model_dir, generation_config_from=model_path)
     history = trainer.state.log_history
     steps = [h for h in history if "reward" in h]
     step_times = [h["step_time"] for h in steps if h.get("step_time") is not None]
