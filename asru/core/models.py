@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asru.core.aliases import resolve_model_name
 from asru.core.errors import AsruError, require
+from asru.core.rundir import directory_swap
 
 LOG = logging.getLogger("asru.models")
 
@@ -78,16 +79,10 @@ def save_checkpoint(model, processor, out: Path) -> Path:
     Written into ``out.tmp`` first and renamed into place, replacing an older ``out``, so a crash never
     leaves a half-written checkpoint where a stage's output is expected.
     """
-    import shutil
-
     out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with directory_swap(out, tmp=out.with_name(out.name + ".tmp"), create=False) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
     return out
 
 
