@@ -139,8 +139,8 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
                 dest.mkdir()
                 for f in spec.files:
                     shutil.copy2(f, dest / f.name)
-                atomic_write_json(dest / HOOK_SPEC_NAME, spec.unbakeable)
-                hooks_info = {"kinds": [h["kind"] for h in spec.unbakeable], "layers": [h["layer"] for h in spec.unbakeable],
+                atomic_write_json(dest / HOOK_SPEC_NAME, [h.to_json() for h in spec.unbakeable])
+                hooks_info = {"kinds": [h.kind for h in spec.unbakeable], "layers": [h.layer for h in spec.unbakeable],
                               "file": f"steering/{HOOK_SPEC_NAME}"}
                 LOG.warning("exporting weights WITHOUT the %s hook(s); their description is in %s",
                             "/".join(hooks_info["kinds"]), dest)

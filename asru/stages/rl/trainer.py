@@ -19,10 +19,11 @@ from asru.core.layers import decoder_layers
 from asru.core.lora import lora_config as core_lora_config
 from rewards.interface import column, completion_text, roles
 from rewards.text import contains_answer, extract_think, is_refusal
+from steering.hooks import UNBAKEABLE_KINDS
 
 LOG = logging.getLogger("asru.rl")
 
-HOOK_MODES = ("add", "gated")
+HOOK_MODES = UNBAKEABLE_KINDS  # steering modes that act through inference-time hooks
 VLLM_HINT = "pip install 'asru[vllm]'"
 
 
