@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, fields
 from asru.core.errors import AsruError
 from asru.core.plugins import load_plugins
 from asru.stages.methods import check_method
+from steering.redirect import RedirectSettings
+
+_REDIRECT = RedirectSettings()  # the redirection defaults, declared once in steering.redirect
 
 STAGES = ("data", "teach", "steer", "rl", "eval", "export")
 
@@ -127,18 +130,18 @@ class SteerConfig:
     original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction: None = the model being unlearned (both sides from one model; the demo VLM refuses people it was never taught), 'base' = the base model recorded in the model's teach_report.json (the reference uses the model before fine-tuning), or a model path / hub id.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
     mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
-    redirect_position: str = opt("last", "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, all (every prompt token, RMU-style), or answer (every token of prompt + answer: forget prompts with the answers the add hooks at the chosen layers produce, retain prompts with their ground truth; the change then fires on generated tokens as the hooks do).")
+    redirect_position: str = opt(_REDIRECT.position, "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, all (every prompt token, RMU-style), or answer (every token of prompt + answer: forget prompts with the answers the add hooks at the chosen layers produce, retain prompts with their ground truth; the change then fires on generated tokens as the hooks do).")
     redirect_answers: str = opt("steered", "Redirection at position answer: what the forget prompts are paired with. steered (the answers the add hooks at the chosen layers produce; every prompt and answer token moves, so the trained weights act on generated tokens as the hooks do) or refusal (the original model's own refusal of the same question asked about an unseen person: a new portrait, an invented name; only the question and post-instruction tokens move and the refusal's tokens keep their states, so the model starts refusing and goes on as it would itself).")
-    redirect_params: str = opt("down_proj", "Redirection: weights trained at each steered layer: down_proj (the MLP down projection, the reference) or mlp (all the layer's MLP weights: more capacity to tell the forget concept from retained ones).")
+    redirect_params: str = opt(_REDIRECT.params, "Redirection: weights trained at each steered layer: down_proj (the MLP down projection, the reference) or mlp (all the layer's MLP weights: more capacity to tell the forget concept from retained ones).")
     redirect_target: str = opt("shift", "Redirection with several steered layers: shift (each layer's forget states move to its own states before training + c * v, the reference) or steered (layer L_k's base states are taken with add hooks at the earlier steered layers, so the trained weights reproduce what inference-time steering at all of them does to the forget prompts).")
-    redirect_decision_weight: float = opt(0.0, "Redirection at position answer: extra weight of each forget prompt's last token (the state that picks the answer's first word, refusal or fact) in the forget loss; 0 = every moved token weighs the same.")
-    redirect_span: int = opt(0, "Redirection: also train the same weights of this many layers before each steered layer (the loss stays at the steered layer's output). RMU updates layers l-2..l (span 2); 0 = the steered layer only (the reference).")
-    coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")
-    alpha: float = opt(1.0, "Weight of the retain MSE loss.")
-    lr: float = opt(1e-4, "Redirection learning rate (AdamW, linear schedule).")
-    weight_decay: float = opt(0.01, "Redirection AdamW weight decay.")
-    batch_size: int = opt(2, "Redirection batch size.")
-    epochs: int = opt(3, "Redirection epochs.")
+    redirect_decision_weight: float = opt(_REDIRECT.decision_weight, "Redirection at position answer: extra weight of each forget prompt's last token (the state that picks the answer's first word, refusal or fact) in the forget loss; 0 = every moved token weighs the same.")
+    redirect_span: int = opt(_REDIRECT.span, "Redirection: also train the same weights of this many layers before each steered layer (the loss stays at the steered layer's output). RMU updates layers l-2..l (span 2); 0 = the steered layer only (the reference).")
+    coeff: float = opt(_REDIRECT.coeff, "Redirection target scale c: forget hidden states move to frozen + c * v.")
+    alpha: float = opt(_REDIRECT.alpha, "Weight of the retain MSE loss.")
+    lr: float = opt(_REDIRECT.lr, "Redirection learning rate (AdamW, linear schedule).")
+    weight_decay: float = opt(_REDIRECT.weight_decay, "Redirection AdamW weight decay.")
+    batch_size: int = opt(_REDIRECT.batch_size, "Redirection batch size.")
+    epochs: int = opt(_REDIRECT.epochs, "Redirection epochs.")
     general_retain: int = opt(0, "Redirection: also keep the hidden states of up to this many of asru's bundled general-knowledge questions (none of them in the benchmark) with the retain loss, so steering does not cost general knowledge. 0 = retain split only (the reference).")
     retain_prompts: int = opt(64, "Retain questions used by redirection (retain loss) and, a few of them, by layer selection (KL).")
     subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")
@@ -157,6 +160,14 @@ class SteerConfig:
     def fixed_layers(self) -> list[int]:
         """The layers the config names (``layers``, else ``layer``); empty = automatic selection."""
         return list(self.layers) or ([self.layer] if self.layer is not None else [])
+
+    def redirect_settings(self, **chosen) -> RedirectSettings:
+        """The redirection settings of this config; ``chosen`` adds what the stage decides per run
+        (``shift_answers``, ``seed``, a layer's ``span``)."""
+        return RedirectSettings(
+            coeff=self.coeff, alpha=self.alpha, lr=self.lr, batch_size=self.batch_size, epochs=self.epochs,
+            weight_decay=self.weight_decay, position=self.redirect_position, params=self.redirect_params,
+            span=self.redirect_span, decision_weight=self.redirect_decision_weight, **chosen)
 
     def __post_init__(self):
         _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
