@@ -18,6 +18,7 @@ from asru.config_yaml import load_yaml, merge
 from asru.core.aliases import known_aliases, model_spec
 from asru.core.errors import AsruError
 from asru.core.openmp import set_wait_policy
+from asru.core.options import choices_metavar
 from asru.core.plugins import load_plugins
 from asru.core.rundir import setup_logging
 from asru.data.synthetic import generate_benchmark
@@ -51,6 +52,9 @@ def _user_errors(fn: Callable[[list[str] | None], int]) -> Callable[[list[str] |
 
 
 def _type_name(tp) -> str:
+    choices = choices_metavar(tp)
+    if choices:
+        return choices
     origin = typing.get_origin(tp)
     if origin is list:
         return "A,B,..."

@@ -14,8 +14,12 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from asru.core.errors import AsruError
+from asru.core.options import check_choices
 from asru.core.plugins import load_plugins
 from asru.stages.methods import check_method
+from steering.redirect import RedirectSettings
+
+_REDIRECT = RedirectSettings()  # the redirection defaults, declared once in steering.redirect
 
 STAGES = ("data", "teach", "steer", "rl", "eval", "export")
 
@@ -27,7 +31,8 @@ def opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")  # weight dtypes a config may name
+Dtype = typing.Literal["auto", "float32", "bfloat16", "float16"]  # weight dtypes a config may name
+DTYPES = typing.get_args(Dtype)
 
 
 def _check(cond: bool, msg: str):
@@ -40,13 +45,13 @@ class ModelConfig:
     """Which model to unlearn and how to load it."""
 
     name: str = opt("demo", "Model to unlearn: an alias (asru-train --help lists them), a hub id or a local directory.")
-    dtype: str = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16 or float16.")
+    dtype: Dtype = opt("auto", "Weights dtype: auto (bf16 on GPU, float32 on CPU), float32, bfloat16 or float16.")
     device: str = opt("auto", "Device: auto (cuda if available), cpu or cuda[:N].")
     trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless you trust the repository).")
     attn_implementation: str | None = opt(None, "Attention kernel passed to from_pretrained (e.g. sdpa, flash_attention_2); None = default.")
 
     def __post_init__(self):
-        _check(self.dtype in DTYPES, f"model.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+        check_choices(self, "model")
 
 
 @dataclass
@@ -76,7 +81,7 @@ class TeachConfig:
     general_ratio: float = opt(0.2, "Share of each batch drawn from general-knowledge QA answered by the base model (keeps general ability).")
     general_kl: bool = opt(False, "Add a KL term to the base model (LoRA disabled) on the general-knowledge items (keeps more general knowledge, slows profile learning).")
     feature_norm_weight: float = opt(0.1, "Weight of a penalty keeping projected image features at the text embeddings' norm (0 = off).")
-    answer_reduction: str = opt("sum", "How an example's answer-token losses combine: sum (every answer token weighs the same, so the fact inside the synthetic benchmark's sentence answers keeps a full token's weight) or mean (every example weighs the same; a fact in a 12-token sentence then learns 10x slower than as a bare value).")
+    answer_reduction: typing.Literal["sum", "mean"] = opt("sum", "How an example's answer-token losses combine: sum (every answer token weighs the same, so the fact inside the synthetic benchmark's sentence answers keeps a full token's weight) or mean (every example weighs the same; a fact in a 12-token sentence then learns 10x slower than as a bare value).")
     first_token_weight: float = opt(1.0, "Extra weight of each answer's first token in the teaching loss (the token that decides between a fact and a refusal).")
     align_steps: int = opt(150, "Vision warm-up steps aligning each known person's pooled image features with the embedding of their name (contrastive, vision side only; 0 = off).")
     align_lr: float = opt(1e-3, "Learning rate of the vision warm-up.")
@@ -86,12 +91,13 @@ class TeachConfig:
     align_temperature: float = opt(0.05, "Temperature of the contrastive alignment (cosine logits / temperature).")
     hard_share: float = opt(0.0, "Share of each batch's teach examples drawn in proportion to their last loss (the facts not learnt yet: birth years, names) instead of in epoch order; 0 = epoch order only. 0.5 raised the demo model's image accuracy (forget 0.58 -> 0.92, test 0.50 -> 0.73) but cost general knowledge (real 0.80 -> 0.62; docs/results/2026-11-23-demo-vlm-teaching.md).")
     augment: float = opt(0.8, "Share of image examples shown as a fresh jittered render of the person (or a jittered copy of the image) instead of the stored file.")
-    dtype: str = opt("bfloat16", "Dtype of the language model's frozen base while teaching: bfloat16 or float32 (the LoRA adapters and the vision tower / projector train in float32 either way; the merged language model is saved in this dtype). bfloat16: 1.18 s/step against 1.90 on the 2-core CPU (AVX-512 BF16), the same accuracy (docs/results/2026-11-29-demo-vlm-teaching.md); use float32 on a CPU without bf16 arithmetic.")
+    dtype: typing.Literal["float32", "bfloat16"] = opt("bfloat16", "Dtype of the language model's frozen base while teaching: bfloat16 or float32 (the LoRA adapters and the vision tower / projector train in float32 either way; the merged language model is saved in this dtype). bfloat16: 1.18 s/step against 1.90 on the 2-core CPU (AVX-512 BF16), the same accuracy (docs/results/2026-11-29-demo-vlm-teaching.md); use float32 on a CPU without bf16 arithmetic.")
     image_size: int = opt(64, "Input size of the demo model's vision tower in pixels (a multiple of 16; 64 -> 16 image tokens).")
     eval_max_new_tokens: int = opt(32, "Greedy tokens generated per question in the teach report's accuracy check.")
     seed: int = opt(0, "Training seed (also seeds the random vision tower).")
 
     def __post_init__(self):
+        check_choices(self, "teach")
         _check(self.steps > 0 and self.batch_size > 0, "teach.steps and teach.batch_size must be positive")
         _check(0 <= self.general_ratio < 1, "teach.general_ratio must be in [0, 1)")
         _check(self.lr > 0 and self.vision_lr > 0 and self.lora_r >= 1, "teach.lr and teach.vision_lr must be > 0 and teach.lora_r >= 1")
@@ -104,8 +110,6 @@ class TeachConfig:
                "teach.align_lr and teach.align_temperature must be > 0, teach.align_batch >= 2, teach.align_pool >= 1")
         _check(self.image_size >= 16 and self.image_size % 16 == 0, f"teach.image_size must be a positive multiple of 16, not {self.image_size}")
         _check(self.eval_max_new_tokens >= 1, "teach.eval_max_new_tokens must be >= 1")
-        _check(self.dtype in ("float32", "bfloat16"), f"teach.dtype must be float32 or bfloat16, not {self.dtype!r}")
-        _check(self.answer_reduction in ("sum", "mean"), f"teach.answer_reduction must be sum or mean, not {self.answer_reduction!r}")
 
 
 @dataclass
@@ -120,25 +124,25 @@ class SteerConfig:
     num_layers: int = opt(1, "Automatic layer selection: how many layers to steer (chosen greedily, each scored with the earlier ones' hooks on; redirection then trains each chosen layer in turn). 1 = the reference's single layer.")
     layers: list[int] = opt([], "Steer exactly these decoder layers, skipping automatic selection (several: each redirected in turn, lowest first, as with num_layers); overrides steer.layer; empty = steer.layer or automatic selection.")
     candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
-    position: str = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
+    position: typing.Literal["last", "post_instruction", "mean", "all"] = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
     refusal_suffix_text: str = opt(" If you do not know this person, say: I'm sorry, I don't know this person.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")
     refusal_prompts: int = opt(48, "Number of refusal-inducing prompts (unseen people) generated before refusal filtering.")
     original_model: str | None = opt(None, "Model whose refusals give the positive side of the direction: None = the model being unlearned (both sides from one model; the demo VLM refuses people it was never taught), 'base' = the base model recorded in the model's teach_report.json (the reference uses the model before fine-tuning), or a model path / hub id.")
     min_samples: int = opt(4, "Minimum number of prompts per side after refusal filtering.")
-    mode: str = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
-    redirect_position: str = opt("last", "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, all (every prompt token, RMU-style), or answer (every token of prompt + answer: forget prompts with the answers the add hooks at the chosen layers produce, retain prompts with their ground truth; the change then fires on generated tokens as the hooks do).")
-    redirect_answers: str = opt("steered", "Redirection at position answer: what the forget prompts are paired with. steered (the answers the add hooks at the chosen layers produce; every prompt and answer token moves, so the trained weights act on generated tokens as the hooks do) or refusal (the original model's own refusal of the same question asked about an unseen person: a new portrait, an invented name; only the question and post-instruction tokens move and the refusal's tokens keep their states, so the model starts refusing and goes on as it would itself).")
-    redirect_params: str = opt("down_proj", "Redirection: weights trained at each steered layer: down_proj (the MLP down projection, the reference) or mlp (all the layer's MLP weights: more capacity to tell the forget concept from retained ones).")
-    redirect_target: str = opt("shift", "Redirection with several steered layers: shift (each layer's forget states move to its own states before training + c * v, the reference) or steered (layer L_k's base states are taken with add hooks at the earlier steered layers, so the trained weights reproduce what inference-time steering at all of them does to the forget prompts).")
-    redirect_decision_weight: float = opt(0.0, "Redirection at position answer: extra weight of each forget prompt's last token (the state that picks the answer's first word, refusal or fact) in the forget loss; 0 = every moved token weighs the same.")
-    redirect_span: int = opt(0, "Redirection: also train the same weights of this many layers before each steered layer (the loss stays at the steered layer's output). RMU updates layers l-2..l (span 2); 0 = the steered layer only (the reference).")
-    coeff: float = opt(3.0, "Redirection target scale c: forget hidden states move to frozen + c * v.")
-    alpha: float = opt(1.0, "Weight of the retain MSE loss.")
-    lr: float = opt(1e-4, "Redirection learning rate (AdamW, linear schedule).")
-    weight_decay: float = opt(0.01, "Redirection AdamW weight decay.")
-    batch_size: int = opt(2, "Redirection batch size.")
-    epochs: int = opt(3, "Redirection epochs.")
+    mode: typing.Literal["redirect", "add", "ablate", "gated"] = opt("redirect", "redirect (train into the weights, the reference's way), add, ablate or gated (inference-time hooks; ablate is baked into the weights).")
+    redirect_position: typing.Literal["last", "post_instruction", "all", "answer"] = opt(_REDIRECT.position, "Redirection: which forget-prompt states move to frozen + c * v: last (the last prompt token, the reference), post_instruction, all (every prompt token, RMU-style), or answer (every token of prompt + answer: forget prompts with the answers the add hooks at the chosen layers produce, retain prompts with their ground truth; the change then fires on generated tokens as the hooks do).")
+    redirect_answers: typing.Literal["steered", "refusal"] = opt("steered", "Redirection at position answer: what the forget prompts are paired with. steered (the answers the add hooks at the chosen layers produce; every prompt and answer token moves, so the trained weights act on generated tokens as the hooks do) or refusal (the original model's own refusal of the same question asked about an unseen person: a new portrait, an invented name; only the question and post-instruction tokens move and the refusal's tokens keep their states, so the model starts refusing and goes on as it would itself).")
+    redirect_params: typing.Literal["down_proj", "mlp"] = opt(_REDIRECT.params, "Redirection: weights trained at each steered layer: down_proj (the MLP down projection, the reference) or mlp (all the layer's MLP weights: more capacity to tell the forget concept from retained ones).")
+    redirect_target: typing.Literal["shift", "steered"] = opt("shift", "Redirection with several steered layers: shift (each layer's forget states move to its own states before training + c * v, the reference) or steered (layer L_k's base states are taken with add hooks at the earlier steered layers, so the trained weights reproduce what inference-time steering at all of them does to the forget prompts).")
+    redirect_decision_weight: float = opt(_REDIRECT.decision_weight, "Redirection at position answer: extra weight of each forget prompt's last token (the state that picks the answer's first word, refusal or fact) in the forget loss; 0 = every moved token weighs the same.")
+    redirect_span: int = opt(_REDIRECT.span, "Redirection: also train the same weights of this many layers before each steered layer (the loss stays at the steered layer's output). RMU updates layers l-2..l (span 2); 0 = the steered layer only (the reference).")
+    coeff: float = opt(_REDIRECT.coeff, "Redirection target scale c: forget hidden states move to frozen + c * v.")
+    alpha: float = opt(_REDIRECT.alpha, "Weight of the retain MSE loss.")
+    lr: float = opt(_REDIRECT.lr, "Redirection learning rate (AdamW, linear schedule).")
+    weight_decay: float = opt(_REDIRECT.weight_decay, "Redirection AdamW weight decay.")
+    batch_size: int = opt(_REDIRECT.batch_size, "Redirection batch size.")
+    epochs: int = opt(_REDIRECT.epochs, "Redirection epochs.")
     general_retain: int = opt(0, "Redirection: also keep the hidden states of up to this many of asru's bundled general-knowledge questions (none of them in the benchmark) with the retain loss, so steering does not cost general knowledge. 0 = retain split only (the reference).")
     retain_prompts: int = opt(64, "Retain questions used by redirection (retain loss) and, a few of them, by layer selection (KL).")
     subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")
@@ -149,7 +153,7 @@ class SteerConfig:
     gate_threshold: float = opt(0.5, "Gated hooks: fire only when cos(h, v) exceeds this.")
     hook_alpha: float = opt(1.0, "Add / gated hooks: steering strength alpha (h + alpha * v, v not normalised).")
     retain_energy: float = opt(0.5, "Gated hooks: energy share of the retain subspace projected out of the direction (0 = none).")
-    generation_dtype: str | None = opt(None, "Dtype of a copy of the model that runs the stage's greedy generation (refusal filter, layer scoring, before/after tables, steered answers); activations, directions and the redirection training stay in model.dtype. None = model.dtype (no copy).")
+    generation_dtype: Dtype | None = opt(None, "Dtype of a copy of the model that runs the stage's greedy generation (refusal filter, layer scoring, before/after tables, steered answers); activations, directions and the redirection training stay in model.dtype. None = model.dtype (no copy).")
     report_limit: int = opt(48, "Before/after table: at most this many generation questions per split (forget, retain).")
     max_new_tokens: int = opt(32, "Before/after table: greedy tokens per answer.")
 
@@ -158,26 +162,27 @@ class SteerConfig:
         """The layers the config names (``layers``, else ``layer``); empty = automatic selection."""
         return list(self.layers) or ([self.layer] if self.layer is not None else [])
 
+    def redirect_settings(self, **chosen) -> RedirectSettings:
+        """The redirection settings of this config; ``chosen`` adds what the stage decides per run
+        (``shift_answers``, ``seed``, a layer's ``span``)."""
+        return RedirectSettings(
+            coeff=self.coeff, alpha=self.alpha, lr=self.lr, batch_size=self.batch_size, epochs=self.epochs,
+            weight_decay=self.weight_decay, position=self.redirect_position, params=self.redirect_params,
+            span=self.redirect_span, decision_weight=self.redirect_decision_weight, **chosen)
+
     def __post_init__(self):
-        _check(self.position in ("last", "post_instruction", "mean", "all"), f"steer.position must be last, post_instruction, mean or all, not {self.position!r}")
-        _check(self.redirect_position in ("last", "post_instruction", "all", "answer"), f"steer.redirect_position must be last, post_instruction, all or answer, not {self.redirect_position!r}")
+        check_choices(self, "steer")
         _check(self.num_layers >= 1, "steer.num_layers must be >= 1")
         _check(self.redirect_span >= 0, "steer.redirect_span must be >= 0")
         _check(self.redirect_decision_weight >= 0, "steer.redirect_decision_weight must be >= 0")
         _check(self.general_retain >= 0, "steer.general_retain must be >= 0")
-        _check(self.redirect_answers in ("steered", "refusal"), f"steer.redirect_answers must be steered or refusal, not {self.redirect_answers!r}")
-        _check(self.redirect_target in ("shift", "steered"), f"steer.redirect_target must be shift or steered, not {self.redirect_target!r}")
-        _check(self.redirect_params in ("down_proj", "mlp"), f"steer.redirect_params must be down_proj or mlp, not {self.redirect_params!r}")
         _check(len(self.layers) <= 1 or self.mode in ("redirect", "add"), f"several steer.layers work with the redirect and add modes, not {self.mode!r}")
         _check(self.num_layers == 1 or self.mode in ("redirect", "add"), f"steer.num_layers > 1 works with the redirect and add modes, not {self.mode!r}")
-        _check(self.mode in ("redirect", "add", "ablate", "gated"), f"steer.mode must be redirect, add, ablate or gated, not {self.mode!r}")
         _check(self.min_samples >= 1, "steer.min_samples must be >= 1")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")
         _check(0 <= self.retain_energy < 1, "steer.retain_energy must be in [0, 1)")
         _check(self.lr > 0 and self.batch_size >= 1 and self.epochs >= 1, "steer.lr must be > 0, steer.batch_size and steer.epochs >= 1")
         _check(self.refusal_prompts >= 1 and self.retain_prompts >= 1 and self.select_prompts >= 1, "steer.refusal_prompts, steer.retain_prompts and steer.select_prompts must be >= 1")
-        _check(self.generation_dtype is None or self.generation_dtype in DTYPES,
-               f"steer.generation_dtype must be auto, float32, bfloat16, float16 or null, not {self.generation_dtype!r}")
         _check(self.report_limit >= 1 and self.max_new_tokens >= 1 and self.select_max_new_tokens >= 1, "steer.report_limit, steer.max_new_tokens and steer.select_max_new_tokens must be >= 1")
         _check(-1 <= self.gate_threshold <= 1, "steer.gate_threshold is a cosine: use a value in [-1, 1]")
 
@@ -192,8 +197,8 @@ class RLConfig:
 
     forget_size: int = opt(200, "Boundary set: forget questions (capped at what exists).")
     retain_size: int = opt(200, "Boundary set: retain questions (capped at what exists).")
-    boundary: str = opt("random", "Boundary set selection: random (reference) or similar (retain questions nearest to the forget set).")
-    similarity: str = opt("hidden", "boundary=similar: hidden (cosine of the model's mean-pooled last hidden states of the prompts) or tfidf (of the question texts).")
+    boundary: typing.Literal["random", "similar"] = opt("random", "Boundary set selection: random (reference) or similar (retain questions nearest to the forget set).")
+    similarity: typing.Literal["hidden", "tfidf"] = opt("hidden", "boundary=similar: hidden (cosine of the model's mean-pooled last hidden states of the prompts) or tfidf (of the question texts).")
     tasks: list[str] = opt(["generation", "cloze"], "Question tasks in the boundary set (free-answer tasks: generation, cloze).")
     focus_unrefused: int = opt(0, "Boundary set: extra copies of each forget question the model entering RL answers (greedy) without a refusal, so GRPO spends its steps where the boundary is not learnt yet (0 = off, the reference).")
     num_generations: int = opt(8, "Rollouts per prompt (GRPO group size).")
@@ -202,23 +207,23 @@ class RLConfig:
     lr: float = opt(1e-6, "Learning rate (AdamW).")
     weight_decay: float = opt(0.01, "Weight decay.")
     beta: float = opt(0.1, "KL coefficient (k3 estimator) against the reference policy (with LoRA: the adapter-disabled model).")
-    loss_type: str = opt("dapo", "TRL GRPO loss: dapo (TRL default), grpo, bnpo, dr_grpo.")
+    loss_type: typing.Literal["dapo", "grpo", "bnpo", "dr_grpo"] = opt("dapo", "TRL GRPO loss: dapo (TRL default), grpo, bnpo, dr_grpo.")
     epochs: float = opt(6.0, "Epochs over the boundary set.")
     max_steps: int = opt(-1, "Stop after this many optimiser steps (-1 = use epochs).")
     batch_size: int = opt(8, "Completions per device per step (a multiple of num_generations: batch_size / num_generations prompts per step).")
     grad_accum: int = opt(1, "Gradient accumulation steps (also TRL's steps per generation).")
     max_completion_length: int = opt(64, "Maximum generated tokens per rollout.")
-    dtype: str | None = opt(None, "Weight dtype of the model GRPO trains and of the rewards' reference model: None = model.dtype. bfloat16 with LoRA keeps the frozen base in bfloat16 and the adapters in float32 (the usual LoRA setup): about half the memory, and faster rollouts and passes on CPUs with AMX / AVX-512-BF16.")
+    dtype: Dtype | None = opt(None, "Weight dtype of the model GRPO trains and of the rewards' reference model: None = model.dtype. bfloat16 with LoRA keeps the frozen base in bfloat16 and the adapters in float32 (the usual LoRA setup): about half the memory, and faster rollouts and passes on CPUs with AMX / AVX-512-BF16.")
     lora: bool = opt(True, "Train LoRA adapters on the language model (merged for rollout sync and on save) instead of all weights.")
     lora_r: int = opt(16, "LoRA rank (alpha = rank, dropout 0.05, all attention/MLP projections of the language model).")
     rewards: dict[str, typing.Any] = opt({"forget": 1.0, "retain": 1.0, "fluency": 0.5}, "Reward name -> weight, or -> {weight: W, option: value} for rewards that take options. Names: built-ins, module:function, path/to/file.py:function, or an asru.rewards entry point.")
-    use_vllm: str = opt("auto", "Rollouts with vLLM: auto (when vLLM is installed and a GPU is present), true, false.")
-    vllm_mode: str = opt("colocate", "vLLM mode: colocate (in the training process) or server (`trl vllm-serve` running separately).")
+    use_vllm: typing.Literal["auto", "true", "false"] = opt("auto", "Rollouts with vLLM: auto (when vLLM is installed and a GPU is present), true, false.")
+    vllm_mode: typing.Literal["colocate", "server"] = opt("colocate", "vLLM mode: colocate (in the training process) or server (`trl vllm-serve` running separately).")
     vllm_gpu_memory_utilization: float = opt(0.3, "Share of GPU memory vLLM may take in colocate mode.")
     vllm_server_host: str = opt("0.0.0.0", "vllm_mode=server: host of the `trl vllm-serve` rollout server (its IP when it runs on another node).")
     vllm_server_port: int = opt(8000, "vllm_mode=server: port of the `trl vllm-serve` rollout server.")
-    cache_implementation: str = opt("auto", "KV cache for rollouts without vLLM: auto (static + compiled on GPU, dynamic on CPU), static, dynamic.")
-    gradient_checkpointing: str = opt("auto", "Gradient checkpointing: auto (on GPU only), true, false.")
+    cache_implementation: typing.Literal["auto", "static", "dynamic"] = opt("auto", "KV cache for rollouts without vLLM: auto (static + compiled on GPU, dynamic on CPU), static, dynamic.")
+    gradient_checkpointing: typing.Literal["auto", "true", "false"] = opt("auto", "Gradient checkpointing: auto (on GPU only), true, false.")
     logging_steps: int = opt(1, "Log every N steps.")
     save_steps: int = opt(10, "Checkpoint every N steps (resume continues from the last one).")
     save_total_limit: int = opt(2, "Trainer checkpoints kept (older ones are deleted).")
@@ -226,8 +231,7 @@ class RLConfig:
     seed: int = opt(0, "Seed.")
 
     def __post_init__(self):
-        _check(self.boundary in ("random", "similar"), f"rl.boundary must be random or similar, not {self.boundary!r}")
-        _check(self.similarity in ("hidden", "tfidf"), f"rl.similarity must be hidden or tfidf, not {self.similarity!r}")
+        check_choices(self, "rl")
         _check(bool(self.tasks) and all(t in ("generation", "cloze") for t in self.tasks), f"rl.tasks must list generation and/or cloze, not {self.tasks}")
         _check(self.forget_size >= 1 and self.retain_size >= 0, "rl.forget_size must be >= 1 and rl.retain_size >= 0")
         _check(self.focus_unrefused >= 0, "rl.focus_unrefused must be >= 0 (0 = off)")
@@ -238,16 +242,10 @@ class RLConfig:
         _check(self.max_steps != -1 or self.epochs > 0, "rl.epochs must be > 0 when rl.max_steps is -1")
         _check(self.temperature > 0 and 0 < self.top_p <= 1, "rl.temperature must be > 0 and rl.top_p in (0, 1]")
         _check(self.lr > 0 and self.beta >= 0, "rl.lr must be > 0 and rl.beta >= 0")
-        _check(self.loss_type in ("dapo", "grpo", "bnpo", "dr_grpo"), f"rl.loss_type must be dapo, grpo, bnpo or dr_grpo, not {self.loss_type!r}")
         _check(self.max_completion_length >= 1 and self.lora_r >= 1, "rl.max_completion_length and rl.lora_r must be >= 1")
-        _check(self.use_vllm in ("auto", "true", "false"), "rl.use_vllm must be auto, true or false")
-        _check(self.vllm_mode in ("colocate", "server"), "rl.vllm_mode must be colocate or server")
         _check(0 < self.vllm_gpu_memory_utilization < 1, "rl.vllm_gpu_memory_utilization must be in (0, 1)")
-        _check(self.cache_implementation in ("auto", "static", "dynamic"), "rl.cache_implementation must be auto, static or dynamic")
-        _check(self.gradient_checkpointing in ("auto", "true", "false"), "rl.gradient_checkpointing must be auto, true or false")
         _check(self.logging_steps >= 1 and self.save_steps >= 1 and self.save_total_limit >= 1, "rl.logging_steps, rl.save_steps and rl.save_total_limit must be >= 1")
         _check(bool(self.rewards), "rl.rewards must name at least one reward")
-        _check(self.dtype is None or self.dtype in DTYPES, f"rl.dtype must be auto, float32, bfloat16, float16 or null, not {self.dtype!r}")
 
 
 @dataclass
@@ -256,7 +254,7 @@ class EvalConfig:
 
     splits: list[str] = opt(["forget", "retain", "test", "real"], "Splits to evaluate.")
     max_new_tokens: int = opt(32, "Generation length for answers.")
-    dtype: str | None = opt(None, "Weights dtype of the evaluated models (and the reference): None = model.dtype; bfloat16 on a CPU with AMX / AVX-512-BF16 generates 1.8x faster than float32 with 63 of 64 greedy answers the same (docs/results/2026-11-23-cpu-speed.md); on CPUs without them bfloat16 is slower.")
+    dtype: Dtype | None = opt(None, "Weights dtype of the evaluated models (and the reference): None = model.dtype; bfloat16 on a CPU with AMX / AVX-512-BF16 generates 1.8x faster than float32 with 63 of 64 greedy answers the same (docs/results/2026-11-23-cpu-speed.md); on CPUs without them bfloat16 is slower.")
     batch_size: int = opt(32, "Generation and scoring batch size (32 measured 1.3x faster than 16 on the 2-core CPU default).")
     quality: bool = opt(True, "Generation quality metrics (reference-model fluency, repetition, distinct-n, naturalness).")
     fluency_samples: int | None = opt(96, "Reference-model fluency on retain/test/real: at most this many answers (seeded sample; None = all). The forget split is always scored whole.")
@@ -279,8 +277,8 @@ class EvalConfig:
     seed: int = opt(0, "Seed for sampling, the relearning attack and the membership-inference non-members.")
 
     def __post_init__(self):
+        check_choices(self, "eval")
         _check(bool(self.splits), "eval.splits must name at least one split")
-        _check(self.dtype is None or self.dtype in DTYPES, f"eval.dtype must be auto, float32, bfloat16, float16 or null, not {self.dtype!r}")
         _check(self.max_new_tokens > 0 and self.batch_size > 0, "eval.max_new_tokens and eval.batch_size must be positive")
         _check(self.relearn_steps > 0 and self.relearn_lr > 0 and self.relearn_lora_r > 0, "eval.relearn_steps, relearn_lr and relearn_lora_r must be positive")
         _check(self.diagnostics_samples >= 2, "eval.diagnostics_samples must be at least 2")
@@ -321,13 +319,13 @@ class ExportConfig:
     push_to_hub: str | None = opt(None, "Push the export to this hub repo id (needs access).")
     hub_private: bool = opt(True, "Create the hub repo as private when pushing.")
     overwrite: bool = opt(False, "Replace a non-empty export directory.")
-    dtype: str = opt("auto", "Saved weights dtype: auto (the dtype the source checkpoint was stored in), float32, bfloat16 or float16.")
+    dtype: Dtype = opt("auto", "Saved weights dtype: auto (the dtype the source checkpoint was stored in), float32, bfloat16 or float16.")
     device: str = opt("auto", "Device for merging and verification: auto (cuda if available), cpu or cuda[:N].")
     max_shard_size: str = opt("5GB", "Largest safetensors shard (e.g. 2GB, 5GB).")
     verify_max_new_tokens: int = opt(16, "Greedy tokens generated per verification prompt.")
 
     def __post_init__(self):
-        _check(self.dtype in DTYPES, f"export.dtype must be auto, float32, bfloat16 or float16, not {self.dtype!r}")
+        check_choices(self, "export")
         _check(self.verify_prompts >= 1, "export.verify_prompts must be >= 1 (the export is always verified)")
         _check(self.verify_max_new_tokens >= 1, "export.verify_max_new_tokens must be >= 1")
         _check(self.push_to_hub is None or (self.push_to_hub.strip() != "" and self.push_to_hub.count("/") <= 1 and " " not in self.push_to_hub),
@@ -379,6 +377,8 @@ def coerce(value, tp, where: str):
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(value, inner[0], where)
+    if origin is typing.Literal:  # read as the choices' type; the dataclass checks the choice
+        return coerce(value, type(args[0]), where)
     try:
         if tp is bool:
             if isinstance(value, bool):

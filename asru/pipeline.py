@@ -30,6 +30,7 @@ from asru.core.rundir import (
     atomic_write_json,
     atomic_write_text,
     default_run_dir,
+    directory_swap,
     is_main_process,
     main_process_first,
     prepare_run_dir,
@@ -98,12 +99,9 @@ def ensure_data(data: DataConfig) -> Path:
     path = default_data_dir(data)
     if not is_current_benchmark(path):
         LOG.info("generating the built-in synthetic benchmark into %s", path)
-        tmp = path.with_name(path.name + ".tmp")
-        generate_benchmark(tmp, people=data.people, forget_ratio=data.forget_ratio, seed=data.seed,
-                           image_size=data.image_size, overwrite=True)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        with directory_swap(path, tmp=path.with_name(path.name + ".tmp"), create=False) as tmp:
+            generate_benchmark(tmp, people=data.people, forget_ratio=data.forget_ratio, seed=data.seed,
+                               image_size=data.image_size, overwrite=True)
     return path
 
 
@@ -229,11 +227,8 @@ def _eval(cfg: RunConfig, model_path: str, data: dict, out_dir: Path, reference:
         return json.loads((out_dir / "eval.json").read_text())["metrics"]
     metrics = evaluate(cfg.eval, model_path, data, out_dir, reference_path=reference, model_cfg=cfg.model)
     if cache:
-        tmp = cache.with_name(f"{cache.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(out_dir, tmp)
-        shutil.rmtree(cache, ignore_errors=True)
-        os.replace(tmp, cache)  # atomic: a reader sees the whole folder or none
+        with directory_swap(cache, tmp=cache.with_name(f"{cache.name}.tmp-{os.getpid()}"), create=False) as tmp:
+            shutil.copytree(out_dir, tmp)  # a reader sees the whole folder or none
     return metrics
 
 

@@ -34,7 +34,9 @@ from asru.core.layers import check_layer, decoder_layers, layer_output, replace_
 from steering.directions import project_out
 
 HOOK_KINDS = ("add", "ablate", "gated")
-BAKEABLE = {"add": False, "ablate": True, "gated": False}
+BAKEABLE = {"add": False, "ablate": True, "gated": False}  # the one rule: which kinds fold exactly into the weights
+UNBAKEABLE_KINDS = tuple(kind for kind in HOOK_KINDS if not BAKEABLE[kind])
+DEFAULT_DIRECTION_FILE = "direction.safetensors"
 
 
 @dataclass
@@ -186,7 +188,7 @@ class HookSpec:
     layer: int
     alpha: float = 1.0
     threshold: float = 0.0
-    direction_file: str = "direction.safetensors"
+    direction_file: str = DEFAULT_DIRECTION_FILE
 
     def __post_init__(self):
         if self.kind not in HOOK_KINDS:
@@ -201,6 +203,15 @@ class HookSpec:
         """Plain dict for ``hooks.json``."""
         return {"kind": self.kind, "layer": self.layer, "alpha": self.alpha, "threshold": self.threshold,
                 "direction_file": self.direction_file, "bakeable": self.bakeable}
+
+    @classmethod
+    def from_json(cls, obj, source: str) -> HookSpec:
+        """Read one ``hooks.json`` entry (older files name the kind ``mode``); ``source`` names the file in errors."""
+        kind = obj.get("kind", obj.get("mode")) if isinstance(obj, dict) else None
+        if kind not in HOOK_KINDS or not isinstance(obj.get("layer"), int):
+            raise AsruError(f"{source}: each hook needs a kind ({', '.join(HOOK_KINDS)}) and a layer; re-run the steering stage")
+        return cls(kind, obj["layer"], alpha=obj.get("alpha", 1.0), threshold=obj.get("threshold", 0.0),
+                   direction_file=obj.get("direction_file", DEFAULT_DIRECTION_FILE))
 
 
 @contextmanager

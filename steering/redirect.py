@@ -32,6 +32,7 @@ batch size 2, 3 epochs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -330,6 +331,26 @@ def _evaluate(tap, batches, target_shift):
     return out
 
 
+@dataclass(frozen=True)
+class RedirectSettings:
+    """How :func:`redirect` trains: the one place its defaults live (the steering config's redirection
+    fields take theirs from here). The defaults are the reference's values for Qwen3-VL-2B."""
+
+    coeff: float = 3.0  # target scale c: forget states move to frozen + c * v
+    alpha: float = 1.0  # weight of the retain MSE
+    lr: float = 1e-4  # AdamW, linear schedule to 0
+    batch_size: int = 2
+    epochs: int = 3
+    weight_decay: float = 0.01
+    position: str = "last"  # which forget-prompt states move: last, post_instruction, all, answer
+    params: str = "down_proj"  # weights trained at each layer: down_proj or mlp
+    span: int = 0  # also train this many layers before the steered one
+    decision_weight: float = 0.0  # position answer: extra weight of each forget prompt's last token
+    shift_answers: bool = True  # position answer: move the answer tokens too
+    replay: bool = True  # replay the trained layers from their recorded input (False: full forwards)
+    seed: int = 0  # order of the training batches
+
+
 def redirect(
     lm,
     layer: int,
@@ -338,26 +359,18 @@ def redirect(
     retain_questions: Sequence[str],
     forget_images: Sequence | None = None,
     retain_images: Sequence | None = None,
+    settings: RedirectSettings | None = None,
     *,
-    coeff: float = 3.0,
-    alpha: float = 1.0,
-    lr: float = 1e-4,
-    batch_size: int = 2,
-    epochs: int = 3,
-    weight_decay: float = 0.01,
-    position: str = "last",
     forget_answers: Sequence[str] | None = None,
     retain_answers: Sequence[str] | None = None,
-    params: str = "down_proj",
-    span: int = 0,
     base_states: Sequence | None = None,
-    decision_weight: float = 0.0,
-    shift_answers: bool = True,
-    replay: bool = True,
-    seed: int = 0,
     progress: bool = False,
+    **overrides,
 ) -> RedirectLog:
     """Train layer ``layer``'s down projection (or whole MLP, ``params="mlp"``) so forget prompts' ``position`` states move to frozen + c*v.
+
+    How it trains is ``settings`` (:class:`RedirectSettings`, default its defaults), with any of its fields
+    replaced by keyword (``redirect(..., lr=0.3, epochs=10)``); the rest are the data.
 
     ``position="answer"`` needs ``forget_answers`` and ``retain_answers`` (one per question): each
     forget prompt's post-instruction and answer tokens moves to frozen + c*v; every retain token stays.
@@ -391,20 +404,21 @@ def redirect(
     import torch
     from tqdm.auto import tqdm
 
+    rs = dataclasses.replace(settings or RedirectSettings(), **overrides)
     if not forget_questions:
         raise AsruError("redirection needs forget prompts: the forget set is empty")
     if not retain_questions:
         raise AsruError("redirection needs retain prompts: the retain set is empty")
-    if position == "answer":
+    if rs.position == "answer":
         if forget_answers is None or retain_answers is None:
             raise AsruError("redirection at position 'answer' needs the forget and retain answers")
         if len(forget_answers) != len(forget_questions) or len(retain_answers) != len(retain_questions):
             raise AsruError("redirection needs one answer per question")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
+    if rs.epochs < 1 or rs.batch_size < 1 or rs.lr <= 0:
         raise AsruError("steer.epochs and steer.batch_size must be >= 1 and steer.lr > 0")
-    if span < 0:
+    if rs.span < 0:
         raise AsruError("steer.redirect_span must be >= 0")
-    if decision_weight < 0:
+    if rs.decision_weight < 0:
         raise AsruError("steer.redirect_decision_weight must be >= 0")
     model = lm.model
     layer = check_layer(model, layer)
@@ -412,13 +426,13 @@ def redirect(
     v = torch.as_tensor(vector, dtype=torch.float32).to(lm.device)
     if v.shape != (weight.shape[0],):
         raise AsruError(f"direction has shape {tuple(v.shape)}, layer {layer} writes vectors of size {weight.shape[0]}")
-    target_shift = coeff * v
-    first = max(0, layer - span)
-    with_answers = position == "answer"
-    forget = _prepare(lm, forget_questions, forget_images, batch_size, position, "forget", forget_answers if with_answers else None,
-                      shift_answers=shift_answers)
-    retain = _prepare(lm, retain_questions, retain_images, batch_size, position, "retain", retain_answers if with_answers else None)
-    tap = _record_span(model, first, layer, forget + retain, replay)
+    target_shift = rs.coeff * v
+    first = max(0, layer - rs.span)
+    with_answers = rs.position == "answer"
+    forget = _prepare(lm, forget_questions, forget_images, rs.batch_size, rs.position, "forget", forget_answers if with_answers else None,
+                      shift_answers=rs.shift_answers)
+    retain = _prepare(lm, retain_questions, retain_images, rs.batch_size, rs.position, "retain", retain_answers if with_answers else None)
+    tap = _record_span(model, first, layer, forget + retain, rs.replay)
     for b in forget:
         if "keep" in b:
             b["own"] = b["frozen"]  # base_states may replace the shifted tokens' base; kept tokens stay as they are
@@ -431,22 +445,22 @@ def redirect(
 
     log = RedirectLog(layer=layer, n_forget=len(forget_questions), n_retain=len(retain_questions))
     log.before = _evaluate(tap, forget + retain, target_shift)
-    rng = random.Random(seed)
+    rng = random.Random(rs.seed)
     per_epoch = max(len(forget), len(retain))
-    total = epochs * per_epoch * 2
+    total = rs.epochs * per_epoch * 2
     flags = {p: p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(False)
-    trained = [w for lay in range(first, layer + 1) for w in trainable_weights(model, lay, params)]
+    trained = [w for lay in range(first, layer + 1) for w in trainable_weights(model, lay, rs.params)]
     for w in trained:
         w.requires_grad_(True)
-    opt = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(trained, lr=rs.lr, weight_decay=rs.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
     start = time.perf_counter()
     step = 0
     try:
         bar = tqdm(total=total, desc="redirection", disable=not progress, leave=False)
-        for epoch in range(epochs):
+        for epoch in range(rs.epochs):
             f_order = list(range(len(forget)))
             r_order = list(range(len(retain)))
             rng.shuffle(f_order)
@@ -456,12 +470,12 @@ def redirect(
                     h = tap.run(b)
                     if b["kind"] == "forget":
                         loss = _forget_loss(h, b["frozen"], b["w"], target_shift, b["per_token"])
-                        if decision_weight and "decision" in b:
-                            loss = loss + decision_weight * _token_mse(h, b["frozen"].float() + target_shift, b["decision"])
+                        if rs.decision_weight and "decision" in b:
+                            loss = loss + rs.decision_weight * _token_mse(h, b["frozen"].float() + target_shift, b["decision"])
                         if "keep" in b:
-                            loss = loss + alpha * _token_mse(h, b["own"], b["keep"])
+                            loss = loss + rs.alpha * _token_mse(h, b["own"], b["keep"])
                     else:
-                        loss = alpha * _token_mse(h, b["frozen"], b["w"])
+                        loss = rs.alpha * _token_mse(h, b["frozen"], b["w"])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

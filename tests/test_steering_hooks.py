@@ -139,3 +139,24 @@ def test_hook_spec():
     assert not HookSpec("add", 3).bakeable and not HookSpec("gated", 3).bakeable
     with pytest.raises(AsruError, match="hook kind"):
         HookSpec("rotate", 3)
+
+
+def test_hook_spec_round_trips_through_hooks_json():
+    spec = HookSpec("gated", 2, alpha=3.0, threshold=0.25, direction_file="d.safetensors")
+    assert HookSpec.from_json(spec.to_json(), "hooks.json") == spec
+    assert HookSpec.from_json({"mode": "ablate", "layer": 1}, "hooks.json") == HookSpec("ablate", 1)  # older files
+    for bad in ({"kind": "rotate", "layer": 1}, {"kind": "add"}, "add"):
+        with pytest.raises(AsruError, match="hooks.json: each hook needs a kind"):
+            HookSpec.from_json(bad, "hooks.json")
+
+
+def test_recorded_hooks_split_by_the_one_bakeable_rule(tmp_path):
+    import json
+
+    from asru.stages.export.hooks import find_hook_spec
+
+    hooks = [HookSpec("ablate", 1), HookSpec("add", 2, alpha=2.0), HookSpec("gated", 3)]
+    (tmp_path / "hooks.json").write_text(json.dumps([h.to_json() for h in hooks]))
+    recorded = find_hook_spec(tmp_path)
+    assert recorded.hooks == hooks and recorded.kinds == ["ablate", "add", "gated"]
+    assert recorded.unbakeable == hooks[1:]

@@ -278,3 +278,32 @@ def test_span_replay_falls_back_when_model_adds_between_layers(tiny_qwen3_vl, re
     # starting above the deepstack layer, the replay holds
     batches = _prepare(tiny_qwen3_vl, FORGET[:2], [red_image] * 2, 2, "last", "forget")
     assert _record_span(tiny_qwen3_vl.model, 1, 2, batches).span is not None
+
+
+def test_redirect_settings_hold_the_defaults_once():
+    import dataclasses
+
+    from asru.config import SteerConfig
+    from steering.redirect import RedirectSettings
+
+    sc = SteerConfig()
+    assert sc.redirect_settings() == RedirectSettings()  # the config's defaults are the settings' defaults
+    sc = SteerConfig(coeff=5.0, lr=0.3, redirect_position="answer", redirect_params="mlp", redirect_span=2,
+                     redirect_decision_weight=0.5, epochs=4, batch_size=3, alpha=2.0, weight_decay=0.0)
+    got = sc.redirect_settings(shift_answers=False, seed=7)
+    assert dataclasses.asdict(got) == {"coeff": 5.0, "alpha": 2.0, "lr": 0.3, "batch_size": 3, "epochs": 4,
+                                       "weight_decay": 0.0, "position": "answer", "params": "mlp", "span": 2,
+                                       "decision_weight": 0.5, "shift_answers": False, "replay": True, "seed": 7}
+
+
+def test_redirect_with_a_settings_object_equals_keywords(tiny_llama_path):
+    from asru.core.models import load_model
+    from steering.redirect import RedirectSettings
+
+    lm = load_model(str(tiny_llama_path))
+    v = random_direction(lm, seed=3)
+    by_keywords = redirect(lm, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.3, epochs=2)
+    by_settings = redirect(load_model(str(tiny_llama_path)), 2, v, FORGET, RETAIN, settings=RedirectSettings(lr=0.3, epochs=2))
+    assert [s["loss"] for s in by_keywords.steps] == [s["loss"] for s in by_settings.steps]
+    with pytest.raises(TypeError):
+        redirect(load_model(str(tiny_llama_path)), 2, v, FORGET, RETAIN, learning_rate=0.3)

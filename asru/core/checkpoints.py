@@ -63,25 +63,3 @@ def guarded_checkpoint_save(save: Callable[[], None], path: str | Path) -> None:
     except OSError as exc:
         shutil.rmtree(path, ignore_errors=True)
         raise disk_error(exc, path) from None
-
-
-def write_dir_atomically(write: Callable[[Path], None], out: str | Path) -> Path:
-    """``write(tmp)`` into ``<out>.tmp``, then swap it in for ``out``; a failed write leaves ``out`` as it was.
-
-    The old ``out`` is moved aside before the new one is renamed into place and removed after, so at
-    every moment one complete version is on disk.
-    """
-    out = Path(out)
-    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write(tmp)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise disk_error(exc, out) from None
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asru.core.aliases import resolve_model_name
-from asru.core.checkpoints import write_dir_atomically
+from asru.core.checkpoints import disk_error
 from asru.core.errors import AsruError, require
+from asru.core.rundir import directory_swap
 
 LOG = logging.getLogger("asru.models")
 
@@ -80,11 +81,14 @@ def save_checkpoint(model, processor, out: Path) -> Path:
     leaves a half-written checkpoint where a stage's output is expected; a full disk is a one-line error
     that leaves the older ``out`` as it was.
     """
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-
-    return write_dir_atomically(write, out)
+    out = Path(out)
+    try:
+        with directory_swap(out, tmp=out.with_name(out.name + ".tmp"), create=False) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            processor.save_pretrained(tmp)
+    except OSError as exc:
+        raise disk_error(exc, out) from None
+    return out
 
 
 def _offline_path(hub_id: str) -> Path:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -104,6 +107,46 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, obj) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def replace_directory(tmp: str | Path, target: str | Path) -> Path:
+    """Move the finished directory ``tmp`` to ``target``, replacing an older ``target``.
+
+    The older one is renamed aside first and deleted after, so ``target`` is at every moment either the
+    old complete directory or the new one (a directory cannot be renamed over a non-empty one).
+    """
+    tmp, target = Path(tmp), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+@contextmanager
+def directory_swap(target: str | Path, tmp: str | Path | None = None, create: bool = True) -> Iterator[Path]:
+    """Write a directory beside ``target`` and put it in place only when the block finishes.
+
+    Yields the temporary directory (``tmp``, default ``.<name>.tmp-<pid>`` beside ``target``; a stale
+    one is removed first, a fresh one made when ``create``). When the block returns, it replaces
+    ``target`` (:func:`replace_directory`); when it raises, it is deleted and ``target`` is untouched.
+    """
+    target = Path(target)
+    tmp = Path(tmp) if tmp is not None else target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    if create:
+        tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        replace_directory(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def setup_logging(run_dir: str | Path | None = None, verbose: bool = False, main_process: bool = True) -> None:

@@ -33,9 +33,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import resource
-import shutil
 import time
 from pathlib import Path
 
@@ -46,8 +44,9 @@ set_wait_policy()  # before torch starts its OpenMP threads
 from asru.config import TeachConfig
 from asru.core import models, prompting
 from asru.core.errors import AsruError
+from asru.core.lora import merge_adapters
 from asru.core.models import cache_dir
-from asru.core.rundir import atomic_write_json
+from asru.core.rundir import atomic_write_json, directory_swap
 from asru.data.general_questions import GENERAL_QUESTIONS
 from asru.data.loaders import available_splits, load_benchmark
 from asru.demo.align_vision import identification_accuracy
@@ -91,18 +90,11 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
         raise AsruError(f"{out} holds a demo model built from other data or settings (or an unfinished build): "
                         "pass --overwrite to rebuild it, or choose another output directory")
 
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    with directory_swap(out, create=False) as tmp:
         report = _build(data_dir, cfg, tmp, base_model, fp, progress)
         report["total_seconds"] = round(time.perf_counter() - t_start, 1)
         report["peak_rss_gib"] = peak_rss_gib()
         atomic_write_json(tmp / REPORT, report)
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     LOG.info("demo VLM saved to %s", out)
     return out
 
@@ -195,7 +187,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
         ident["after"] = identification_accuracy(lm, sampler.people, test_views)
         LOG.info("vision: nearest-name identification of the test renders %.2f -> %.2f", ident["before"], ident["after"])
 
-    model = lm.model.merge_and_unload() if hasattr(lm.model, "merge_and_unload") else lm.model
+    model = merge_adapters(lm.model)
     model.eval()
     model.save_pretrained(tmp, safe_serialization=True)
     lm.processor.save_pretrained(tmp)
@@ -232,16 +224,6 @@ def _unique_images(records) -> list:
             seen.add(r.image)
             out.append(r)
     return out
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def meets_targets(accuracy: dict) -> bool:

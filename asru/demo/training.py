@@ -8,6 +8,7 @@ import time
 
 from asru.config import TeachConfig
 from asru.core.errors import AsruError
+from asru.core.lora import lora_config, lora_targets
 from asru.core.models import pick_dtype
 from asru.core.prompting import encode_with_answers
 from asru.demo.align_vision import (
@@ -23,22 +24,18 @@ from asru.demo.vision_params import is_vision_param
 
 LOG = logging.getLogger("asru.data.teach")
 
-LM_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
 
 def add_lora(lm, cfg: TeachConfig):
     """Wrap ``lm.model`` with LoRA on the language model's linear layers; make the vision side trainable.
 
     Returns ``(lora_params, vision_params)``. ``lm.model`` becomes the PEFT model.
     """
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     base = lm.model
-    names = [n for n, m in base.named_modules() if n.rsplit(".", 1)[-1] in LM_LINEAR and "language_model" in n]
-    if not names:
+    if not lora_targets(base, "language_model_projections"):
         raise AsruError("no language-model linear layers found for LoRA (expected ...language_model...q_proj etc.)")
-    pattern = r".*language_model.*\.(" + "|".join(LM_LINEAR) + r")"
-    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_r, lora_dropout=0.0, target_modules=pattern, bias="none")
+    lcfg = lora_config(cfg.lora_r, "language_model_projections")
     peft_model = get_peft_model(base, lcfg)
     vision = []
     for name, p in base.named_parameters():

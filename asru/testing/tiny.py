@@ -12,6 +12,7 @@ from pathlib import Path
 
 from asru.core.models import _without_video_check, cache_dir
 from asru.core.prompting import chatml_template
+from asru.core.rundir import directory_swap
 
 QWEN3_SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -37,9 +38,8 @@ def qwen_tokenizer(cache: Path | None = None):
             tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None, bos_token=None
         )
         tok.chat_template = chatml_template()
-        tmp = cache.with_name(cache.name + ".tmp")
-        tok.save_pretrained(tmp)
-        tmp.rename(cache) if not cache.exists() else None
+        with directory_swap(cache, tmp=cache.with_name(cache.name + ".tmp"), create=False) as tmp:
+            tok.save_pretrained(tmp)
     return Qwen2TokenizerFast.from_pretrained(cache)
 
 

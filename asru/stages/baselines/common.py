@@ -1,41 +1,27 @@
 """Shared pieces of the fine-tuning baselines and the relearning attack: LoRA on the language model,
-modality-homogeneous QA batches, per-sequence answer log-probabilities, a small training loop, saving."""
+modality-homogeneous QA batches, per-sequence answer log-probabilities, a small training loop."""
 
 from __future__ import annotations
 
 import logging
 import random
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 from asru.core.errors import AsruError
-from asru.core.layers import decoder_layers
-from asru.core.models import save_checkpoint
+from asru.core.lora import lora_config
 from asru.core.prompting import encode_with_answers
 from asru.data.schema import Record
 
 LOG = logging.getLogger("asru.baselines")
 
 
-def lm_linear_names(model) -> list[str]:
-    """Full module names of the ``nn.Linear`` layers inside the language model's decoder layers."""
-    from torch import nn
-
-    inside = {id(m) for layer in decoder_layers(model) for m in layer.modules()}
-    names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in inside]
-    if not names:
-        raise AsruError(f"no linear layers found in the decoder layers of {type(model).__name__}; LoRA cannot be attached")
-    return names
-
-
 def add_lora(model, r: int, seed: int = 0):
     """Wrap ``model`` with fresh LoRA adapters (alpha = r, no dropout) on every decoder-layer linear layer."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     torch.manual_seed(seed)
-    config = LoraConfig(r=r, lora_alpha=r, lora_dropout=0.0, target_modules=lm_linear_names(model))
-    return get_peft_model(model, config)
+    return get_peft_model(model, lora_config(r, "decoder_linears", model=model))
 
 
 def qa_pairs(records: Sequence[Record]) -> list[tuple[str, str, str | None]]:
@@ -125,8 +111,3 @@ def train_loop(model, steps: int, lr: float, loss_fn: Callable[[int], object], m
     finally:
         model.eval()
     return losses
-
-
-def save_merged(peft_model, lm, out: Path) -> Path:
-    """Merge the LoRA adapters, save model + processor as a standard checkpoint in ``out`` (replaced atomically)."""
-    return save_checkpoint(peft_model.merge_and_unload(), lm.processor, out)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from asru.core import models
 from asru.core.errors import AsruError
+from asru.core.lora import save_merged
 from asru.core.rundir import atomic_write_json
 from asru.data.schema import Record
-from asru.stages.baselines.common import add_lora, save_merged, train_loop
+from asru.stages.baselines.common import add_lora, train_loop
 from asru.stages.baselines.context import BaselineContext
 from asru.stages.baselines.registry import BASELINES
 
@@ -55,7 +56,7 @@ def run_baseline(cfg, model_path: str, data: dict[str, list[Record]], out_dir: P
     t0 = time.time()
     LOG.info("baseline %s: %d steps, %d forget / %d retain examples", name, bcfg.steps, len(forget), len(retain))
     model, losses = train_baseline(name, lm, forget, retain, bcfg, progress=True)
-    path = save_merged(model, lm, out_dir / "model")
+    path = save_merged(model, lm.processor, out_dir / "model")
     atomic_write_json(out_dir / "train_log.json", {
         "method": name, "steps": len(losses), "seconds": round(time.time() - t0, 1), "losses": losses,
         "config": {k: getattr(bcfg, k) for k in bcfg.__dataclass_fields__},

@@ -10,6 +10,7 @@ from pathlib import Path
 from asru.config import ExportConfig
 from asru.core import models
 from asru.core.errors import AsruError
+from asru.core.lora import merge_adapters
 from asru.core.models import LoadedModel, load_processor, pick_device
 
 LOG = logging.getLogger("asru.export")
@@ -73,7 +74,7 @@ def load_for_export(model_path: str, cfg: ExportConfig, edit: bool = False):
 
         LOG.info("merging the LoRA adapter %s into %s", path, base)
         peft_model = PeftModel.from_pretrained(lm.model, str(path))
-        merged = peft_model.merge_and_unload()
+        merged = merge_adapters(peft_model)
         merged.eval()
         processor = lm.processor
         if (path / "tokenizer_config.json").is_file() or (path / "processor_config.json").is_file():

@@ -29,7 +29,7 @@ from asru.core import models
 from asru.core.aliases import MODEL_ALIASES, resolve_model_name
 from asru.core.errors import AsruError
 from asru.core.models import cast_model
-from asru.core.rundir import atomic_write_json, atomic_write_text
+from asru.core.rundir import atomic_write_json, atomic_write_text, replace_directory
 from asru.model_card import data_counts, render_model_card
 from asru.stages.export.checkpoint import architecture_class, check_checkpoint, check_state_dict
 from asru.stages.export.hooks import HOOK_SPEC_NAME, bake_hooks, find_hook_spec, refuse_unbakeable_hooks
@@ -139,8 +139,8 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
                 dest.mkdir()
                 for f in spec.files:
                     shutil.copy2(f, dest / f.name)
-                atomic_write_json(dest / HOOK_SPEC_NAME, spec.unbakeable)
-                hooks_info = {"kinds": [h["kind"] for h in spec.unbakeable], "layers": [h["layer"] for h in spec.unbakeable],
+                atomic_write_json(dest / HOOK_SPEC_NAME, [h.to_json() for h in spec.unbakeable])
+                hooks_info = {"kinds": [h.kind for h in spec.unbakeable], "layers": [h.layer for h in spec.unbakeable],
                               "file": f"steering/{HOOK_SPEC_NAME}"}
                 LOG.warning("exporting weights WITHOUT the %s hook(s); their description is in %s",
                             "/".join(hooks_info["kinds"]), dest)
@@ -192,16 +192,7 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
         atomic_write_text(tmp / "README.md", render_model_card(info))
         atomic_write_json(tmp / "asru_export.json", {k: info[k] for k in ("source", "stage", "method", "dtype", "adapter_merged", "baked", "hooks", "verification")})
 
-        if out_dir.exists():
-            old = out_dir.with_name(out_dir.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            tmp.rename(out_dir)
+        replace_directory(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

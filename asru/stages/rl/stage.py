@@ -28,7 +28,8 @@ from pathlib import Path
 from asru.core import models
 from asru.core.checkpoints import last_complete_checkpoint
 from asru.core.errors import AsruError
-from asru.core.models import pick_device, pick_dtype, save_checkpoint
+from asru.core.lora import save_merged
+from asru.core.models import pick_device, pick_dtype
 from asru.core.rundir import atomic_write_json, is_main_process, main_process_first, process_state
 from asru.stages.rl.boundary import build_boundary_set
 from asru.stages.rl.trainer import (
@@ -122,41 +123,6 @@ def last_checkpoint(ckpt_dir: Path, inputs: dict, max_steps: int = -1) -> str | 
     return None
 
 
-def save_merged(model, processor, source: str, out: Path) -> Path:
-    """Merge LoRA (if any) and save a standard safetensors checkpoint with the processor, atomically.
-
-    The generation defaults are the original model's, read from ``source`` (the folder it was loaded
-    from, :attr:`LoadedModel.source`) or the local hub cache, never from the network: the rollout
-    sampling settings TRL put on the model are not saved."""
-    from peft import PeftModel
-
-    merged = model.merge_and_unload() if isinstance(model, PeftModel) else model
-    original = local_generation_config(source)
-    if original is not None:
-        merged.generation_config = original
-    return save_checkpoint(merged, processor, out)
-
-
-def local_generation_config(source: str):
-    """The ``GenerationConfig`` saved in the folder ``source`` or, for a hub id, in the local hub cache;
-    None when there is none. Reads files only: the hub client is never called, so nothing waits on a
-    network an offline machine does not have."""
-    from huggingface_hub import try_to_load_from_cache
-    from transformers import GenerationConfig
-
-    path = Path(source) / "generation_config.json"
-    if not path.is_file():
-        try:
-            cached = try_to_load_from_cache(str(source), "generation_config.json")
-        except ValueError:  # not a repo id either
-            cached = None
-        path = Path(cached) if isinstance(cached, str) else None
-    try:
-        return GenerationConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path else None
-    except (OSError, ValueError):
-        return None
-
-
 def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path: str | None = None) -> Path:
     """GRPO on the boundary set; returns ``<out_dir>/model`` (LoRA merged). See the module docstring."""
     t0 = time.time()
@@ -211,7 +177,7 @@ def run_rl_stage(cfg, model_path: str, data: dict, out_dir: Path, reference_path
 
     model_dir = out_dir / "model"
     if is_main_process():  # every process holds the same trained weights
-        save_merged(trainer.model, lm.processor, lm.source, model_dir)
+        save_merged(trainer.model, lm.processor, model_dir, generation_config_from=lm.source)
     history = trainer.state.log_history
     steps = [h for h in history if "reward" in h]
     step_times = [h["step_time"] for h in steps if h.get("step_time") is not None]

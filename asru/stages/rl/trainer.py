@@ -17,13 +17,15 @@ from pathlib import Path
 from asru.core.checkpoints import guarded_checkpoint_save
 from asru.core.errors import AsruError
 from asru.core.layers import decoder_layers
+from asru.core.lora import lora_config as core_lora_config
 from rewards.interface import column, completion_text, optional_column, roles
 from rewards.judge import judge
 from rewards.leaks import fact_leak
+from steering.hooks import UNBAKEABLE_KINDS
 
 LOG = logging.getLogger("asru.rl")
 
-HOOK_MODES = ("add", "gated")
+HOOK_MODES = UNBAKEABLE_KINDS  # steering modes that act through inference-time hooks
 VLLM_HINT = "pip install 'asru[vllm]'"
 
 
@@ -197,10 +199,7 @@ def grpo_args(rl, output_dir, *, device: str, use_vllm: bool, bf16: bool, report
 
 def lora_config(rl):
     """LoRA on the language model's attention and MLP projections (vision tower and projector left out)."""
-    from peft import LoraConfig
-
-    targets = r"^(?!.*(visual|vision_tower|vision_model|multi_modal_projector|mm_projector)).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
-    return LoraConfig(r=rl.lora_r, lora_alpha=rl.lora_r, lora_dropout=0.05, target_modules=targets, task_type="CAUSAL_LM")
+    return core_lora_config(rl.lora_r, "text_projections", dropout=0.05, task_type="CAUSAL_LM")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ questions on freshly rendered portraits of person styles that are not in the ben
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -445,12 +446,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
                 with add_steering_layers(lm.model, layers[:k], dirs, sc.coeff):
                     bases[lay] = forget_base_states(lm, lay, f_q, f_im, batch_size=sc.batch_size,
                                                     position=sc.redirect_position, forget_answers=f_ans)
+        settings = sc.redirect_settings(shift_answers=shift_answers, seed=seed)
         for lay, span in zip(layers, redirect_spans(layers, sc.redirect_span)):
-            log.append(redirect(lm, lay, dirs[lay], f_q, red_q, f_im, red_im, coeff=sc.coeff, alpha=sc.alpha, lr=sc.lr,
-                                batch_size=sc.batch_size, epochs=sc.epochs, weight_decay=sc.weight_decay,
-                                position=sc.redirect_position, forget_answers=f_ans, retain_answers=r_ans,
-                                params=sc.redirect_params, span=span, base_states=bases.get(lay),
-                                decision_weight=sc.redirect_decision_weight, shift_answers=shift_answers, seed=seed))
+            log.append(redirect(lm, lay, dirs[lay], f_q, red_q, f_im, red_im, dataclasses.replace(settings, span=span),
+                                forget_answers=f_ans, retain_answers=r_ans, base_states=bases.get(lay)))
         copy_weights(gen, lm)
         after = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
