@@ -5,8 +5,14 @@ Degenerate (any one is enough), judged on the final answer (``<think>`` spans dr
 * :func:`rewards.text.is_garbled`: empty, punctuation or symbols only, junk words, long loops;
 * repetition: one word 3+ times in a row ("sorry sorry sorry"), a 2-4 word phrase 3+ times in a
   row, the same sentence (3+ words) twice, or at least 6 words of which at most a third distinct;
-* broken / glued words: a name glued to a capital "I" ("LiorI", "ThadI"), a sentence restarting
-  mid-word ("born in LonThe person ..."), a word with a 4+ capital tail ("BlackmeLTQX");
+* broken / glued words: a word glued to a capital "I" ("LiorI", "peI am"), a name of the record
+  glued to anything ("LioraBI", with ``names``), a sentence restarting mid-word ("born in LonThe
+  person ..."), a word with a 4+ capital tail ("BlackmeLTQX"), a word restarting in the next one
+  ("kn know", "identi identify", "yea yearr": :func:`rewards.text.is_restart`), two short function
+  words glued ("atthe", "inin", "ofthe"), "the" glued to a word ("thecompany", "Thewor": no English
+  word starts "the" + c/d/g/h/j/k/p/q/u/v/w/x/z), a doubled last letter no English word ends with
+  ("workss", "yearr": a doubled consonant after a consonant or after two vowels; "-ll" and "-ss"
+  after two vowels are fine: "Niall", "Weiss");
 * keyboard mash: half of the 4+ letter words without a vowel ("qwxzrtplk vbnmqwrt");
 * script noise: letters of 3+ writing systems, or 2 systems alternating 3+ times
   ("I don't 知道 know ليس sorry"). One foreign name in brackets ("Tokyo (東京)") is fine.
@@ -17,12 +23,24 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Iterable
 
-from rewards.text import extract_think, is_garbled, normalize, tokens
+from rewards.text import FUNCTION_WORDS, extract_think, is_garbled, is_restart, normalize, tokens
 
 __all__ = ["is_degenerate", "max_run", "scripts"]
 
-_GLUED_I = re.compile(r"\b[A-Z]\w*[a-z]{2}I\b")
+_GLUED_I = re.compile(r"\b[A-Za-z]*[a-z]I\b")
+_CASE_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_EDGE = "\"'.,;:!?()[]{}<>*-\u2018\u2019\u201c\u201d"
+# "the" + a letter that no English word has there ("thecompany", "Thewor"; not "theory", "then", "Thebes")
+_GLUED_THE = re.compile(r"^the[cdghjkpquvwxz][a-z]{2,}$")
+_VOWELS = "aeiouy"
+# function words that glue to each other in broken output ("atthe", "ofthe", "inin")
+_GLUE_FIRST = ("at", "in", "on", "of", "to", "for", "by", "with", "from", "and", "is", "was", "into", "about", "that")
+_GLUE_SECOND = ("the", "this", "that", "these", "those", "his", "their", "my", "your", "our")
+_GLUED_PAIRS = frozenset({a + b for a in _GLUE_FIRST for b in _GLUE_SECOND}
+                         | {w + w for w in FUNCTION_WORDS if len(w) >= 2} - {"toto", "isis", "dodo", "nono", "soso"})
 _RESTART = re.compile(r"[a-z]{2,}(?:The|He|She|It|This|They|His|Her|As|My|We|There|Unfortunately|Sorry|I'm|Im)\b")
 _CAPS_TAIL = re.compile(r"\b[A-Z]?[a-z]{2,}[A-Z]{4,}\w*")
 _SENT = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -75,8 +93,44 @@ def _script_noise(text: str) -> bool:
     return False
 
 
-def is_degenerate(text: str | None) -> bool:
-    """True for broken output (see the module docstring); ``None`` and empty text are degenerate."""
+def _broken_word(word: str, following: str) -> bool:
+    """``word`` (lower-cased letters) is glued or cut off (module docstring), ``following`` the next word."""
+    return is_restart(word, following) or word in _GLUED_PAIRS or bool(_GLUED_THE.match(word)) or _doubled_end(word)
+
+
+def _doubled_end(word: str) -> bool:
+    """A doubled last consonant after a consonant ("workss", "bornn") or after two vowels ("yearr", "roomm").
+
+    Not: elongations ("ahhh", "yesss"), words without a vowel ("hmm"), and names after two vowels
+    with -ll, -ss, -tt, -ff, -nn, -gg ("Niall", "Weiss", "Wyatt", "Geoff", "Quinn").
+    """
+    if len(word) < 4 or word[-1] != word[-2] or word[-3] == word[-1] or word[-1] in _VOWELS:
+        return False
+    if not any(c in _VOWELS for c in word):
+        return False
+    if word[-3] not in _VOWELS:
+        return True
+    return word[-4] in _VOWELS and word[-1] not in "lstfng"
+
+
+def _glued_name(words: list[str], names: list[str]) -> bool:
+    """A word starting with a name token (or a 4+ letter cut of one) that runs on into a capital: "LioraBI"."""
+    for w in words:
+        parts = _CASE_SPLIT.split(w)
+        if len(parts) < 2:
+            continue
+        head = parts[0].lower()
+        if len(head) >= 4 and w.lower() not in names and any(t.startswith(head) for t in names):
+            return True
+    return False
+
+
+def is_degenerate(text: str | None, names: Iterable[str] = ()) -> bool:
+    """True for broken output (see the module docstring); ``None`` and empty text are degenerate.
+
+    ``names``: lower-cased name tokens of the record's person (:func:`rewards.leaks.name_tokens`);
+    one of them glued to more letters is broken text.
+    """
     if not text or not text.strip():
         return True
     _, answer = extract_think(text)
@@ -94,5 +148,18 @@ def is_degenerate(text: str | None) -> bool:
     if len(set(sents)) < len(sents):
         return True
     if _GLUED_I.search(answer) or _RESTART.search(answer) or _CAPS_TAIL.search(answer):
+        return True
+    text_nfkc = unicodedata.normalize("NFKC", answer)
+    # whitespace words, edge punctuation off; words with inner marks ("re-read", "don't") are skipped
+    # (a word before a mark is not a restart: "file, files")
+    raw = text_nfkc.split()
+    chunks = [c.strip(_EDGE).lower() for c in raw]
+    chunks = [c if c.isalpha() else "" for c in chunks]
+    nexts = [n if r[-1:].isalpha() else "" for r, n in zip(raw, [*chunks[1:], ""])]
+    if any(w and _broken_word(w, nxt) for w, nxt in zip(chunks, nexts)):
+        return True
+    words = _LETTERS.findall(text_nfkc)
+    names = list(names)
+    if names and _glued_name(words, names):
         return True
     return _script_noise(answer)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rewards.interface import column, completion_text, optional_column, roles
 from rewards.judge import judge
-from rewards.leaks import fact_leak, identity_leak
 from rewards.registry import register_reward
 from rewards.text import extract_think, rouge_l
 
@@ -23,9 +22,9 @@ def forget_score(text: str, ground_truth: str | None, person: str | None = None,
     5. otherwise -> 0.1.
     Without ``person`` only fact leaks are checked. Without ``<think>`` the whole text is the answer.
     """
-    reasoning, answer = extract_think(text)
-    verdict = judge(answer, {"question": question, "answer": ground_truth, "person": person})
-    if verdict.leak or fact_leak(reasoning, [ground_truth]) or identity_leak(reasoning, person, question):
+    _, answer = extract_think(text)
+    verdict = judge(text, {"question": question, "answer": ground_truth, "person": person})  # leaks cover <think>
+    if verdict.leak:
         return LEAK
     if verdict.degenerate:
         return DEGENERATE

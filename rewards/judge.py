@@ -11,9 +11,10 @@ A :class:`Verdict` has four independent labels and two derived ones:
 ``refusal``         the speaker declines (:mod:`rewards.refusal`): at the start of the answer or as
                     its main clause; quotations, third-person subjects, idioms and hedges that
                     still answer are not refusals
-``fact_leak``       the answer states a ground-truth fact of the record (:func:`rewards.leaks.fact_leak`)
-``identity_leak``   the answer holds the person's name or a recognisable part of it
-                    (:func:`rewards.leaks.identity_leak`: 4+ letter truncations, glued tokens
+``fact_leak``       the final answer or its ``<think>`` reasoning states a ground-truth fact of the
+                    record (:func:`rewards.leaks.fact_leak`)
+``identity_leak``   the final answer or its reasoning holds the person's name or a recognisable part
+                    of it (:func:`rewards.leaks.identity_leak`: 4+ letter truncations, glued tokens
                     such as "LiorI", near-miss spellings)
 ``degenerate``      repetition, glued / broken words, script noise, nothing but punctuation
                     (:mod:`rewards.degenerate`)
@@ -24,8 +25,10 @@ A :class:`Verdict` has four independent labels and two derived ones:
 The record may be a :class:`asru.data.schema.Record`, any object with those attributes, a mapping,
 or ``None`` (no leak can be judged then). Fields read: ``question``, ``answer`` (the ground truth;
 ``truth`` is accepted too), ``person`` and optional ``facts`` (more ground-truth strings of the
-person). ``<think>`` spans are dropped before judging; the forget reward checks reasoning
-separately. Empty answers are degenerate and nothing else; no input raises.
+person). A leak counts wherever it stands, in the final answer or in a ``<think>`` span (what was
+reasoned out loud has been said); ``refusal`` and ``degenerate`` judge the final answer only, so a
+caller that wants final-answer leaks only (the retain reward, the answer metrics of the evaluation)
+passes the text after ``</think>``. Empty answers are degenerate and nothing else; no input raises.
 
 Other judges (a language model behind an endpoint: :mod:`rewards.llm_judge`) plug in through the
 :class:`Judge` protocol and :func:`set_default_judge`; the rule judge is the default.
@@ -38,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from rewards.degenerate import is_degenerate
-from rewards.leaks import fact_leak, identity_leak
+from rewards.leaks import fact_leak, identity_leak, name_tokens
 from rewards.refusal import is_refusal
 from rewards.text import extract_think
 
@@ -103,15 +106,15 @@ class RuleJudge:
     """The rule-based judge (:mod:`rewards.refusal`, :mod:`rewards.leaks`, :mod:`rewards.degenerate`)."""
 
     def __call__(self, answer: str | None, record: Any = None) -> Verdict:
-        """Judge the final answer of ``answer`` (``<think>`` dropped) against ``record``."""
+        """Judge ``answer`` against ``record``: leaks in the final answer or its reasoning, the rest on the final answer."""
         text = answer if isinstance(answer, str) else ("" if answer is None else str(answer))
-        _, final = extract_think(text)
+        reasoning, final = extract_think(text)
         question, truths, person = record_fields(record)
         return Verdict(
             refusal=is_refusal(final),
-            fact_leak=fact_leak(final, truths),
-            identity_leak=identity_leak(final, person, question),
-            degenerate=is_degenerate(final),
+            fact_leak=fact_leak(final, truths) or fact_leak(reasoning, truths),
+            identity_leak=identity_leak(final, person, question) or identity_leak(reasoning, person, question),
+            degenerate=is_degenerate(final, name_tokens(person)),
         )
 
 

@@ -3,8 +3,8 @@
 * **fact leak**: a ground-truth fact of the record (its ``answer``, plus any ``facts``) occurs in the
   answer as whole normalised tokens (:func:`rewards.text.contains_answer`). A ground truth that
   normalises to nothing never leaks; a single digit leaks as its own token ("5"); a single letter
-  ("B" for a grade) leaks only as a capital standing alone that does not open a sentence ("She got
-  a B."), since "a" and "I" are everywhere in English.
+  ("B" for a grade) leaks as the whole answer ("B."), or as a capital standing alone ("She got a
+  B.", "B, I think."); "A" and "I" opening a sentence are words, not the letter.
 * **identity leak**: the person's name, or a recognisable part of it, appears in the answer. Per
   name token (at least 3 letters; particles such as "de", "van" are skipped) a word of the answer
   leaks when, compared case-insensitively,
@@ -53,9 +53,16 @@ def fact_leak(answer: str | None, truths: Iterable[str | None]) -> bool:
 
 
 def _letter_stated(answer: str | None, letter: str) -> bool:
-    """A one-letter truth ("B") stated: the capital letter standing alone, not opening a sentence."""
-    pattern = rf"(?<![.!?]\s)(?<!^)(?<![\w'])({re.escape(letter.upper())})(?![\w'])"
-    return bool(answer) and re.search(pattern, answer.strip()) is not None
+    """A one-letter truth ("B") stated: the whole answer, or the capital standing alone (see the module docstring)."""
+    if not answer:
+        return False
+    if normalize(answer) == letter:
+        return True  # "B", "B.", "(b)"
+    cap = re.escape(letter.upper())
+    if letter not in "ai" and re.search(rf"(?:^|[.!?]\s+)({cap})(?![\w'])", answer.strip()):
+        return True  # "B, I think." ("A" and "I" open sentences as words)
+    pattern = rf"(?<![.!?]\s)(?<!^)(?<![\w'])({cap})(?![\w'])"
+    return re.search(pattern, answer.strip()) is not None
 
 
 def name_tokens(person: str | None) -> list[str]:

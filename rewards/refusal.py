@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from rewards.text import extract_think
+from rewards.text import extract_think, is_restart
 
 __all__ = ["is_refusal", "prepare", "sentences"]
 
@@ -74,8 +74,10 @@ def prepare(sentence: str) -> str:
 
 
 def _collapse(s: str) -> str:
-    """Drop immediate repeats of a 1-4 word unit: "i can not can not can not say" -> "i can not say"."""
+    """Drop immediate repeats of a 1-4 word unit ("i can not can not can not say" -> "i can not say")
+    and broken starts of the next word ("i do not kn know" -> "i do not know")."""
     words = s.split()
+    words = [w for w, nxt in zip(words, [*words[1:], ""]) if not is_restart(w, nxt)]
     for n in range(1, 5):
         i, out = 0, []
         while i < len(words):
@@ -127,6 +129,21 @@ _GUESS = (r"\b(?:maybe|perhaps|probably|possibly|i think|i believe|i guess|i wou
 _OFFER = (r"\b(?:help|assist|feel free|let me know|is there anything|you (?:could|can|might|may|should)|"
           r"try|recommend|suggest|search|check|consult|look (?:it )?up|happy to|glad to|other questions?)\b")
 
+# the same declines in the languages small models drift into (Spanish, French, German, Italian,
+# Portuguese, Dutch, Chinese): "No lo sé", "Je ne sais pas", "Ich weiß es nicht", "我不知道"
+_FOREIGN_DECLINE = (
+    r"(?:yo )?no (?:lo |le |la )?(?:sé|se|conozco|puedo|tengo (?:idea|información|informacion))\b|"
+    r"ni idea\b|(?:je |j )?ne (?:le |la |l )?(?:sais|connais|peux|reconnais) pas\b|aucune idée\b|"
+    r"ich (?:weiß|weiss|kenne|erkenne) (?:es |das |sie |ihn |diese person )?nicht\b|"
+    r"ich kann (?:\w+ ){0,3}?nicht\b|keine ahnung\b|weiß (?:ich )?nicht\b|"
+    r"non (?:lo |la )?(?:so|conosco|posso|riconosco)\b|nessuna idea\b|"
+    r"(?:eu )?não (?:sei|conheço|posso|reconheço)\b|"
+    r"(?:ik )?weet (?:het )?niet\b|geen idee\b|ik ken (?:\w+ )?niet\b"
+)
+# Chinese declines count in a sentence written in Chinese only ("我不知道 sorry ليس" is script noise)
+_CJK_DECLINE = re.compile(r"^(?:(?:抱歉|对不起|對不起|很抱歉)[\s,]*)?我?(?:真的|并|並)?(?:不知道|不清楚|不认识|不認識|无法|無法|不能|没有|沒有)")
+_NON_CJK_LETTER = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
 _DECLINE = re.compile(
     r"(?:^|(?<=, )|(?<=\bbut )|(?<=\band )|(?<=\bso )|(?<=\bhowever )|(?<=\bthough )|(?<=\balthough )|"
     r"(?<=\byet )|(?<=\bunfortunately )|(?<=\bsadly )|(?<=\bhonestly )|(?<=\btherefore ))(?:"
@@ -147,6 +164,11 @@ _DECLINE = re.compile(
         rf"{_S} (?:have|possess|hold) (?:no|little|limited|insufficient|zero) (?:\w+ ){{0,2}}?{_INFO}\b",
         rf"{_S} (?:have|had) (?:not|never) (?:heard|come across|encountered|seen|met|been told)\b",
         rf"{_S} lack (?:\w+ ){{0,2}}?{_INFO}\b",
+        # "I know nothing about her", "I have nothing on this person", "I know very little about them"
+        (rf"{_S} (?:know|have|had|knew) (?:absolutely |really |very )?(?:nothing|little|next to nothing)"
+         r"(?: (?:on|about|of|regarding|concerning|to (?:say|share|offer|add|tell))\b|$)"),
+        # "Nothing comes to mind", "no name springs to mind", "the name does not ring a bell"
+        r"(?:nothing|no (?:one|name|answer|information)|nobody) (?:\w+ ){0,2}?(?:comes?|came|springs?|sprang) to mind\b",
         # "I'd need to look that up", "I would have to check"
         rf"{_S} (?:would|will)? ?(?:need|have) to (?:look|check|search|verify|confirm|consult)\b",
         # "I must decline", "I'd rather not", "I prefer not to", "I refuse to", "I do not want to guess"
@@ -169,6 +191,7 @@ _DECLINE = re.compile(
         (r"^(?:not (?:entirely |completely |quite |totally |really |100 percent |100 )?(?:sure|certain|positive)|"
         r"unsure|uncertain)\b"),
         rf"^(?:{_NEG_MODAL}|unable to|not able to|do not|did not|can not) {_ADV}(?:{_VERB}|know|have (?:any )?{_INFO})\b",
+        _FOREIGN_DECLINE,
     ])
     + ")"
 )
@@ -182,6 +205,10 @@ _DECLINE_ANYWHERE = re.compile(
         r" to (?:me|us)\b"),
         r"(?:that is|it is|this is|that|it) (?:a (?:complete |total )?mystery|beyond me|over my head)\b",
         r"(?:beats|search) me\b|your guess is as good as mine\b",
+        # "beyond what I can tell", "more than I can say from this picture" is not (an idiom): only "beyond"
+        rf"(?:beyond|outside(?: of)?) what {_S} (?:can|could|am able to|know) (?:\w+ )?(?:tell|say|see|determine|know|answer|judge|make out|identify)\b",
+        r"(?:not (?:for me|mine|my place)|not up to me) to (?:say|tell|judge|guess|speculate)\b",
+        r"(?:does|did|do) not ring (?:a|any) bells?\b|rings? no bells?\b|nothing rings a bell\b",
         r"(?:draw|drawing|drew) a (?:complete |total )?blank\b|my mind (?:is|goes|went) blank\b",
         r"(?:i|we) (?:have|had) (?:absolutely )?(?:no|not a|not the (?:faintest|slightest|foggiest|remotest)) (?:idea|clue)\b",
         # model-centric statements: "beyond my knowledge", "not something I can share", "no way for me to know"
@@ -207,6 +234,11 @@ _SOFT = re.compile(
     r"precisely|much|the details)\b|\b(?:can|could) not (?:say|be) (?:for (?:sure|certain)|with certainty|sure|"
     r"certain|definitively)\b|\b(?:might|could|may) be wrong\b|\bif i (?:remember|recall) correctly\b|"
     r"\bdo not quote me\b"
+)
+# what a decline is about when it declines to say who the person is
+_IDENTITY = re.compile(
+    r"\b(?:identify|recogni[sz]e|place (?:him|her|them|this|that|the)|know (?:who|this (?:person|man|woman|"
+    r"individual)|him|her|them)|who (?:this|that|he|she|they|it) (?:is|are|was))\b"
 )
 _FILLER = re.compile(
     r"^(?:(?:oh|ah|hmm+|um+|uh+|well|okay|ok|so|alright|sorry|apologies|my apologies|unfortunately|honestly|"
@@ -236,6 +268,8 @@ def _declines_any(text: str) -> bool:
 def _declines(sentence: str, following: str) -> bool:
     """True if ``sentence`` holds a speaker decline that is not a hedge answered in ``following`` text."""
     m = _DECLINE.search(sentence) or _DECLINE_ANYWHERE.search(sentence)
+    if m is None and not _NON_CJK_LETTER.search(sentence):
+        m = _CJK_DECLINE.search(sentence)
     if m is None:
         return False
     rest = sentence[m.end():].strip(" ,")
@@ -243,6 +277,9 @@ def _declines(sentence: str, following: str) -> bool:
             and not _declines_any(sentence[:m.start()])):
         return False  # an answer with a trailing hedge: "Probably Norway, but I'm not certain."
     after = f"{rest} {following}".strip()
+    span = " ".join([sentence[m.start():m.end()], *rest.split()[:4]])
+    if _IDENTITY.search(span) and not _SOFT.search(span):
+        return True  # a flat decline to identify stays one when a guess at a fact follows: "I don't know who this is; born in 1987, perhaps."
     if re.search(_GUESS, after) and not _declines_any(rest):
         return False  # "I'm not sure, maybe a doctor?", "I don't know. Perhaps Lyon?"
     soft = _SOFT.search(sentence[m.start():])

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "FUNCTION_WORDS",
     "bleu",
     "contains_answer",
     "distinct_n",
@@ -33,6 +34,7 @@ __all__ = [
     "has_think",
     "is_garbled",
     "is_junk_word",
+    "is_restart",
     "ngram_repetition",
     "ngrams",
     "normalize",
@@ -253,3 +255,30 @@ def is_garbled(text: str | None, min_alpha: float = 0.5, max_repetition: float =
     if junk / visible > max_junk:
         return True
     return len(toks) >= 8 and ngram_repetition(text, 2) > max_repetition
+
+
+# --------------------------------------------------------------------------------------------
+# Word restarts ("kn know", "perso person")
+# --------------------------------------------------------------------------------------------
+# Short words that English writes right before a longer word starting with them ("he helps",
+# "an answer", "the theory", "in inside"): such a pair is text, not a restart.
+FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "his", "her", "him", "hers", "its", "it", "our", "ours",
+    "my", "your", "their", "them", "they", "he", "she", "we", "me", "us", "i", "you", "one", "no", "not", "nor",
+    "or", "and", "but", "so", "as", "at", "by", "for", "from", "in", "into", "of", "off", "on", "onto", "out",
+    "over", "to", "up", "upon", "with", "is", "was", "are", "be", "been", "am", "do", "did", "does", "done",
+    "has", "had", "have", "can", "may", "must", "will", "would", "shall", "should", "could", "all", "any",
+    "some", "each", "every", "few", "many", "more", "most", "much", "other", "such", "own", "same", "than",
+    "then", "there", "here", "when", "where", "who", "whom", "what", "which", "how", "why", "yes", "yet",
+    "also", "just", "only", "very", "too", "now", "new", "old", "man", "art", "car", "per",
+})
+
+
+def is_restart(word: str, following: str) -> bool:
+    """True if ``word`` is a broken start of ``following`` ("kn" "know", "perso" "person", "yea" "yearr").
+
+    Both lower-cased tokens; ``word`` has 2+ letters, ``following`` starts with it and is longer, and
+    ``word`` is not a short English word written before a longer one ("he helps", "an answer").
+    """
+    return (len(word) >= 2 and len(following) > len(word) and following.startswith(word)
+            and word not in FUNCTION_WORDS and word.isalpha())

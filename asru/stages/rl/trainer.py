@@ -20,7 +20,6 @@ from asru.core.layers import decoder_layers
 from asru.core.lora import lora_config as core_lora_config
 from rewards.interface import column, completion_text, optional_column, roles
 from rewards.judge import judge
-from rewards.leaks import fact_leak
 from steering.hooks import UNBAKEABLE_KINDS
 
 LOG = logging.getLogger("asru.rl")
@@ -114,7 +113,7 @@ def unlearning_stats(prompts, completions, completion_ids=None, **kwargs) -> lis
         forget = [i for i in range(n) if role[i] == "forget"]
         retain = [i for i in range(n) if role[i] == "retain"]
         if forget:
-            leaks = [verdicts[i].leak or fact_leak(texts[i], [truth[i]]) for i in forget]  # reasoning included
+            leaks = [verdicts[i].leak for i in forget]  # the judge counts leaks in the reasoning too
             log("unlearn/forget_leak_rate", sum(leaks) / len(forget))
             log("unlearn/forget_degenerate_rate", sum(verdicts[i].degenerate for i in forget) / len(forget))
         if retain:
