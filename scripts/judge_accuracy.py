@@ -1,6 +1,6 @@
 """Accuracy of the answer judge (:func:`rewards.judge.judge`) on the hand-labelled corpus, as markdown tables.
 
-    python scripts/judge_accuracy.py [--corpus tests/data/judge_corpus.jsonl] [--set main|holdout|blind|all] [--errors]
+    python scripts/judge_accuracy.py [--corpus tests/data/judge_corpus.jsonl] [--set main|holdout|blind|blind2|all] [--errors]
 
 Prints, per set: overall accuracy (an answer is right when all four labels are), accuracy /
 precision / recall per label, and accuracy per category. ``--errors`` lists the wrong answers.
@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     """Print the tables; exit status 0."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(DEFAULT_CORPUS))
-    ap.add_argument("--set", choices=("main", "holdout", "blind", "all"), default="all", help="which part of the corpus (all: each part)")
+    ap.add_argument("--set", choices=("main", "holdout", "blind", "blind2", "all"), default="all", help="which part of the corpus (all: each part)")
     ap.add_argument("--errors", action="store_true", help="list the answers the judge gets wrong")
     args = ap.parse_args(argv)
     rows = load_corpus(args.corpus)
-    sets = ("main", "holdout", "blind") if args.set == "all" else (args.set,)
+    sets = ("main", "holdout", "blind", "blind2") if args.set == "all" else (args.set,)
     for name in sets:
         part = [r for r in rows if r.get("set", "main") == name]
         if not part:
