@@ -199,7 +199,7 @@ def test_counterpart_questions_and_pairing(bench, tmp_path):
     from PIL import Image
 
     from asru.data.schema import Record
-    from asru.stages.steer.stage import counterpart_questions, pair_refusals
+    from asru.stages.steer.refusals import counterpart_questions, pair_refusals
 
     everyone = [r for recs in bench.values() for r in recs]
     recs = [r for r in bench["forget"] if r.task == "generation"]
@@ -237,7 +237,7 @@ def test_counterpart_questions_and_pairing(bench, tmp_path):
 
 def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, bench, tmp_path):
     from asru.core.models import load_model
-    from asru.stages.steer.stage import build_refusal_prompts
+    from asru.stages.steer.refusals import build_refusal_prompts
 
     lm = load_model(str(tiny_qwen3_vl_path))
     everyone = [r for recs in bench.values() for r in recs]

@@ -105,6 +105,99 @@ def _chat_template(lm) -> str | None:
     return getattr(lm.processor, "chat_template", None) or getattr(lm.tokenizer, "chat_template", None)
 
 
+def _run_inputs(run: Path | None, data, metrics: dict | None):
+    """The run's config (``None`` without one), data and metrics; ``data`` and ``metrics`` given by the caller win."""
+    conf = read_run_config(run) if run is not None and (run / "config.yaml").is_file() else None
+    if data is None and run is not None:
+        data = run_data(run)
+    if metrics is None and run is not None and (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text())
+    return conf, data, metrics
+
+
+def _load_with_hooks(model_path: str, cfg: ExportConfig, tmp: Path):
+    """Load the model with its recorded hooks baked in; unbakeable hooks are refused unless ``cfg.allow_hooks``,
+    then described under ``tmp/steering``. Returns ``(lm, source, hooks_info)`` (``hooks_info``: ``None``
+    when no hook is left out of the weights)."""
+    spec = find_hook_spec(model_path)
+    if spec is not None and spec.unbakeable and not cfg.allow_hooks:
+        refuse_unbakeable_hooks(spec)
+    lm, source = load_for_export(model_path, cfg, edit=spec is not None)
+    hooks_info = None
+    if spec is not None:
+        source.baked += bake_hooks(lm, spec)
+        if spec.unbakeable:
+            dest = tmp / "steering"
+            dest.mkdir()
+            for f in spec.files:
+                shutil.copy2(f, dest / f.name)
+            atomic_write_json(dest / HOOK_SPEC_NAME, [h.to_json() for h in spec.unbakeable])
+            hooks_info = {"kinds": [h.kind for h in spec.unbakeable], "layers": [h.layer for h in spec.unbakeable],
+                          "file": f"steering/{HOOK_SPEC_NAME}"}
+            LOG.warning("exporting weights WITHOUT the %s hook(s); their description is in %s",
+                        "/".join(hooks_info["kinds"]), dest)
+    return lm, source, hooks_info
+
+
+def _prepare_for_saving(lm, source: Source) -> None:
+    """Check the parameter names, cast to the stored dtype and give the generation config pad/eos tokens."""
+    import torch
+
+    check_state_dict(lm.model)
+    cast_model(lm.model, getattr(torch, source.stored_dtype))
+    gen = lm.model.generation_config
+    if getattr(gen, "pad_token_id", None) is None:
+        gen.pad_token_id = lm.tokenizer.pad_token_id
+    if getattr(gen, "eos_token_id", None) is None:
+        gen.eos_token_id = lm.tokenizer.eos_token_id
+
+
+def _save_checkpoint(lm, source: Source, tmp: Path, out_dir: Path, cfg: ExportConfig) -> None:
+    """Write the weights and the processor into ``tmp`` and check the saved keys."""
+    LOG.info("writing %s (%s)", out_dir, source.stored_dtype)
+    lm.model.save_pretrained(tmp, safe_serialization=True, max_shard_size=cfg.max_shard_size)
+    lm.processor.save_pretrained(tmp)
+    _copy_processor_files(source.path if not source.adapter else source.base, tmp)
+    check_checkpoint(tmp, lm.model)
+
+
+def _verify_reloaded(lm, source: Source, tmp: Path, out_dir: Path, prompts, expected: list, cfg: ExportConfig) -> None:
+    """Reload ``tmp`` and require the in-memory model's chat template and greedy answers (``expected``)."""
+    reloaded = models.load_model(str(tmp), dtype=source.stored_dtype, device=str(lm.device))
+    if _chat_template(lm) != _chat_template(reloaded):
+        raise AsruError("the export's chat template differs from the model's after reloading: the processor did not save it")
+    got = greedy_answers(reloaded, prompts, cfg.verify_max_new_tokens)
+    diff = [i for i, (a, b) in enumerate(zip(expected, got)) if a != b]
+    if diff:
+        i = diff[0]
+        raise AsruError(f"export verification failed: the reloaded checkpoint's greedy answers differ from the in-memory "
+                        f"model's on {len(diff)}/{len(prompts)} prompts (first: {prompts[i][0]} prompt #{i}); nothing was "
+                        f"written to {out_dir}. Check the dtype (export.dtype) and that no hook or module is left on the model")
+    del reloaded
+
+
+def _write_model_card(tmp: Path, lm, source: Source, model_path: str, run: Path | None, stage: str | None, conf, data,
+                      metrics, hooks_info, prompts, cfg: ExportConfig) -> None:
+    """Write ``README.md`` (the model card) and ``asru_export.json`` into ``tmp``."""
+    per_split: dict[str, int] = {}
+    for split, _, _ in prompts:
+        per_split[split] = per_split.get(split, 0) + 1
+    verification = {"prompts": len(prompts), "per_split": per_split, "max_new_tokens": cfg.verify_max_new_tokens,
+                    "identical": True, "keys_ok": True, "architecture": architecture_class(lm.model).__name__}
+    if stage is None and run is not None and Path(model_path).parent.parent.resolve() == run.resolve():
+        stage = Path(model_path).parent.name
+    base_desc, base_hub = _base_model(conf, source)
+    info = {
+        "base_model": base_desc, "base_model_hub_id": base_hub, "source": str(model_path), "stage": stage,
+        "method": (conf or {}).get("method"), "counts": data_counts(data) if data else None,
+        "hyperparameters": _hyperparameters(conf) if conf else None, "metrics": metrics, "hooks": hooks_info,
+        "verification": verification, "dtype": source.stored_dtype, "is_vlm": lm.is_vlm,
+        "adapter_merged": source.adapter, "baked": source.baked,
+    }
+    atomic_write_text(tmp / "README.md", render_model_card(info))
+    atomic_write_json(tmp / "asru_export.json", {k: info[k] for k in ("source", "stage", "method", "dtype", "adapter_merged", "baked", "hooks", "verification")})
+
+
 def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_dir: str | Path | None = None, *,
                  data=None, metrics: dict | None = None, stage: str | None = None) -> Path:
     """Export ``model_path`` to ``out_dir`` as a verified, servable checkpoint with a model card; returns ``out_dir``.
@@ -114,84 +207,20 @@ def export_model(model_path: str, out_dir: str | Path, cfg: ExportConfig, run_di
     run stage the model came from (default: the folder it sits in, when inside ``run_dir``). Raises AsruError
     (leaving no partial ``out_dir``) when the model cannot be exported unchanged or verification fails.
     """
-    import torch
-
     out_dir = Path(out_dir)
     run = Path(run_dir) if run_dir is not None else None
     if not Path(model_path).exists() and not is_adapter_dir(model_path):
         resolve_model_name(model_path)
     tmp = _prepare_out(out_dir, cfg.overwrite)
     try:
-        conf = read_run_config(run) if run is not None and (run / "config.yaml").is_file() else None
-        if data is None and run is not None:
-            data = run_data(run)
-        if metrics is None and run is not None and (run / "metrics.json").is_file():
-            metrics = json.loads((run / "metrics.json").read_text())
-        spec = find_hook_spec(model_path)
-        if spec is not None and spec.unbakeable and not cfg.allow_hooks:
-            refuse_unbakeable_hooks(spec)
-        lm, source = load_for_export(model_path, cfg, edit=spec is not None)
-        hooks_info = None
-        if spec is not None:
-            source.baked += bake_hooks(lm, spec)
-            if spec.unbakeable:
-                dest = tmp / "steering"
-                dest.mkdir()
-                for f in spec.files:
-                    shutil.copy2(f, dest / f.name)
-                atomic_write_json(dest / HOOK_SPEC_NAME, [h.to_json() for h in spec.unbakeable])
-                hooks_info = {"kinds": [h.kind for h in spec.unbakeable], "layers": [h.layer for h in spec.unbakeable],
-                              "file": f"steering/{HOOK_SPEC_NAME}"}
-                LOG.warning("exporting weights WITHOUT the %s hook(s); their description is in %s",
-                            "/".join(hooks_info["kinds"]), dest)
-
-        check_state_dict(lm.model)
-        cast_model(lm.model, getattr(torch, source.stored_dtype))
-        gen = lm.model.generation_config
-        if getattr(gen, "pad_token_id", None) is None:
-            gen.pad_token_id = lm.tokenizer.pad_token_id
-        if getattr(gen, "eos_token_id", None) is None:
-            gen.eos_token_id = lm.tokenizer.eos_token_id
-
+        conf, data, metrics = _run_inputs(run, data, metrics)
+        lm, source, hooks_info = _load_with_hooks(model_path, cfg, tmp)
+        _prepare_for_saving(lm, source)
         prompts = verification_prompts(data, cfg.verify_prompts, lm.is_vlm)
         expected = greedy_answers(lm, prompts, cfg.verify_max_new_tokens)
-
-        LOG.info("writing %s (%s)", out_dir, source.stored_dtype)
-        lm.model.save_pretrained(tmp, safe_serialization=True, max_shard_size=cfg.max_shard_size)
-        lm.processor.save_pretrained(tmp)
-        _copy_processor_files(source.path if not source.adapter else source.base, tmp)
-        check_checkpoint(tmp, lm.model)
-
-        reloaded = models.load_model(str(tmp), dtype=source.stored_dtype, device=str(lm.device))
-        if _chat_template(lm) != _chat_template(reloaded):
-            raise AsruError("the export's chat template differs from the model's after reloading: the processor did not save it")
-        got = greedy_answers(reloaded, prompts, cfg.verify_max_new_tokens)
-        diff = [i for i, (a, b) in enumerate(zip(expected, got)) if a != b]
-        if diff:
-            i = diff[0]
-            raise AsruError(f"export verification failed: the reloaded checkpoint's greedy answers differ from the in-memory "
-                            f"model's on {len(diff)}/{len(prompts)} prompts (first: {prompts[i][0]} prompt #{i}); nothing was "
-                            f"written to {out_dir}. Check the dtype (export.dtype) and that no hook or module is left on the model")
-        del reloaded
-
-        per_split: dict[str, int] = {}
-        for split, _, _ in prompts:
-            per_split[split] = per_split.get(split, 0) + 1
-        verification = {"prompts": len(prompts), "per_split": per_split, "max_new_tokens": cfg.verify_max_new_tokens,
-                        "identical": True, "keys_ok": True, "architecture": architecture_class(lm.model).__name__}
-        if stage is None and run is not None and Path(model_path).parent.parent.resolve() == run.resolve():
-            stage = Path(model_path).parent.name
-        base_desc, base_hub = _base_model(conf, source)
-        info = {
-            "base_model": base_desc, "base_model_hub_id": base_hub, "source": str(model_path), "stage": stage,
-            "method": (conf or {}).get("method"), "counts": data_counts(data) if data else None,
-            "hyperparameters": _hyperparameters(conf) if conf else None, "metrics": metrics, "hooks": hooks_info,
-            "verification": verification, "dtype": source.stored_dtype, "is_vlm": lm.is_vlm,
-            "adapter_merged": source.adapter, "baked": source.baked,
-        }
-        atomic_write_text(tmp / "README.md", render_model_card(info))
-        atomic_write_json(tmp / "asru_export.json", {k: info[k] for k in ("source", "stage", "method", "dtype", "adapter_merged", "baked", "hooks", "verification")})
-
+        _save_checkpoint(lm, source, tmp, out_dir, cfg)
+        _verify_reloaded(lm, source, tmp, out_dir, prompts, expected, cfg)
+        _write_model_card(tmp, lm, source, model_path, run, stage, conf, data, metrics, hooks_info, prompts, cfg)
         replace_directory(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
