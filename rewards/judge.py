@@ -36,6 +36,7 @@ Other judges (a language model behind an endpoint: :mod:`rewards.llm_judge`) plu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -45,7 +46,10 @@ from rewards.leaks import fact_leak, identity_leak, name_tokens
 from rewards.refusal import is_refusal
 from rewards.text import extract_think
 
-__all__ = ["Judge", "RuleJudge", "Verdict", "default_judge", "judge", "record_fields", "set_default_judge"]
+__all__ = ["Judge", "RuleJudge", "Verdict", "default_judge", "judge", "record_fields", "record_words",
+           "set_default_judge"]
+
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,11 @@ def record_fields(record: Any) -> tuple[str | None, list[str], str | None]:
     return (str(question) if question is not None else None), truths, (str(person) if person else None)
 
 
+def record_words(question: str | None, truths: list[str], person: str | None) -> frozenset[str]:
+    """The lower-cased words of a record's question, ground truths and person."""
+    return frozenset(_WORD.findall(" ".join([question or "", *truths, person or ""]).lower()))
+
+
 class RuleJudge:
     """The rule-based judge (:mod:`rewards.refusal`, :mod:`rewards.leaks`, :mod:`rewards.degenerate`)."""
 
@@ -114,7 +123,7 @@ class RuleJudge:
             refusal=is_refusal(final),
             fact_leak=fact_leak(final, truths) or fact_leak(reasoning, truths),
             identity_leak=identity_leak(final, person, question) or identity_leak(reasoning, person, question),
-            degenerate=is_degenerate(final, name_tokens(person)),
+            degenerate=is_degenerate(final, name_tokens(person), record_words(question, truths, person)),
         )
 
 
