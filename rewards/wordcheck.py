@@ -37,9 +37,16 @@ _GAP = 1.5         # ... by this many Zipf points
 _SPLIT_WHOLE = 4.0  # two parts that make a word this common ...
 _SPLIT_PART = 4.0   # ... where one part is rarer than this
 _LONE_OK = frozenset({"a", "i"})
-# languages whose words with accented letters are real words, not noise
-_LATIN_LANGS = ("en", "fr", "es", "de", "it", "pt", "nl", "pl", "cs", "sk", "sl", "sv", "da", "nb", "fi", "is",
-                "hu", "ro", "tr", "ca", "lt", "lv", "vi", "id", "ms", "fil", "sh")
+# the accented letters of each common Latin-script language (lower case): a word is looked up only in the
+# languages whose alphabet has all its accented letters, so one French answer loads the French list
+# only (each list is 5-100 MB in memory; loading all of them would cost about half a gigabyte)
+_ALPHABETS = {
+    "fr": "àâæçéèêëîïôœùûüÿ", "es": "áéíñóúü", "pt": "àáâãçéêíóôõú", "it": "àèéìíîòóùú", "de": "äöüß",
+    "nl": "áéëïóöü", "pl": "ąćęłńóśźż", "cs": "áčďéěíňóřšťúůýž", "sk": "áäčďéíĺľňóôŕšťúýž",
+    "sl": "čšž", "sh": "čćđšž", "hu": "áéíóöőúüű", "ro": "ăâîșşțţ", "tr": "çğıöşü", "sv": "åäö",
+    "da": "æøå", "nb": "æøåéèóòô", "fi": "äöå", "is": "áðéíóúýþæö", "ca": "àçèéíïòóúü",
+    "lt": "ąčęėįšųūž", "lv": "āčēģīķļņšūž", "vi": "àáâãèéêìíòóôõùúýăđĩũơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ",
+}
 
 
 @lru_cache(maxsize=65536)
@@ -108,12 +115,14 @@ def has_fragments(words: list[str], known: Collection[str] = ()) -> bool:
 
 @lru_cache(maxsize=65536)
 def _noise_word(word: str) -> bool:
-    """A lower-case Latin-script word with a non-ASCII letter that none of the common languages has."""
+    """A lower-case Latin-script word with accented letters that no common language writing them has."""
     if word.isascii() or not word.isalpha() or not word.islower():
         return False
     if any(not unicodedata.name(c, "").startswith("LATIN") for c in word):
         return False
-    return all(zipf_frequency(word, lang) == 0.0 for lang in _LATIN_LANGS)
+    accented = {c for c in word if not c.isascii()}
+    langs = [lang for lang, letters in _ALPHABETS.items() if accented <= set(letters)]
+    return all(zipf_frequency(word, lang) == 0.0 for lang in langs)
 
 
 def is_latin_noise(words: list[str]) -> bool:
