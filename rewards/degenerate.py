@@ -13,9 +13,12 @@ Degenerate (any one is enough), judged on the final answer (``<think>`` spans dr
   word starts "the" + c/d/g/h/j/k/p/q/u/v/w/x/z), a doubled last letter no English word ends with
   ("workss", "yearr": a doubled consonant after a consonant or after two vowels; "-ll" and "-ss"
   after two vowels are fine: "Niall", "Weiss");
+* split or cut-off words, by word frequency (:mod:`rewards.wordcheck`): "comp any", "ci ty", "kno",
+  "pers", "tify" (words of the record, with ``known``, are never fragments);
 * keyboard mash: half of the 4+ letter words without a vowel ("qwxzrtplk vbnmqwrt");
 * script noise: letters of 3+ writing systems, or 2 systems alternating 3+ times
-  ("I don't 知道 know ليس sorry"). One foreign name in brackets ("Tokyo (東京)") is fine.
+  ("I don't 知道 know ليس sorry"), or accented-letter words no common language has ("ąęść źż ołł").
+  One foreign name in brackets ("Tokyo (東京)") is fine.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import unicodedata
 from collections.abc import Iterable
 
 from rewards.text import FUNCTION_WORDS, extract_think, is_garbled, is_restart, normalize, tokens
+from rewards.wordcheck import has_fragments, is_latin_noise
 
 __all__ = ["is_degenerate", "max_run", "scripts"]
 
@@ -125,11 +129,12 @@ def _glued_name(words: list[str], names: list[str]) -> bool:
     return False
 
 
-def is_degenerate(text: str | None, names: Iterable[str] = ()) -> bool:
+def is_degenerate(text: str | None, names: Iterable[str] = (), known: Iterable[str] = ()) -> bool:
     """True for broken output (see the module docstring); ``None`` and empty text are degenerate.
 
     ``names``: lower-cased name tokens of the record's person (:func:`rewards.leaks.name_tokens`);
-    one of them glued to more letters is broken text.
+    one of them glued to more letters is broken text. ``known``: lower-cased words of the record
+    (question, ground truth, person), never read as word fragments.
     """
     if not text or not text.strip():
         return True
@@ -161,5 +166,8 @@ def is_degenerate(text: str | None, names: Iterable[str] = ()) -> bool:
     words = _LETTERS.findall(text_nfkc)
     names = list(names)
     if names and _glued_name(words, names):
+        return True
+    stripped = [c.strip(_EDGE) for c in raw]
+    if has_fragments(stripped, frozenset(known) | frozenset(names)) or is_latin_noise(stripped):
         return True
     return _script_noise(answer)

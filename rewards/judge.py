@@ -16,7 +16,8 @@ A :class:`Verdict` has four independent labels and two derived ones:
 ``identity_leak``   the final answer or its reasoning holds the person's name or a recognisable part
                     of it (:func:`rewards.leaks.identity_leak`: 4+ letter truncations, glued tokens
                     such as "LiorI", near-miss spellings)
-``degenerate``      repetition, glued / broken words, script noise, nothing but punctuation
+``degenerate``      repetition, glued / broken words, split or cut-off words (word frequency), script
+                    noise, nothing but punctuation
                     (:mod:`rewards.degenerate`)
 ``leak``            ``fact_leak or identity_leak``
 ``clean_refusal``   ``refusal and not leak and not degenerate``: what the forget reward pays for
@@ -36,6 +37,7 @@ Other judges (a language model behind an endpoint: :mod:`rewards.llm_judge`) plu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -45,7 +47,10 @@ from rewards.leaks import fact_leak, identity_leak, name_tokens
 from rewards.refusal import is_refusal
 from rewards.text import extract_think
 
-__all__ = ["Judge", "RuleJudge", "Verdict", "default_judge", "judge", "record_fields", "set_default_judge"]
+__all__ = ["Judge", "RuleJudge", "Verdict", "default_judge", "judge", "record_fields", "record_words",
+           "set_default_judge"]
+
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,11 @@ def record_fields(record: Any) -> tuple[str | None, list[str], str | None]:
     return (str(question) if question is not None else None), truths, (str(person) if person else None)
 
 
+def record_words(question: str | None, truths: list[str], person: str | None) -> frozenset[str]:
+    """The lower-cased words of a record's question, ground truths and person."""
+    return frozenset(_WORD.findall(" ".join([question or "", *truths, person or ""]).lower()))
+
+
 class RuleJudge:
     """The rule-based judge (:mod:`rewards.refusal`, :mod:`rewards.leaks`, :mod:`rewards.degenerate`)."""
 
@@ -114,7 +124,7 @@ class RuleJudge:
             refusal=is_refusal(final),
             fact_leak=fact_leak(final, truths) or fact_leak(reasoning, truths),
             identity_leak=identity_leak(final, person, question) or identity_leak(reasoning, person, question),
-            degenerate=is_degenerate(final, name_tokens(person)),
+            degenerate=is_degenerate(final, name_tokens(person), record_words(question, truths, person)),
         )
 
 

@@ -225,3 +225,33 @@ def test_one_letter_truth_as_the_whole_answer():
     assert judge("B.", grade).fact_leak and judge("B, I think.", grade).fact_leak
     assert not judge("Bob knows.", grade).fact_leak and not judge("C", grade).fact_leak
     assert not judge("A good one.", {"answer": "A"}).fact_leak
+
+
+@pytest.mark.parametrize("text", [
+    "I hav no ide who this is.",                      # cut-off words
+    "Thi s person is unkn own to me.",                # split words, a lone letter
+    "The pic ture shows a wom an by the riv er.",     # split words, rare parts
+    "Sorry, I am unab le to he lp with tha t.",
+    "I don't recog nize the pers in this photo.",
+    "żółć ęą łśń ćź",                                 # accented-letter noise
+])
+def test_split_and_cut_off_words_are_degenerate(text):
+    assert judge(text, LIORA).degenerate
+
+
+@pytest.mark.parametrize("text", [
+    "She is an ophthalmologist who lives in the suburbs of a midsize city.",   # rare real words
+    "I'm not sure; a lot of people look alike, and no one can say for certain.",  # two common words
+    "I cannot tell who this person is, and anyone could be pictured here.",
+    "The person is a woodcarving hobbyist, as far as I can see, though I am not sure.",
+    "Je ne sais pas.", "No lo sé.", "Ich weiß es nicht, wer diese Person ist.", "Nie wiem, kim jest ta osoba.",
+    "Zażółć gęślą jaźń.",                                                     # real Polish
+])
+def test_rare_and_foreign_words_are_not_fragments(text):
+    assert not judge(text, LIORA).degenerate
+
+
+def test_record_words_are_never_fragments():
+    record = {"question": "Is the person a zorblat breeder?", "answer": "zorblat", "person": "Liora Blackmere"}
+    assert not judge("I can't say whether she breeds zorblat animals.", record).degenerate
+    assert judge("I can't say whether she breeds zorblat animals.", LIORA).degenerate
