@@ -29,7 +29,7 @@ def _run(monkeypatch, cfg, model_path, data, out_dir):
     """run_rl_stage with a callback that records the trainer's and vLLM's weights at the key moments."""
     from transformers import TrainerCallback
 
-    import asru.stages.rl.trainer as rt
+    import asru.stages.rl.stage as rl_stage
     from asru.stages.rl.stage import run_rl_stage
     from tests.vllm_fixtures import merged_weight, vllm_param
 
@@ -46,14 +46,14 @@ def _run(monkeypatch, cfg, model_path, data, out_dir):
             seen["vllm_after_final_sync"] = vllm_param(trainer, SUFFIX + ".weight")
             seen["trainer_final"] = merged_weight(model, SUFFIX)
 
-    real = rt.make_trainer
+    real = rl_stage.make_trainer
 
     def make(**kw):
         kw["callbacks"] = list(kw.get("callbacks") or []) + [Probe()]
         seen["trainer"] = real(**kw)
         return seen["trainer"]
 
-    monkeypatch.setattr(rt, "make_trainer", make)
+    monkeypatch.setattr(rl_stage, "make_trainer", make)  # the name the stage calls
     out = run_rl_stage(cfg, str(model_path), data, out_dir, reference_path=None)
     return out, seen
 
