@@ -108,7 +108,7 @@ def run_grpo(base: Path, work: Path, rank: int) -> dict:
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    import asru.stages.rl.trainer as rt
+    import asru.stages.rl.stage as rl_stage
     from asru.config import build_config
     from asru.data.schema import Record
     from asru.stages.rl.stage import run_rl_stage
@@ -121,7 +121,7 @@ def run_grpo(base: Path, work: Path, rank: int) -> dict:
             seen["trained"] = _effective_weight(model, suffix)
             seen["step"] = state.global_step
 
-    real = rt.make_trainer
+    real = rl_stage.make_trainer  # the name the RL stage calls
 
     def make(**kw):
         kw["callbacks"] = list(kw.get("callbacks") or []) + [Probe()]
@@ -142,11 +142,11 @@ def run_grpo(base: Path, work: Path, rank: int) -> dict:
     })
     t = time.time()
     shutil.rmtree(work / f"rl-process{rank}", ignore_errors=True)  # a fresh run, never a resume
-    rt.make_trainer = make
+    rl_stage.make_trainer = make
     try:
         run_rl_stage(cfg, str(base), data, work / f"rl-process{rank}", reference_path=None)
     finally:
-        rt.make_trainer = real
+        rl_stage.make_trainer = real
     start = load_file(str(base / "model.safetensors"))[f"model.{suffix}.weight"]
     same, diff = _all_equal(seen["trained"])
     return {"global_step": seen["step"], "weights_equal_across_processes": same, "max_diff_across_processes": diff,
