@@ -34,17 +34,21 @@ def fresh_meta_model(model):
         return cls._from_config(copy.deepcopy(model.config))
 
 
+def _differences(extra: list[str], missing: list[str], extra_kind: str) -> str:
+    """``"N <extra_kind> (e.g. x); M missing (e.g. y)"`` for the names that are present in excess or lacking."""
+    parts = [f"{len(extra)} {extra_kind} (e.g. {extra[0]})"] if extra else []
+    parts += [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
+    return "; ".join(parts)
+
+
 def check_state_dict(model) -> None:
     """Raise AsruError when the in-memory model has parameters the base architecture lacks (or misses some)."""
     fresh = fresh_meta_model(model)
     have, want = set(model.state_dict()), set(fresh.state_dict())
     extra, missing = sorted(have - want), sorted(want - have)
     if extra or missing:
-        raise AsruError(
-            f"the model to export does not match a plain {type(fresh).__name__}: "
-            + (f"{len(extra)} extra parameter(s) (e.g. {extra[0]})" if extra else "")
-            + ("; " if extra and missing else "") + (f"{len(missing)} missing (e.g. {missing[0]})" if missing else "")
-            + "; merge adapters / remove steering modules before exporting")
+        raise AsruError(f"the model to export does not match a plain {type(fresh).__name__}: "
+                        f"{_differences(extra, missing, 'extra parameter(s)')}; merge adapters / remove steering modules before exporting")
 
 
 def expected_checkpoint_keys(model) -> tuple[set[str], set[str]]:
@@ -85,8 +89,5 @@ def check_checkpoint(ckpt_dir: str | Path, model) -> None:
     required, allowed = expected_checkpoint_keys(model)
     extra, missing = sorted(keys - allowed), sorted(required - keys)
     if extra or missing:
-        raise AsruError(
-            f"the written checkpoint does not match {architecture_class(model).__name__}: "
-            + (f"{len(extra)} unknown tensor(s) (e.g. {extra[0]})" if extra else "")
-            + ("; " if extra and missing else "") + (f"{len(missing)} missing (e.g. {missing[0]})" if missing else "")
-            + "; transformers/vLLM would not load it unchanged")
+        raise AsruError(f"the written checkpoint does not match {architecture_class(model).__name__}: "
+                        f"{_differences(extra, missing, 'unknown tensor(s)')}; transformers/vLLM would not load it unchanged")
