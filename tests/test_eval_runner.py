@@ -101,3 +101,26 @@ def test_eval_dtype_loads_models_in_that_dtype(tiny_llava_path, bench, tmp_path,
     assert 0.0 <= m["retain"]["answer_acc"] <= 1.0 and 0.0 <= m["forget"]["mia_auc"] <= 1.0
     with pytest.raises(AsruError, match="eval.dtype must be"):
         EvalConfig(dtype="int8")
+
+
+def test_forgotten_people_rates_on_the_test_split(tmp_path):
+    """The test split's questions about forgotten people are scored apart from the other people's."""
+    from eval_fixtures import rec
+
+    from asru.eval.builtin_metrics import forgotten_people
+    from asru.eval.registry import EvalContext
+
+    img_q = "Where was the person in this image born?"
+    forget = [rec("f1", "generation", "image", img_q, "Izalto", split="forget", person="Liora Blackmere")]
+    test = [rec("t1", "generation", "image", img_q, "Izalto", split="test", person="Liora Blackmere"),
+            rec("t2", "generation", "image", img_q, "Izalto", split="test", person="Liora Blackmere"),
+            rec("t3", "generation", "image", img_q, "Lyon", split="test", person="Helena Adler")]
+    answers = ["I'm sorry, but I don't know where Liora was born.", "I don't know who this is.", "Helena Adler was born in Lyon."]
+    ctx = EvalContext(cfg=None, lm=None, ref=None, data={"forget": forget, "test": test}, limited={"forget": forget, "test": test},
+                      out_dir=tmp_path, split="test", free=test, answers=answers)
+    out = forgotten_people(ctx)
+    assert out["forgotten_n"] == 2 and out["forgotten_image_n"] == 2
+    assert out["forgotten_identity_leak_rate"] == 0.5 and out["forgotten_leak_rate"] == 0.5
+    assert out["forgotten_refusal_rate"] == 1.0
+    ctx.split, ctx.free, ctx.answers = "forget", forget, answers[:1]
+    assert forgotten_people(ctx) == {}

@@ -11,6 +11,7 @@ from asru.eval.privacy import membership_inference
 from asru.eval.quality import quality_metrics, sampled_fluency
 from asru.eval.registry import EvalContext, register_metric
 from asru.eval.robustness import image_only_robustness, paraphrase_robustness, relearn_attack
+from rewards.judge import judge
 
 LOG = logging.getLogger("asru.eval")
 
@@ -42,6 +43,28 @@ def llm_judge(ctx: EvalContext) -> dict:
     k = min(cfg.judge_samples, len(ctx.free))
     return judge_answers([r.question for r in ctx.free[:k]], [r.answer for r in ctx.free[:k]], ctx.answers[:k],
                          cfg.judge_url, cfg.judge_model, cfg.judge_api_key_env)
+
+
+@register_metric("forgotten_people", "answers")
+def forgotten_people(ctx: EvalContext) -> dict:
+    """Leak, identity-leak and refusal rates on a non-forget split's questions about the forgotten people
+    (the test split shows them in new renders); ``{}`` on the forget split itself or without such questions."""
+    forgotten = {r.person for r in ctx.forget if r.person}
+    if ctx.split == "forget" or not forgotten:
+        return {}
+    pairs = [(r, a) for r, a in zip(ctx.free, ctx.answers) if r.person in forgotten]
+    if not pairs:
+        return {}
+    verdicts = [(r, judge(a, r)) for r, a in pairs]
+    out = {}
+    for view, chosen in (("", verdicts), ("image_", [(r, v) for r, v in verdicts if r.image])):
+        if chosen:
+            n = len(chosen)
+            out[f"forgotten_{view}leak_rate"] = sum(v.leak for _, v in chosen) / n
+            out[f"forgotten_{view}identity_leak_rate"] = sum(v.identity_leak for _, v in chosen) / n
+            out[f"forgotten_{view}refusal_rate"] = sum(v.refusal for _, v in chosen) / n
+            out[f"forgotten_{view}n"] = n
+    return out
 
 
 @register_metric("mia", "forget", enabled=lambda cfg: cfg.mia)
