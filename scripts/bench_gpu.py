@@ -430,9 +430,9 @@ def parse_args(argv=None):
         p.error(f"unknown part(s) {sorted(unknown)}")
     args.preset_rl = {}
     if args.preset:
-        import yaml
+        from asru.config_yaml import load_yaml
 
-        preset = yaml.safe_load(Path(args.preset).read_text())
+        preset = load_yaml(args.preset)  # resolves `inherits:` (the size presets hold only what differs from base.yaml)
         args.preset_rl = {k: v for k, v in (preset.get("rl") or {}).items() if k not in ("epochs",)}
         name = (preset.get("model") or {}).get("name", "qwen3-vl")
         args.size = args.size or {"qwen3-vl": "2b", "qwen3-vl-2b": "2b", "qwen3-vl-4b": "4b", "qwen3-vl-8b": "8b"}.get(name)
