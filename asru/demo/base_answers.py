@@ -29,10 +29,11 @@ def trim_answer(text: str) -> str:
     return text
 
 
-def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_tokens: int) -> dict[str, str]:
+def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_tokens: int, progress: bool = False) -> dict[str, str]:
     """Greedy answers of the base model to ``questions`` (text only), computed once and cached on disk.
 
     The same ``max_new_tokens`` as the evaluation, so the base model's ``real`` accuracy compares fairly.
+    ``progress`` shows a bar while they are generated (minutes on a CPU).
     """
     qs = list(dict.fromkeys(questions))
     n_tokens = max_new_tokens
@@ -47,7 +48,7 @@ def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_token
         except (OSError, json.JSONDecodeError):
             pass
     LOG.info("generating the base model's answers to %d general questions (cached in %s)", len(qs), path)
-    answers = prompting.generate(lm, qs, max_new_tokens=n_tokens, batch_size=16, desc="base answers")
+    answers = prompting.generate(lm, qs, max_new_tokens=n_tokens, batch_size=16, progress=progress, desc="base answers")
     out = dict(zip(qs, answers))
     atomic_write_json(path, out)
     return out

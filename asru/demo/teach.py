@@ -169,7 +169,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     general_qs = [q for q in GENERAL_QUESTIONS if normalize(q) not in held_out]  # never teach an evaluated question
     # the base model's answers come from the float32 weights whatever teach.dtype is: they are cached by model and
     # questions only, and they are the reference for what the base model knew
-    base_answers = cached_base_answers(lm, base_path, general_qs + real_qs, cfg.eval_max_new_tokens)
+    base_answers = cached_base_answers(lm, base_path, general_qs + real_qs, cfg.eval_max_new_tokens, progress=progress)
     cast_language_model(lm.model, cfg.dtype)
     general = [(q, trim_answer(base_answers[q])) for q in general_qs if trim_answer(base_answers[q])]
     base_acc = None
