@@ -1,13 +1,10 @@
 """scripts/compare_methods.py: override parsing, the markdown table and the scatter plot (no training)."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
-_SPEC = importlib.util.spec_from_file_location("compare_methods", Path(__file__).resolve().parents[1] / "scripts" / "compare_methods.py")
-cm = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(cm)
+cm = load_script("compare_methods")
 
 
 def test_parse_sets():

@@ -1,20 +1,17 @@
 """scripts/bench_gpu.py: refuses without a GPU, peak lookup and FLOP accounting at Qwen3-VL-2B shapes."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_gpu.py"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_gpu")
 
 
 def test_refuses_without_a_gpu(tmp_path):

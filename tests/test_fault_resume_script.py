@@ -1,21 +1,15 @@
 """scripts/fault_resume.py: what it compares, what counts as reuse, and its kill plumbing (no pipeline run)."""
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fault_resume.py"
+from script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def fr():
-    spec = importlib.util.spec_from_file_location("fault_resume", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("fault_resume")
 
 
 def test_metrics_compare_without_timings_and_paths(fr):
