@@ -14,7 +14,7 @@ from pathlib import Path
 
 from asru.core.aliases import model_spec, resolve_model_name
 from asru.core.errors import AsruError
-from asru.core.rundir import holds_run
+from asru.core.rundir import check_run_dir
 from asru.data.benchmark import default_data_dir, is_current_benchmark
 from asru.data.loaders import available_splits, load_benchmark
 from rewards import is_factory, resolve_reward, validate_reward
@@ -104,18 +104,9 @@ def _writable_dir(path: Path) -> Path:
 def check_output(cfg) -> None:
     """The run directory can be used as asked: creatable and writable; non-empty only with
     ``--overwrite``/``--resume``; ``--resume`` only on a directory that holds a run."""
-    if not cfg.output_dir:
-        out = Path("runs")
-    else:
-        out = Path(cfg.output_dir)
-        if out.exists() and not out.is_dir():
-            raise AsruError(f"output dir {out} exists and is not a directory: choose another --output-dir")
-        if out.is_dir() and any(out.iterdir()):
-            if not (cfg.overwrite or cfg.resume):
-                raise AsruError(f"output dir {out} is not empty: pass --overwrite to replace it or --resume to continue it")
-            if cfg.resume and not cfg.overwrite and not holds_run(out):
-                raise AsruError(f"--resume: {out} holds no asru run (no run.log, metrics.json or stage records); "
-                                "give the run directory to continue, or a new --output-dir")
+    out = Path(cfg.output_dir) if cfg.output_dir else Path("runs")
+    if cfg.output_dir:
+        check_run_dir(out, cfg.overwrite, cfg.resume)
     base = _writable_dir(out)
     if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
         raise AsruError(f"output dir {out}: no write access to {base}; choose a writable --output-dir")

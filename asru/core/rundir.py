@@ -58,6 +58,19 @@ def holds_run(path: str | Path) -> bool:
     return (path / "run.log").is_file() or (path / "metrics.json").is_file() or any(path.glob("*/stage.json"))
 
 
+def check_run_dir(run: Path, overwrite: bool = False, resume: bool = False) -> None:
+    """The rules for using ``run`` as a run directory, checked without touching it: a non-empty directory
+    needs ``overwrite`` or ``resume``; ``resume`` alone needs one that holds a run (:func:`holds_run`)."""
+    if run.exists() and not run.is_dir():
+        raise AsruError(f"output dir {run} exists and is not a directory: choose another --output-dir")
+    if run.is_dir() and any(run.iterdir()):
+        if not (overwrite or resume):
+            raise AsruError(f"output dir {run} is not empty: pass --overwrite to replace it or --resume to continue it")
+        if resume and not overwrite and not holds_run(run):
+            raise AsruError(f"--resume: {run} holds no asru run (no run.log, metrics.json or stage records); "
+                            "give the run directory to continue, or a new --output-dir")
+
+
 def prepare_run_dir(path: str | Path | None, overwrite: bool = False, resume: bool = False) -> Path:
     """Create (or reuse) a run directory.
 
@@ -66,13 +79,7 @@ def prepare_run_dir(path: str | Path | None, overwrite: bool = False, resume: bo
     touching it, on a non-empty directory that holds no run (:func:`holds_run`).
     """
     run = Path(path) if path else default_run_dir()
-    if run.exists() and not run.is_dir():
-        raise AsruError(f"output dir {run} exists and is not a directory")
-    if run.is_dir() and any(run.iterdir()) and not (overwrite or resume):
-        raise AsruError(f"output dir {run} is not empty: pass --overwrite to replace it or --resume to continue it")
-    if resume and not overwrite and run.is_dir() and any(run.iterdir()) and not holds_run(run):
-        raise AsruError(f"--resume: {run} holds no asru run (no run.log, metrics.json or stage records); "
-                        "give the run directory to continue, or a new --output-dir")
+    check_run_dir(run, overwrite, resume)
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
