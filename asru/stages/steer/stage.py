@@ -26,6 +26,7 @@ from pathlib import Path
 
 from asru.core import models, prompting
 from asru.core.errors import AsruError
+from asru.core.image_augment import augmented_copies
 from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, save_checkpoint
 from asru.core.rundir import atomic_write_json
@@ -326,6 +327,26 @@ def steered_base_states(lm, layers: list[int], dirs, prompts: SteerPrompts, forg
     return bases
 
 
+def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: int):
+    """``prompts`` and ``forget_answers`` with ``n`` augmented copies of every forget image question added
+    (same question, same answer; :mod:`asru.core.image_augment`), so redirection forgets the person in
+    other photos too; unchanged for ``n == 0`` or no image questions."""
+    extra = [i for i, im in enumerate(prompts.forget_images) if im is not None] if n > 0 else []
+    if not extra:
+        return prompts, forget_answers
+    q, im, recs = list(prompts.forget_questions), list(prompts.forget_images), list(prompts.forget_records)
+    answers = list(forget_answers) if forget_answers is not None else None
+    for k, i in enumerate(extra):
+        for copy in augmented_copies(prompts.forget_images[i], n, seed * 100_003 + k):
+            q.append(prompts.forget_questions[i])
+            im.append(copy)
+            recs.append(prompts.forget_records[i])
+            if answers is not None:
+                answers.append(forget_answers[i])
+    LOG.info("redirection: %d augmented copies of %d forget image questions added", n * len(extra), len(extra))
+    return dataclasses.replace(prompts, forget_questions=q, forget_images=im, forget_records=recs), answers
+
+
 def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts: SteerPrompts, all_records, sc,
                     out_dir: Path, seed: int) -> tuple[list, list[str]]:
     """Redirect each steered layer, lowest first, keeping the retain and general questions' states;
@@ -334,6 +355,7 @@ def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts:
     gen_q = general_retain_questions(all_records, sc.general_retain)
     red_q, red_im = prompts.retain_questions + gen_q, prompts.retain_images + [None] * len(gen_q)
     f_ans, r_ans = redirection_targets(steer_models, layers, dirs, prompts, gen_q, all_records, sc, out_dir, seed)
+    prompts, f_ans = with_augmented_images(prompts, f_ans, sc.image_augment, seed)
     bases = steered_base_states(lm, layers, dirs, prompts, f_ans, sc)
     settings = sc.redirect_settings(shift_answers=sc.redirect_answers == "steered", seed=seed)
     log = []

@@ -1,0 +1,52 @@
+"""Augmented copies of an image: the same person seen in another photo.
+
+Forgetting trained on one image of a person must carry to other photos of them. Each copy is the image
+slightly rotated, zoomed, shifted and perhaps mirrored, with brightness and contrast changed; the
+background colour fills the corners the rotation uncovers. The copies are drawn from ``random.Random(seed)``,
+so a run reproduces them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from asru.core.prompting import load_image
+
+MAX_ROTATION = 12.0       # degrees either way
+ZOOM = (0.85, 1.15)       # scale of the content
+MAX_SHIFT = 0.08          # share of the width / height either way
+LIGHT = (0.8, 1.2)        # brightness and contrast factors
+
+
+def _corner_colour(im) -> tuple:
+    """The mean colour of the four corner pixels: the background to fill uncovered corners with."""
+    w, h = im.size
+    px = [im.getpixel(p) for p in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1))]
+    return tuple(sum(c[i] for c in px) // len(px) for i in range(3))
+
+
+def augment_image(image, rng: random.Random):
+    """One augmented RGB copy of ``image`` (a path or a PIL image), drawn with ``rng``."""
+    from PIL import Image, ImageEnhance
+
+    im = load_image(image)
+    w, h = im.size
+    fill = _corner_colour(im)
+    if rng.random() < 0.5:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    zoom = rng.uniform(*ZOOM)
+    dx, dy = (rng.uniform(-MAX_SHIFT, MAX_SHIFT) * s for s in (w, h))
+    # inverse map of "zoom about the centre, then shift": output (x, y) reads input ((x - cx - dx) / zoom + cx, ...)
+    cx, cy = w / 2, h / 2
+    im = im.transform((w, h), Image.Transform.AFFINE,
+                      (1 / zoom, 0, cx - (cx + dx) / zoom, 0, 1 / zoom, cy - (cy + dy) / zoom),
+                      resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    im = im.rotate(rng.uniform(-MAX_ROTATION, MAX_ROTATION), resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    im = ImageEnhance.Brightness(im).enhance(rng.uniform(*LIGHT))
+    return ImageEnhance.Contrast(im).enhance(rng.uniform(*LIGHT))
+
+
+def augmented_copies(image, n: int, seed: int) -> list:
+    """``n`` augmented copies of ``image`` (empty for ``n <= 0``), reproducible from ``seed``."""
+    rng = random.Random(seed)
+    return [augment_image(image, rng) for _ in range(max(0, n))]
