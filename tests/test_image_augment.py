@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from asru.core.image_augment import augmented_copies
-from asru.stages.steer.stage import SteerPrompts, with_augmented_images
+from asru.stages.steer.stage import SteerPrompts, augmented_rows, with_augmented_images
 
 
 def _portrait(tmp_path):
@@ -56,3 +56,11 @@ def test_no_copies_when_off_or_text_only(tmp_path):
     assert with_augmented_images(text_only, ["a", "b"], 3, seed=0) == (text_only, ["a", "b"])
     p, ans = with_augmented_images(prompts, None, 1, seed=0)
     assert ans is None and len(p.forget_questions) == 3
+
+
+def test_augmented_rows_keep_answers_and_sources(tmp_path):
+    img = _portrait(tmp_path)
+    q, im, ans, src = augmented_rows(["a", "b", "c"], [None, img, img], ["A", "B", "C"], 1, seed=3)
+    assert q == ["a", "b", "c", "b", "c"] and ans == ["A", "B", "C", "B", "C"] and src == [0, 1, 2, 1, 2]
+    assert im[:3] == [None, img, img] and all(isinstance(x, Image.Image) for x in im[3:])
+    assert augmented_rows(["a"], [img], None, 0, seed=3) == (["a"], [img], None, [0])

@@ -140,7 +140,7 @@ def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int
     answers: list[str | None] = [None] * len(records)
     if asked:
         got = prompting.generate(lm, [questions[i] for i in asked], [images[i] for i in asked], max_new_tokens=max_new_tokens,
-                       batch_size=16, desc="counterpart refusals")
+                       batch_size=16, desc="counterpart refusals", progress=True)
         for i, a in zip(asked, got):
             answers[i] = a
     return pair_refusals(records, answers, swaps)

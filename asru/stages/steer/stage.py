@@ -190,7 +190,8 @@ def refusal_side_prompts(steer_models: SteerModels, forget, all_records, sc, out
     ref_q, ref_im = build_refusal_prompts(steer_models.original, forget, all_records, sc.refusal_prompts, sc.refusal_suffix,
                                           sc.refusal_suffix_text, out_dir / "unseen", seed=seed)
     timer.lap("load")
-    filt = filter_refusals(steer_models.original_generation, ref_q, ref_im, max_new_tokens=sc.select_max_new_tokens)
+    filt = filter_refusals(steer_models.original_generation, ref_q, ref_im, max_new_tokens=sc.select_max_new_tokens,
+                           progress=True)
     timer.lap("refusal_filter")
     LOG.info("refusal filter: kept %d of %d refusal-inducing prompts", len(filt.kept), len(ref_q))
     atomic_write_json(out_dir / "refusal_prompts.json", [
@@ -227,10 +228,10 @@ def candidate_directions(steer_models: SteerModels, prompts: SteerPrompts, candi
     per-layer directions; returns ``(refusal_acts, forget_acts, directions)``."""
     p = prompts
     pos = collect_activations(steer_models.original, p.refusal_questions, p.refusal_images, layers=candidates,
-                              position=sc.position, desc="activations (refusal)")
+                              position=sc.position, desc="activations (refusal)", progress=True)
     neg = collect_activations(steer_models.model, [p.forget_questions[i] for i in p.direction_ids],
                               [p.forget_images[i] for i in p.direction_ids], layers=candidates,
-                              position=sc.position, desc="activations (forget)")
+                              position=sc.position, desc="activations (forget)", progress=True)
     timer.lap("activations")
     dirs = refusal_directions({k: pos.matrix(k) for k in candidates}, {k: neg.matrix(k) for k in candidates}, sc.min_samples)
     return pos, neg, dirs
@@ -273,7 +274,7 @@ def save_directions(out_dir: Path, steer_models: SteerModels, model_path: str, d
     retain_basis = None
     if sc.mode == "gated" and sc.retain_energy > 0:
         r_acts = collect_activations(lm, prompts.retain_questions, prompts.retain_images, layers=[layer],
-                                     position=sc.position, desc="activations (retain)")
+                                     position=sc.position, desc="activations (retain)", progress=True)
         retain_basis = retain_subspace(r_acts.matrix(layer), sc.retain_energy)
         extra_tensors["retain_basis"] = retain_basis
     dir_ids = prompts.direction_ids
@@ -301,7 +302,7 @@ def redirection_targets(steer_models: SteerModels, layers: list[int], dirs, prom
     gen, f_q, f_im = steer_models.generation, prompts.forget_questions, prompts.forget_images
     if sc.redirect_answers == "steered":
         with add_steering_layers(gen.model, layers, dirs, sc.coeff):
-            f_ans = prompting.generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)")
+            f_ans = prompting.generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)", progress=True)
     else:
         f_ans, f_own = counterpart_refusals(steer_models.original_generation, prompts.forget_records, all_records,
                                             out_dir / "unseen", seed=seed, max_new_tokens=sc.max_new_tokens)
@@ -310,7 +311,7 @@ def redirection_targets(steer_models: SteerModels, layers: list[int], dirs, prom
         atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
                                                                for q, im, a, o in zip(f_q, f_im, f_ans, f_own)])
     gen_ans = prompting.generate(gen, general_questions, None, max_new_tokens=sc.max_new_tokens, batch_size=16,
-                                 desc="answers (general)") if general_questions else []
+                                 desc="answers (general)", progress=True) if general_questions else []
     return f_ans, [r.answer for r in prompts.retain_records] + gen_ans
 
 
@@ -327,24 +328,30 @@ def steered_base_states(lm, layers: list[int], dirs, prompts: SteerPrompts, forg
     return bases
 
 
-def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: int):
-    """``prompts`` and ``forget_answers`` with ``n`` augmented copies of every forget image question added
-    (same question, same answer; :mod:`asru.core.image_augment`), so redirection forgets the person in
-    other photos too; unchanged for ``n == 0`` or no image questions."""
-    extra = [i for i, im in enumerate(prompts.forget_images) if im is not None] if n > 0 else []
-    if not extra:
-        return prompts, forget_answers
-    q, im, recs = list(prompts.forget_questions), list(prompts.forget_images), list(prompts.forget_records)
-    answers = list(forget_answers) if forget_answers is not None else None
-    for k, i in enumerate(extra):
-        for copy in augmented_copies(prompts.forget_images[i], n, seed * 100_003 + k):
-            q.append(prompts.forget_questions[i])
+def augmented_rows(questions: list[str], images: list, answers, n: int, seed: int):
+    """``questions``, ``images`` and ``answers`` (or ``None``) with ``n`` augmented copies of every image row
+    appended (same question, same answer; :mod:`asru.core.image_augment`), and the source row of each row."""
+    q, im, src = list(questions), list(images), list(range(len(questions)))
+    ans = list(answers) if answers is not None else None
+    for k, i in enumerate(i for i, image in enumerate(images) if image is not None and n > 0):
+        for copy in augmented_copies(images[i], n, seed * 100_003 + k):
+            q.append(questions[i])
             im.append(copy)
-            recs.append(prompts.forget_records[i])
-            if answers is not None:
-                answers.append(forget_answers[i])
-    LOG.info("redirection: %d augmented copies of %d forget image questions added", n * len(extra), len(extra))
-    return dataclasses.replace(prompts, forget_questions=q, forget_images=im, forget_records=recs), answers
+            src.append(i)
+            if ans is not None:
+                ans.append(answers[i])
+    return q, im, ans, src
+
+
+def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: int):
+    """``prompts`` and ``forget_answers`` with ``n`` augmented copies of every forget image question added,
+    so redirection forgets the person in other photos too; unchanged for ``n == 0`` or no image questions."""
+    q, im, answers, src = augmented_rows(prompts.forget_questions, prompts.forget_images, forget_answers, n, seed)
+    if len(q) == len(prompts.forget_questions):
+        return prompts, forget_answers
+    LOG.info("redirection: %d augmented copies of forget image questions added", len(q) - len(prompts.forget_questions))
+    return dataclasses.replace(prompts, forget_questions=q, forget_images=im,
+                               forget_records=[prompts.forget_records[i] for i in src]), answers
 
 
 def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts: SteerPrompts, all_records, sc,
@@ -356,13 +363,16 @@ def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts:
     red_q, red_im = prompts.retain_questions + gen_q, prompts.retain_images + [None] * len(gen_q)
     f_ans, r_ans = redirection_targets(steer_models, layers, dirs, prompts, gen_q, all_records, sc, out_dir, seed)
     prompts, f_ans = with_augmented_images(prompts, f_ans, sc.image_augment, seed)
+    # the retained people's image questions get copies too, so the boundary between them and the
+    # forgotten people holds in new photos (forget copies alone make new photos of kept people refused)
+    red_q, red_im, r_ans, _ = augmented_rows(red_q, red_im, r_ans, sc.image_augment, seed + 1)
     bases = steered_base_states(lm, layers, dirs, prompts, f_ans, sc)
     settings = sc.redirect_settings(shift_answers=sc.redirect_answers == "steered", seed=seed)
     log = []
     for lay, span in zip(layers, redirect_spans(layers, sc.redirect_span)):
         log.append(redirect(lm, lay, dirs[lay], prompts.forget_questions, red_q, prompts.forget_images, red_im,
                             dataclasses.replace(settings, span=span), forget_answers=f_ans, retain_answers=r_ans,
-                            base_states=bases.get(lay)))
+                            base_states=bases.get(lay), progress=True))
     return log, gen_q
 
 

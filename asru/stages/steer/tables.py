@@ -19,7 +19,7 @@ def answer_table(lm, forget, retain, limit: int, max_new_tokens: int, seed: int 
         if not recs:
             continue
         answers = prompting.generate(lm, [r.question for r in recs], [r.image for r in recs], max_new_tokens=max_new_tokens,
-                           batch_size=16, desc=f"answers ({split})")
+                           batch_size=16, desc=f"answers ({split})", progress=True)
         out[split] = {
             "n": len(recs),
             "refusal_rate": round(sum(rewards.refusal.is_refusal(a) for a in answers) / len(recs), 4),
