@@ -144,6 +144,7 @@ class SteerConfig:
     batch_size: int = opt(_REDIRECT.batch_size, "Redirection batch size.")
     epochs: int = opt(_REDIRECT.epochs, "Redirection epochs.")
     general_retain: int = opt(0, "Redirection: also keep the hidden states of up to this many of asru's bundled general-knowledge questions (none of them in the benchmark) with the retain loss, so steering does not cost general knowledge. 0 = retain split only (the reference).")
+    refusal_names: typing.Literal["forgotten", "neutral"] = opt("forgotten", "Redirection with natural refusals (redirect_answers refusal): a text question's refusal names the person as the question does (forgotten: \"I don't know who Liora Blackmere works for.\") or says \"this person\" (neutral), so no trained refusal spells a forgotten name, which the model would otherwise learn to fill in from an image.")
     image_augment: int = opt(0, "Redirection: also train every forget and retain image question on this many augmented copies of its image (rotated, zoomed, shifted, mirrored, brightness and contrast changed), so the forgotten people are forgotten, and the kept ones kept, in other photos too, not only in the data's. 0 = the data's images only.")
     retain_prompts: int = opt(64, "Retain questions used by redirection (retain loss) and, a few of them, by layer selection (KL).")
     subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")

@@ -31,7 +31,7 @@ def _cfg(**steer):
 @pytest.fixture()
 def everything_refuses(monkeypatch):
     """Random tiny models never refuse; count every answer as a refusal to exercise the mechanics."""
-    import rewards.text
+    import rewards.refusal
 
     monkeypatch.setattr(rewards.refusal, "is_refusal", lambda text: True)
 
@@ -344,3 +344,18 @@ def test_stage_steers_exactly_the_given_layers(tiny_llama_path, bench, tmp_path,
     assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2]
     with pytest.raises(AsruError, match="several steer.layers"):
         _cfg(layers=[1, 2], mode="ablate")
+
+
+def test_neutral_refusals_never_spell_the_forgotten_name(bench, tmp_path):
+    from asru.stages.steer.refusals import _put_name, counterpart_questions, pair_refusals
+
+    recs = [r for r in bench["forget"] if r.modality == "text" and r.person and r.person in r.question][:2]
+    _, _, swaps = counterpart_questions(recs, bench["forget"], tmp_path / "u", seed=0)
+    invented = [sw[0] for sw in swaps]
+    answers = [f"I'm sorry, but I don't know who {invented[0]} works for.", f"I'm not familiar with {invented[1]}'s work."]
+    named, _ = pair_refusals(recs, answers, swaps)
+    neutral, own = pair_refusals(recs, answers, swaps, name_in_refusal=False)
+    assert named[0] == f"I'm sorry, but I don't know who {recs[0].person} works for."
+    assert neutral == ["I'm sorry, but I don't know who this person works for.", "I'm not familiar with this person's work."]
+    assert own == [True, True]
+    assert _put_name("Ann Lee? I don't know Ann Lee.", "Ann Lee", "Liora Blackmere", False) == "This person? I don't know this person."

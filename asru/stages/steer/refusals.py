@@ -97,15 +97,29 @@ def counterpart_questions(records, all_records, image_dir: Path, seed: int = 0, 
     return questions, images, swaps
 
 
-def pair_refusals(records, answers, swaps) -> tuple[list[str], list[bool]]:
+NEUTRAL_NAME = "this person"
+
+
+def _put_name(answer: str, invented: str, real: str, name_in_refusal: bool) -> str:
+    """``answer`` with the invented name replaced by the real one, or by "this person" (name_in_refusal off)."""
+    if name_in_refusal:
+        return answer.replace(invented, real)
+    if answer.startswith(invented):
+        answer = NEUTRAL_NAME.capitalize() + answer[len(invented):]
+    return answer.replace(invented, NEUTRAL_NAME)
+
+
+def pair_refusals(records, answers, swaps, name_in_refusal: bool = True) -> tuple[list[str], list[bool]]:
     """One natural refusal per record from its counterpart's answer (``None`` = not asked).
 
-    The invented name is swapped back for the real one. A record whose counterpart was not refused (a
+    The invented name is swapped back for the real one (``name_in_refusal``), else for "this person", so
+    no refusal the model is trained on spells a forgotten name. A record whose counterpart was not refused (a
     cloze or multiple-choice counterpart gets answered) takes the refusal of a record about the same
     person and fact in the same modality, else the same fact in that modality, else the same modality, else
     any (with its person's name replaced by the record's). Returns ``(refusals, own)``, ``own[i]`` = record ``i`` kept its own counterpart's refusal.
     """
-    own = [(a.replace(*sw) if sw else a) if a is not None and rewards.refusal.is_refusal(a) else None for a, sw in zip(answers, swaps)]
+    own = [(_put_name(a, *sw, name_in_refusal) if sw else a) if a is not None and rewards.refusal.is_refusal(a) else None
+           for a, sw in zip(answers, swaps)]
     if all(a is None for a in own):
         raise AsruError("the original model refused none of the forget questions asked about unseen people, so there "
                         "is no natural refusal to pair the forget prompts with: use steer.redirect_answers steered")
@@ -121,19 +135,19 @@ def pair_refusals(records, answers, swaps) -> tuple[list[str], list[bool]]:
         if a is None:
             cands = next(pool[key(r)] for pool, key in zip(pools, keys) if pool.get(key(r)))
             a, person = cands[k % len(cands)]
-            if person and r.person and person != r.person:  # another forgotten person's refusal: name this one
+            if name_in_refusal and person and r.person and person != r.person:  # another forgotten person's refusal: name this one
                 a = a.replace(person, r.person)
         out.append(a)
     return out, [a is not None for a in own]
 
 
 def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int = 0, max_new_tokens: int = 32,
-                         image_size: int = 64) -> tuple[list[str], list[bool]]:
+                         image_size: int = 64, name_in_refusal: bool = True) -> tuple[list[str], list[bool]]:
     """A natural refusal for each forget record: ``lm``'s answer to the same question about an unseen person.
 
     ``lm`` is the original model, which refuses people it does not know ("I'm not familiar with <name>,
     so I don't know..." with the forgotten name put back). See :func:`counterpart_questions` and
-    :func:`pair_refusals`; returns ``(refusals, own)``.
+    :func:`pair_refusals` (``name_in_refusal``); returns ``(refusals, own)``.
     """
     questions, images, swaps = counterpart_questions(records, all_records, image_dir, seed, image_size)
     asked = [i for i, q in enumerate(questions) if q is not None]
@@ -143,7 +157,7 @@ def counterpart_refusals(lm, records, all_records, image_dir: Path, *, seed: int
                        batch_size=16, desc="counterpart refusals", progress=True)
         for i, a in zip(asked, got):
             answers[i] = a
-    return pair_refusals(records, answers, swaps)
+    return pair_refusals(records, answers, swaps, name_in_refusal)
 
 
 def build_refusal_prompts(lm, forget, all_records, n: int, image_suffix: str, text_suffix: str, image_dir: Path,

@@ -305,7 +305,8 @@ def redirection_targets(steer_models: SteerModels, layers: list[int], dirs, prom
             f_ans = prompting.generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)", progress=True)
     else:
         f_ans, f_own = counterpart_refusals(steer_models.original_generation, prompts.forget_records, all_records,
-                                            out_dir / "unseen", seed=seed, max_new_tokens=sc.max_new_tokens)
+                                            out_dir / "unseen", seed=seed, max_new_tokens=sc.max_new_tokens,
+                                            name_in_refusal=sc.refusal_names == "forgotten")
         LOG.info("redirection: %d of %d forget prompts paired with the refusal of their own counterpart", sum(f_own),
                  len(prompts.forget_records))
         atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
