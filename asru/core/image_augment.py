@@ -48,5 +48,8 @@ def augment_image(image, rng: random.Random):
 
 def augmented_copies(image, n: int, seed: int) -> list:
     """``n`` augmented copies of ``image`` (empty for ``n <= 0``), reproducible from ``seed``."""
+    if n <= 0:
+        return []
     rng = random.Random(seed)
-    return [augment_image(image, rng) for _ in range(max(0, n))]
+    source = load_image(image)  # read the file once, not once per copy
+    return [augment_image(source, rng) for _ in range(n)]
