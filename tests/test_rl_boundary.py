@@ -118,3 +118,53 @@ def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image
     assert all(counts[r.id] == 2 for r in forget[2:])
     with pytest.raises(AsruError, match="focus_unrefused must be >= 0"):
         _rl(focus_unrefused=-1)
+
+
+def test_image_augment_adds_copies_of_image_questions_on_both_sides(red_image):
+    import numpy as np
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=4)
+    base = boundary_records(data, _rl(forget_size=100, retain_size=100))
+    pairs = boundary_records(data, _rl(forget_size=100, retain_size=100, image_augment=2))
+    for role in ("forget", "retain"):
+        images = [r for rl, r in base if rl == role and r.image]
+        copies = [r for rl, r in pairs if rl == role and r.id.endswith(("-aug1", "-aug2"))]
+        assert images and len(copies) == 2 * len(images)
+        by_id = {r.id: r for r in images}
+        for c in copies:
+            src = by_id[c.id.rsplit("-aug", 1)[0]]
+            assert (c.question, c.answer, c.person) == (src.question, src.answer, src.person)
+            assert c.image.size == (64, 64)
+    ds = build_boundary_set(data, _rl(forget_size=100, retain_size=100, image_augment=2), is_vlm=True)
+    row = ds[ds["id"].index(copies[0].id)]
+    assert row["images"][0].size == (64, 64)
+    # the copy is another picture of the same size, and the run reproduces it
+    again = build_boundary_set(data, _rl(forget_size=100, retain_size=100, image_augment=2), is_vlm=True)
+    same = again[again["id"].index(copies[0].id)]["images"][0]
+    assert np.array_equal(np.asarray(same), np.asarray(row["images"][0]))
+    # a text-only model gets no copies
+    text = build_boundary_set(data, _rl(forget_size=100, retain_size=100, image_augment=2), is_vlm=False)
+    assert not any("-aug" in i for i in text["id"])
+    with pytest.raises(AsruError, match="image_augment"):
+        _rl(image_augment=-1)
+
+
+def test_general_retain_adds_general_questions_with_the_models_answers(tiny_qwen3_vl, red_image, monkeypatch):
+    import asru.core.prompting
+    from asru.data.general_questions import GENERAL_QUESTIONS
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=4)
+
+    def scripted(lm, questions, images=None, **kw):  # the model's greedy answers, fixed; one empty
+        return ["" if q == GENERAL_QUESTIONS[1] else f"answer to {q}" for q in questions]
+
+    monkeypatch.setattr(asru.core.prompting, "generate", scripted)
+    pairs = boundary_records(data, _rl(forget_size=100, retain_size=100, general_retain=3), lm=tiny_qwen3_vl)
+    general = [r for role, r in pairs if r.id.startswith("general-")]
+    assert all(role == "retain" for role, r in pairs if r.id.startswith("general-"))
+    # the empty answer gives nothing to keep: that question is left out
+    assert [r.question for r in general] == [GENERAL_QUESTIONS[0], GENERAL_QUESTIONS[2]]
+    assert [r.answer for r in general] == [f"answer to {q}" for q in (GENERAL_QUESTIONS[0], GENERAL_QUESTIONS[2])]
+    assert all(r.task == "generation" and r.image is None and r.person is None for r in general)
+    with pytest.raises(AsruError, match="general_retain needs the model"):
+        boundary_records(data, _rl(general_retain=1), lm=None)

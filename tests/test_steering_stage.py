@@ -118,8 +118,7 @@ def test_redirect_spans_stop_above_the_previous_steered_layer():
 def test_general_retain_questions_skip_asked_ones():
     from types import SimpleNamespace
 
-    from asru.data.general_questions import GENERAL_QUESTIONS
-    from asru.stages.steer.stage import general_retain_questions
+    from asru.data.general_questions import GENERAL_QUESTIONS, general_retain_questions
 
     asked = [SimpleNamespace(question=GENERAL_QUESTIONS[0].upper()), SimpleNamespace(question="Where was X born?")]
     assert general_retain_questions(asked, 2) == list(GENERAL_QUESTIONS[1:3])

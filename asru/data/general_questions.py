@@ -85,3 +85,15 @@ GENERAL_QUESTIONS = (
     "Which sport is played at Wimbledon?", "How many players are on a soccer team on the field?", "What is the national sport of Japan?",
     "Which instrument has black and white keys?", "What do you use to write on a blackboard?",
 )
+
+
+def general_retain_questions(records, n: int) -> list[str]:
+    """Up to ``n`` of the bundled general-knowledge questions, none of which is asked in ``records``.
+
+    The steering stage keeps their hidden states, and GRPO keeps their answers, as both keep the retain
+    split's, so forgetting does not cost general knowledge (the ``real`` split measures it and stays unseen).
+    """
+    from rewards.text import normalize
+
+    asked = {normalize(r.question) for r in records}
+    return [q for q in GENERAL_QUESTIONS if normalize(q) not in asked][:max(0, n)]

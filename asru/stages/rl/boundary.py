@@ -14,6 +14,13 @@ each question it answers without a refusal (or with the ground truth) is added k
 learns only from groups whose rollouts differ, and a question the model never refuses needs more
 draws before one rollout refuses.
 
+With ``rl.image_augment`` = n > 0 every chosen forget and retain image question is added again with n
+augmented copies of its image (:mod:`asru.core.image_augment`; ids ``<id>-aug<k>``): the rewards then
+judge answers about the people in other photos too, where a refusal may still spell part of the name.
+With ``rl.general_retain`` = m > 0 up to m of the bundled general-knowledge questions join the retain
+side (ids ``general-<k>``), the entering model's greedy answer as their ground truth: GRPO then keeps
+general answers as it keeps the retain split's, instead of drifting where no reward looks.
+
 The result is a :class:`datasets.Dataset` in TRL's format: ``prompt`` (conversational messages, with
 an image content part for image questions), ``images`` (a list holding the question's PIL image, empty
 for text questions: TRL's multi-image column, which unlike ``image`` allows text and image questions in
@@ -24,14 +31,19 @@ person's name, "" for none: the forget reward's identity-leak check) and ``id``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 import random
 from collections.abc import Sequence
 
 import rewards.refusal
 from asru.core.errors import AsruError
+from asru.core.image_augment import augmented_copies
 from asru.core.prompting import chat_messages, encode_prompts, modality_batches
+from asru.data.general_questions import general_retain_questions
+from asru.data.schema import Record
 from asru.eval.metrics import generate_answers
 from rewards.text import contains_answer, ngrams, tokens
 
@@ -128,6 +140,31 @@ def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int =
     return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not rewards.refusal.is_refusal(a)]
 
 
+def augmented_records(records: Sequence, n: int, seed: int) -> list:
+    """``n`` augmented copies of every image record (same question and answer, id ``<id>-aug<k>``, the
+    image a PIL copy), reproducible from ``seed``; text records get none."""
+    out = []
+    for k, r in enumerate(r for r in records if r.image):
+        for j, image in enumerate(augmented_copies(r.image, n, seed * 100_003 + k), start=1):
+            out.append(dataclasses.replace(r, image=image, id=f"{r.id}-aug{j}"))
+    return out
+
+
+def general_records(lm, records: Sequence, n: int, max_new_tokens: int = 32) -> list[Record]:
+    """Up to ``n`` bundled general-knowledge questions not asked in ``records`` as retain generation records,
+    ``lm``'s greedy answer as the ground truth (ids ``general-<k>``)."""
+    questions = general_retain_questions(records, n)
+    if not questions:
+        return []
+    if lm is None:
+        raise AsruError("rl.general_retain needs the model to answer the general questions; pass it, or set rl.general_retain: 0")
+    out = [Record(id=f"general-{k:03d}", split="retain", task="generation", modality="text", question=q, answer="?")
+           for k, q in enumerate(questions)]
+    answers = generate_answers(lm, out, max_new_tokens, progress=True, desc="general answers")
+    # an empty greedy answer gives nothing to keep: leave that question out
+    return [dataclasses.replace(r, answer=a) for r, a in zip(out, answers) if a.strip()]
+
+
 def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     """``[(role, Record)]``: up to ``forget_size`` forget and ``retain_size`` retain free-answer questions,
     plus ``focus_unrefused`` extra copies of the forget questions ``lm`` does not refuse yet."""
@@ -149,7 +186,17 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
         LOG.info("focus: %d of %d forget questions answered without a refusal, each added %d more times",
                  len(missed), len(usable), rl_cfg.focus_unrefused)
         extra = [r for r in missed for _ in range(rl_cfg.focus_unrefused)]
-    return [("forget", r) for r in forget + extra] + [("retain", r) for r in chosen]
+    n_aug = rl_cfg.image_augment if lm is None or lm.is_vlm else 0
+    forget_aug = augmented_records(forget, n_aug, rl_cfg.seed)
+    retain_aug = augmented_records(chosen, n_aug, rl_cfg.seed + 1)
+    if forget_aug or retain_aug:
+        LOG.info("boundary set: %d forget and %d retain augmented image copies added", len(forget_aug), len(retain_aug))
+    general = general_records(lm, list(data["forget"]) + list(data["retain"]) + list(data.get("real", [])),
+                              rl_cfg.general_retain, rl_cfg.max_completion_length) if rl_cfg.general_retain > 0 else []
+    if general:
+        LOG.info("boundary set: %d general-knowledge retain questions added", len(general))
+    return ([("forget", r) for r in forget + extra + forget_aug]
+            + [("retain", r) for r in chosen + retain_aug + general])
 
 
 def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0):
@@ -165,7 +212,8 @@ def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0)
     random.Random(seed).shuffle(pairs)
     rows = {
         "prompt": [chat_messages(r.question, bool(r.image), is_vlm) for _, r in pairs],
-        "images": [[str(r.image)] if r.image else [] for _, r in pairs],
+        # a path, or a PIL image for an augmented copy (the Image feature stores either)
+        "images": [[str(r.image) if isinstance(r.image, (str, os.PathLike)) else r.image] if r.image else [] for _, r in pairs],
         "role": [role for role, _ in pairs],
         "answer": [r.answer for _, r in pairs],
         "question": [r.question for _, r in pairs],

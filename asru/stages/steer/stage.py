@@ -30,10 +30,9 @@ from asru.core.image_augment import augmented_copies
 from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, save_checkpoint
 from asru.core.rundir import atomic_write_json
-from asru.data.general_questions import GENERAL_QUESTIONS
+from asru.data.general_questions import general_retain_questions
 from asru.stages.steer.refusals import build_refusal_prompts, counterpart_refusals, usable_records
 from asru.stages.steer.tables import answer_table, format_before_after
-from rewards.text import normalize
 from steering import layer_select
 from steering.activations import collect_activations
 from steering.bake import bake_ablation
@@ -89,17 +88,6 @@ def redirect_spans(layers: Sequence[int], span: int) -> list[int]:
             LOG.info("redirect_span at layer %d cut to %d: layer %d is steered itself", lay, out[-1], prev)
         prev = lay
     return out
-
-
-def general_retain_questions(records, n: int) -> list[str]:
-    """Up to ``n`` of asru's bundled general-knowledge questions, none of which is asked in ``records``.
-
-    Redirection keeps their hidden states as it keeps the retain split's, so steering does not cost
-    general knowledge (the ``real`` split measures it and stays unseen).
-    """
-    asked = {normalize(r.question) for r in records}
-    return [q for q in GENERAL_QUESTIONS if normalize(q) not in asked][:max(0, n)]
-
 
 
 class StageTimer:
