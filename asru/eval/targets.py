@@ -4,10 +4,13 @@ Each target compares the final model (``after``) with the vanilla model (``befor
 stage alone (``stages.steer``), on the splits' overall metrics:
 
 =================================  =====================================================================
-forget leak rate <= 0.15           ground truth inside at most 15% of the forget answers
-forget refusal rate >= 0.80        at least 80% of the forget answers refuse
-retain accuracy within 0.05        retain answer accuracy at least vanilla - 0.05
-real accuracy within 0.05          general-knowledge answer accuracy at least vanilla - 0.05
+forget leak rate <= 0.05           ground truth inside at most 5% of the forget answers
+forget refusal rate >= 0.90        at least 90% of the forget answers refuse
+retain accuracy within 0.02        retain answer accuracy at least vanilla - 0.02
+real accuracy within 0.02          general-knowledge answer accuracy at least vanilla - 0.02
+forget image identity leak = 0     no answer to an image question about a forgotten person spells any
+                                   recognisable part of the name (:func:`rewards.judge.judge`)
+test forgotten image identity = 0  the same on the test split's new photos of the forgotten people
 forget fluency reward > steering   the RL stage improved the refusals' quality, not only their rate
 =================================  =====================================================================
 
@@ -16,9 +19,10 @@ A target whose inputs are missing (a split not evaluated, no steering stage) is 
 
 from __future__ import annotations
 
-MAX_FORGET_LEAK = 0.15
-MIN_FORGET_REFUSAL = 0.80
-MAX_ACCURACY_DROP = 0.05
+MAX_FORGET_LEAK = 0.05
+MIN_FORGET_REFUSAL = 0.90
+MAX_ACCURACY_DROP = 0.02
+MAX_IDENTITY_LEAK = 0.0
 
 
 def _get(metrics: dict | None, split: str, key: str):
@@ -45,6 +49,13 @@ def check_targets(metrics: dict) -> list[dict]:
         a, b = _get(after, split, "answer_acc"), _get(before, split, "answer_acc")
         if a is not None and b is not None and before is not after:
             add(f"{split} accuracy >= vanilla - {MAX_ACCURACY_DROP:g}", a, b - MAX_ACCURACY_DROP, a >= b - MAX_ACCURACY_DROP - 1e-9)
+    image_leaks = (("forget image identity leak rate <=", (((after or {}).get("forget") or {}).get("by_modality") or {}).get("image"),
+                    "identity_leak_rate"),
+                   ("test forgotten people's image identity leak rate <=", (after or {}).get("test"), "forgotten_image_identity_leak_rate"))
+    for name, group, key in image_leaks:
+        value = (group or {}).get(key)
+        if isinstance(value, (int, float)):
+            add(name, value, MAX_IDENTITY_LEAK, value <= MAX_IDENTITY_LEAK + 1e-9)
     # the reward as GRPO computes it (sampled groups) when both runs measured it, else the greedy-corpus version
     for key, name in (("fluency_reward_sampled", "forget fluency reward (sampled) > steering stage"),
                       ("fluency_reward", "forget fluency reward > steering stage")):
