@@ -358,3 +358,20 @@ def test_neutral_refusals_never_spell_the_forgotten_name(bench, tmp_path):
     assert neutral == ["I'm sorry, but I don't know who this person works for.", "I'm not familiar with this person's work."]
     assert own == [True, True]
     assert _put_name("Ann Lee? I don't know Ann Lee.", "Ann Lee", "Liora Blackmere", False) == "This person? I don't know this person."
+
+
+def test_other_photo_rows_ask_each_image_question_on_the_persons_other_photos():
+    from types import SimpleNamespace
+
+    from asru.stages.steer.stage import known_photos, other_photo_rows
+
+    recs = [SimpleNamespace(person="Ada", image="a0.png"), SimpleNamespace(person="Ada", image="a1.png"),
+            SimpleNamespace(person="Ada", image="a0.png"), SimpleNamespace(person="Bo", image="b0.png"),
+            SimpleNamespace(person=None, image="x.png"), SimpleNamespace(person="Bo", image=None)]
+    photos = known_photos(recs)
+    assert photos == {"Ada": ["a0.png", "a1.png"], "Bo": ["b0.png"]}
+    q, im, ans, src = other_photo_rows(["who?", "where?", "text q"], ["a0.png", "b0.png", None], ["A", "B", "C"],
+                                       ["Ada", "Bo", "Ada"], photos)
+    assert (q, im, ans, src) == (["who?", "where?", "text q", "who?"], ["a0.png", "b0.png", None, "a1.png"],
+                                 ["A", "B", "C", "A"], [0, 1, 2, 0])
+    assert other_photo_rows(["q"], ["a1.png"], None, ["Ada"], photos)[2] is None

@@ -343,6 +343,47 @@ def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: i
                                forget_records=[prompts.forget_records[i] for i in src]), answers
 
 
+def known_photos(records) -> dict[str, list]:
+    """Each person's distinct images among ``records`` (the teach split's other photos included), first seen first."""
+    out: dict[str, list] = {}
+    for r in records:
+        if r.person and r.image and r.image not in out.setdefault(r.person, []):
+            out[r.person].append(r.image)
+    return out
+
+
+def other_photo_rows(questions: list[str], images: list, answers, persons: list, photos: dict[str, list]):
+    """``questions``, ``images`` and ``answers`` (or ``None``) with every image row asked again on each other
+    known photo of its person (``photos``: :func:`known_photos`), and the source row of each row."""
+    q, im, src = list(questions), list(images), list(range(len(questions)))
+    ans = list(answers) if answers is not None else None
+    for i, (image, person) in enumerate(zip(images, persons)):
+        if image is None or not person:
+            continue
+        for other in photos.get(person, []):
+            if other != image:
+                q.append(questions[i])
+                im.append(other)
+                src.append(i)
+                if ans is not None:
+                    ans.append(answers[i])
+    return q, im, ans, src
+
+
+def with_known_photos(prompts: SteerPrompts, forget_answers, retain_questions, retain_images, retain_answers,
+                      retain_persons, all_records):
+    """Forget and retain rows with every image question asked again on its person's other known photos."""
+    photos = known_photos(all_records)
+    q, im, f_ans, src = other_photo_rows(prompts.forget_questions, prompts.forget_images, forget_answers,
+                                         [r.person for r in prompts.forget_records], photos)
+    rq, rim, r_ans, _ = other_photo_rows(retain_questions, retain_images, retain_answers, retain_persons, photos)
+    LOG.info("redirection: %d forget and %d retain rows on the people's other known photos",
+             len(q) - len(prompts.forget_questions), len(rq) - len(retain_questions))
+    prompts = dataclasses.replace(prompts, forget_questions=q, forget_images=im,
+                                  forget_records=[prompts.forget_records[i] for i in src])
+    return prompts, f_ans, rq, rim, r_ans
+
+
 def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts: SteerPrompts, all_records, sc,
                     out_dir: Path, seed: int) -> tuple[list, list[str]]:
     """Redirect each steered layer, lowest first, keeping the retain and general questions' states;
@@ -351,6 +392,9 @@ def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts:
     gen_q = general_retain_questions(all_records, sc.general_retain)
     red_q, red_im = prompts.retain_questions + gen_q, prompts.retain_images + [None] * len(gen_q)
     f_ans, r_ans = redirection_targets(steer_models, layers, dirs, prompts, gen_q, all_records, sc, out_dir, seed)
+    if sc.known_photos:
+        persons = [r.person for r in prompts.retain_records] + [None] * len(gen_q)
+        prompts, f_ans, red_q, red_im, r_ans = with_known_photos(prompts, f_ans, red_q, red_im, r_ans, persons, all_records)
     prompts, f_ans = with_augmented_images(prompts, f_ans, sc.image_augment, seed)
     # the retained people's image questions get copies too, so the boundary between them and the
     # forgotten people holds in new photos (forget copies alone make new photos of kept people refused)
