@@ -317,19 +317,27 @@ def steered_base_states(lm, layers: list[int], dirs, prompts: SteerPrompts, forg
     return bases
 
 
-def augmented_rows(questions: list[str], images: list, answers, n: int, seed: int):
-    """``questions``, ``images`` and ``answers`` (or ``None``) with ``n`` augmented copies of every image row
-    appended (same question, same answer; :mod:`asru.core.image_augment`), and the source row of each row."""
+def rows_with_images(questions: list[str], images: list, answers, extra: list[list]):
+    """``questions``, ``images`` and ``answers`` (or ``None``) with row ``i`` asked again on each image of
+    ``extra[i]`` (same question, same answer), and the source row of each row."""
     q, im, src = list(questions), list(images), list(range(len(questions)))
     ans = list(answers) if answers is not None else None
-    for k, i in enumerate(i for i, image in enumerate(images) if image is not None and n > 0):
-        for copy in augmented_copies(images[i], n, seed * 100_003 + k):
+    for i, more in enumerate(extra):
+        for image in more:
             q.append(questions[i])
-            im.append(copy)
+            im.append(image)
             src.append(i)
             if ans is not None:
                 ans.append(answers[i])
     return q, im, ans, src
+
+
+def augmented_rows(questions: list[str], images: list, answers, n: int, seed: int):
+    """``questions``, ``images`` and ``answers`` (or ``None``) with ``n`` augmented copies of every image row
+    appended (same question, same answer; :mod:`asru.core.image_augment`), and the source row of each row."""
+    image_rows = [i for i, image in enumerate(images) if image is not None and n > 0]
+    copies = {i: augmented_copies(images[i], n, seed * 100_003 + k) for k, i in enumerate(image_rows)}
+    return rows_with_images(questions, images, answers, [copies.get(i, []) for i in range(len(questions))])
 
 
 def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: int):
@@ -355,19 +363,9 @@ def known_photos(records) -> dict[str, list]:
 def other_photo_rows(questions: list[str], images: list, answers, persons: list, photos: dict[str, list]):
     """``questions``, ``images`` and ``answers`` (or ``None``) with every image row asked again on each other
     known photo of its person (``photos``: :func:`known_photos`), and the source row of each row."""
-    q, im, src = list(questions), list(images), list(range(len(questions)))
-    ans = list(answers) if answers is not None else None
-    for i, (image, person) in enumerate(zip(images, persons)):
-        if image is None or not person:
-            continue
-        for other in photos.get(person, []):
-            if other != image:
-                q.append(questions[i])
-                im.append(other)
-                src.append(i)
-                if ans is not None:
-                    ans.append(answers[i])
-    return q, im, ans, src
+    extra = [[p for p in photos.get(person, []) if p != image] if image is not None and person else []
+             for image, person in zip(images, persons)]
+    return rows_with_images(questions, images, answers, extra)
 
 
 def with_known_photos(prompts: SteerPrompts, forget_answers, retain_questions, retain_images, retain_answers,
