@@ -53,3 +53,11 @@ def augmented_copies(image, n: int, seed: int) -> list:
     rng = random.Random(seed)
     source = load_image(image)  # read the file once, not once per copy
     return [augment_image(source, rng) for _ in range(n)]
+
+
+def copies_per_image(images, n: int, seed: int) -> list[list]:
+    """For each entry of ``images`` (``None`` for a text question) its ``n`` augmented copies (none for
+    ``None``); the k-th image's copies are drawn from ``seed * 100_003 + k``, so a run reproduces them."""
+    image_rows = [i for i, image in enumerate(images) if image is not None and n > 0]
+    copies = {i: augmented_copies(images[i], n, seed * 100_003 + k) for k, i in enumerate(image_rows)}
+    return [copies.get(i, []) for i in range(len(images))]

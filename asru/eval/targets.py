@@ -49,12 +49,11 @@ def check_targets(metrics: dict) -> list[dict]:
         a, b = _get(after, split, "answer_acc"), _get(before, split, "answer_acc")
         if a is not None and b is not None and before is not after:
             add(f"{split} accuracy >= vanilla - {MAX_ACCURACY_DROP:g}", a, b - MAX_ACCURACY_DROP, a >= b - MAX_ACCURACY_DROP - 1e-9)
-    image_leaks = (("forget image identity leak rate <=", (((after or {}).get("forget") or {}).get("by_modality") or {}).get("image"),
-                    "identity_leak_rate"),
-                   ("test forgotten people's image identity leak rate <=", (after or {}).get("test"), "forgotten_image_identity_leak_rate"))
-    for name, group, key in image_leaks:
-        value = (group or {}).get(key)
-        if isinstance(value, (int, float)):
+    forget_modalities = ((after or {}).get("forget") or {}).get("by_modality")
+    for name, value in (("forget image identity leak rate <=", _get(forget_modalities, "image", "identity_leak_rate")),
+                        ("test forgotten people's image identity leak rate <=",
+                         _get(after, "test", "forgotten_image_identity_leak_rate"))):
+        if value is not None:
             add(name, value, MAX_IDENTITY_LEAK, value <= MAX_IDENTITY_LEAK + 1e-9)
     # the reward as GRPO computes it (sampled groups) when both runs measured it, else the greedy-corpus version
     for key, name in (("fluency_reward_sampled", "forget fluency reward (sampled) > steering stage"),

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import rewards.refusal
 from asru.core.errors import AsruError
-from asru.core.image_augment import augmented_copies
+from asru.core.image_augment import copies_per_image
 from asru.core.prompting import chat_messages, encode_prompts, modality_batches
 from asru.data.general_questions import general_retain_questions
 from asru.data.schema import Record
@@ -143,11 +143,9 @@ def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int =
 def augmented_records(records: Sequence, n: int, seed: int) -> list:
     """``n`` augmented copies of every image record (same question and answer, id ``<id>-aug<k>``, the
     image a PIL copy), reproducible from ``seed``; text records get none."""
-    out = []
-    for k, r in enumerate(r for r in records if r.image):
-        for j, image in enumerate(augmented_copies(r.image, n, seed * 100_003 + k), start=1):
-            out.append(dataclasses.replace(r, image=image, id=f"{r.id}-aug{j}"))
-    return out
+    copies = copies_per_image([r.image for r in records], n, seed)
+    return [dataclasses.replace(r, image=image, id=f"{r.id}-aug{j}")
+            for r, images in zip(records, copies) for j, image in enumerate(images, start=1)]
 
 
 def general_records(lm, records: Sequence, n: int, max_new_tokens: int = 32) -> list[Record]:
@@ -192,7 +190,7 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     if forget_aug or retain_aug:
         LOG.info("boundary set: %d forget and %d retain augmented image copies added", len(forget_aug), len(retain_aug))
     general = general_records(lm, list(data["forget"]) + list(data["retain"]) + list(data.get("real", [])),
-                              rl_cfg.general_retain, rl_cfg.max_completion_length) if rl_cfg.general_retain > 0 else []
+                              rl_cfg.general_retain, rl_cfg.max_completion_length)
     if general:
         LOG.info("boundary set: %d general-knowledge retain questions added", len(general))
     return ([("forget", r) for r in forget + extra + forget_aug]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from asru.core import models, prompting
 from asru.core.errors import AsruError
-from asru.core.image_augment import augmented_copies
+from asru.core.image_augment import copies_per_image
 from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, save_checkpoint
 from asru.core.rundir import atomic_write_json
@@ -335,9 +335,7 @@ def rows_with_images(questions: list[str], images: list, answers, extra: list[li
 def augmented_rows(questions: list[str], images: list, answers, n: int, seed: int):
     """``questions``, ``images`` and ``answers`` (or ``None``) with ``n`` augmented copies of every image row
     appended (same question, same answer; :mod:`asru.core.image_augment`), and the source row of each row."""
-    image_rows = [i for i, image in enumerate(images) if image is not None and n > 0]
-    copies = {i: augmented_copies(images[i], n, seed * 100_003 + k) for k, i in enumerate(image_rows)}
-    return rows_with_images(questions, images, answers, [copies.get(i, []) for i in range(len(questions))])
+    return rows_with_images(questions, images, answers, copies_per_image(images, n, seed))
 
 
 def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: int):
