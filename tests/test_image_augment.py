@@ -4,7 +4,8 @@ import numpy as np
 from PIL import Image
 
 from asru.core.image_augment import augmented_copies
-from asru.stages.steer.stage import SteerPrompts, augmented_rows, with_augmented_images
+from asru.stages.steer.extra_images import augmented_rows, with_augmented_images
+from asru.stages.steer.prompts import SteerPrompts
 
 
 def _portrait(tmp_path):

@@ -363,7 +363,7 @@ def test_neutral_refusals_never_spell_the_forgotten_name(bench, tmp_path):
 def test_other_photo_rows_ask_each_image_question_on_the_persons_other_photos():
     from types import SimpleNamespace
 
-    from asru.stages.steer.stage import known_photos, other_photo_rows
+    from asru.stages.steer.extra_images import known_photos, other_photo_rows
 
     recs = [SimpleNamespace(person="Ada", image="a0.png"), SimpleNamespace(person="Ada", image="a1.png"),
             SimpleNamespace(person="Ada", image="a0.png"), SimpleNamespace(person="Bo", image="b0.png"),
