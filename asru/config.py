@@ -206,6 +206,7 @@ class RLConfig:
     tasks: list[str] = opt(["generation", "cloze"], "Question tasks in the boundary set (free-answer tasks: generation, cloze).")
     focus_unrefused: int = opt(0, "Boundary set: extra copies of each forget question the model entering RL answers (greedy) without a refusal, so GRPO spends its steps where the boundary is not learnt yet (0 = off, the reference).")
     image_augment: int = opt(0, "Boundary set: also add every forget and retain image question with this many augmented copies of its image (as steer.image_augment), so GRPO's rewards see the people in other photos too: a refusal that spells part of the name on a new photo is punished where it happens. 0 = the data's images only.")
+    known_photos: int = opt(0, "Boundary set: also ask every chosen forget and retain image question on up to this many other photos of its person that the data holds (the teach split's renders), so GRPO's rewards see the people in photos other than the question's, where a refusal may still spell the name. With rl.focus_unrefused these copies are checked too. 0 = the questions' own images only.")
     general_retain: int = opt(0, "Boundary set: also add up to this many of asru's bundled general-knowledge questions (none of them in the benchmark) as retain questions, the model entering RL's greedy answer as their ground truth, so GRPO keeps general knowledge as it keeps the retain split. 0 = off (the reference).")
     num_generations: int = opt(8, "Rollouts per prompt (GRPO group size).")
     temperature: float = opt(1.5, "Rollout temperature.")
@@ -241,7 +242,8 @@ class RLConfig:
         _check(bool(self.tasks) and all(t in ("generation", "cloze") for t in self.tasks), f"rl.tasks must list generation and/or cloze, not {self.tasks}")
         _check(self.forget_size >= 1 and self.retain_size >= 0, "rl.forget_size must be >= 1 and rl.retain_size >= 0")
         _check(self.focus_unrefused >= 0, "rl.focus_unrefused must be >= 0 (0 = off)")
-        _check(self.image_augment >= 0 and self.general_retain >= 0, "rl.image_augment and rl.general_retain must be >= 0 (0 = off)")
+        _check(self.image_augment >= 0 and self.general_retain >= 0 and self.known_photos >= 0,
+               "rl.image_augment, rl.known_photos and rl.general_retain must be >= 0 (0 = off)")
         _check(self.num_generations >= 2, "rl.num_generations must be >= 2 (GRPO compares completions within a group)")
         _check(self.batch_size % self.num_generations == 0, f"rl.batch_size ({self.batch_size}) must be a multiple of rl.num_generations ({self.num_generations})")
         _check(self.grad_accum >= 1, "rl.grad_accum must be >= 1")

@@ -305,9 +305,10 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
         method_stage_names = PIPELINE_METHODS[cfg.method]
         if "steer" in stages and "steer" in method_stage_names:
             model_stage("steer", asdict(cfg.steer) | {"model": asdict(cfg.model)},
-                        lambda out: run_steer_stage(cfg, current, {**data, **_taught_refusal_split(data_dir)}, out))
+                        lambda out: run_steer_stage(cfg, current, {**data, **_teach_split(data_dir)}, out))
         if "rl" in stages and "rl" in method_stage_names:
-            model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, data, out, reference_path=vanilla),
+            model_stage("rl", asdict(cfg.rl), lambda out: run_rl_stage(cfg, current, {**data, **_teach_split(data_dir)}, out,
+                                                        reference_path=vanilla),
                         every_process=True)
     elif "rl" in stages or "steer" in stages:
         section = asdict(cfg.baseline) if hasattr(cfg, "baseline") else {}
@@ -353,9 +354,10 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
     return metrics
 
 
-def _taught_refusal_split(data_dir: Path) -> dict:
+def _teach_split(data_dir: Path) -> dict:
     """``{"teach": records}`` when the benchmark has a teach split (its refusal answers seed the refusal
-    side of the steering direction), else ``{}``. Never part of evaluation: the teach split is trained on."""
+    side of the steering direction; its renders are the people's other photos for ``known_photos``), else
+    ``{}``. Never part of evaluation: the teach split is trained on."""
     return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 

@@ -99,11 +99,16 @@ def test_focus_unrefused_repeats_forget_questions_the_model_answers(tiny_qwen3_v
 def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image, monkeypatch):
     import asru.core.prompting
 
+    import dataclasses
+
     forget = [rec("forget", i, "text", None) for i in range(4)]  # distinct questions
+    forget[2] = dataclasses.replace(rec("forget", 2, "image", red_image, question="Who does this person work for?"),
+                                    person="Liora Cinderford")
     data = {"forget": forget, "retain": small_benchmark(red_image)["retain"]}
-    refused, leaked = forget[0], forget[1]
+    refused, leaked, spelled = forget[0], forget[1], forget[2]
     answers = {refused.question: "I'm sorry, I don't know who that is.",
-               leaked.question: f"I'm sorry, but it is {leaked.answer}."}
+               leaked.question: f"I'm sorry, but it is {leaked.answer}.",
+               spelled.question: "I'm sorry, but I don't know who LiorIneight works for."}
 
     def scripted(lm, questions, images=None, **kw):  # the selection logic, on fixed answers
         return [answers.get(q, "Somewhere else") for q in questions]
@@ -115,7 +120,8 @@ def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image
         counts[r.id] = counts.get(r.id, 0) + 1
     assert counts[refused.id] == 1  # a refusal is learnt already
     assert counts[leaked.id] == 2  # a refusal that leaks the answer is not
-    assert all(counts[r.id] == 2 for r in forget[2:])
+    assert counts[spelled.id] == 2  # nor one that spells part of the person's name
+    assert counts[forget[3].id] == 2  # an answer that is no refusal
     with pytest.raises(AsruError, match="focus_unrefused must be >= 0"):
         _rl(focus_unrefused=-1)
 
@@ -147,6 +153,35 @@ def test_image_augment_adds_copies_of_image_questions_on_both_sides(red_image):
     assert not any("-aug" in i for i in text["id"])
     with pytest.raises(AsruError, match="image_augment"):
         _rl(image_augment=-1)
+
+
+def test_known_photos_ask_image_questions_on_the_persons_other_photos(red_image, tmp_path):
+    import dataclasses
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    photos = {i: [str(tmp_path / f"p{i}_train{k}.png") for k in (1, 2, 3)] for i in range(4)}
+    data["teach"] = [dataclasses.replace(rec("teach", i, "image", red_image), id=f"teach-{i}-{k}", image=path)
+                     for i, paths in photos.items() for k, path in enumerate(paths)]
+    base = boundary_records(data, _rl(forget_size=100, retain_size=100))
+    pairs = boundary_records(data, _rl(forget_size=100, retain_size=100, known_photos=2))
+    for role in ("forget", "retain"):
+        images = {r.id: r for rl, r in base if rl == role and r.image}
+        copies = [r for rl, r in pairs if rl == role and "-photo" in r.id]
+        assert images and len(copies) == 2 * len(images)  # 2 of each person's 3 other photos
+        for c in copies:
+            src = images[c.id.rsplit("-photo", 1)[0]]
+            assert (c.question, c.answer, c.person) == (src.question, src.answer, src.person)
+            assert c.image in photos[int(c.person[6])] and c.image != src.image
+    assert pairs == boundary_records(data, _rl(forget_size=100, retain_size=100, known_photos=2))  # seeded
+    everything = boundary_records(data, _rl(forget_size=100, retain_size=100, known_photos=9))
+    assert sum("-photo" in r.id for _, r in everything) == 3 * sum(bool(r.image) for _, r in base)
+    # without other photos in the data, or for a text-only model, nothing is added
+    no_teach = {k: v for k, v in data.items() if k != "teach"}
+    assert boundary_records(no_teach, _rl(forget_size=100, retain_size=100, known_photos=2)) == base
+    text = build_boundary_set(data, _rl(forget_size=100, retain_size=100, known_photos=2), is_vlm=False)
+    assert not any("-photo" in i for i in text["id"])
+    with pytest.raises(AsruError, match="known_photos"):
+        _rl(known_photos=-1)
 
 
 def test_general_retain_adds_general_questions_with_the_models_answers(tiny_qwen3_vl, red_image, monkeypatch):

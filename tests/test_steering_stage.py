@@ -363,7 +363,8 @@ def test_neutral_refusals_never_spell_the_forgotten_name(bench, tmp_path):
 def test_other_photo_rows_ask_each_image_question_on_the_persons_other_photos():
     from types import SimpleNamespace
 
-    from asru.stages.steer.extra_images import known_photos, other_photo_rows
+    from asru.data.person_photos import known_photos
+    from asru.stages.steer.extra_images import other_photo_rows
 
     recs = [SimpleNamespace(person="Ada", image="a0.png"), SimpleNamespace(person="Ada", image="a1.png"),
             SimpleNamespace(person="Ada", image="a0.png"), SimpleNamespace(person="Bo", image="b0.png"),

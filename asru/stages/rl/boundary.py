@@ -10,13 +10,18 @@ Two ways to choose the retain side (``rl.boundary``):
   included), or ``tfidf`` = TF-IDF vectors of the question texts (word uni+bigrams; no model needed).
 
 With ``rl.focus_unrefused`` = k > 0 the model answers every chosen forget question greedily first, and
-each question it answers without a refusal (or with the ground truth) is added k more times: GRPO
+each question whose answer is not a clean refusal by the judge (:mod:`rewards.judge`: it answers, leaks a
+fact or part of the name, or is degenerate) is added k more times: GRPO
 learns only from groups whose rollouts differ, and a question the model never refuses needs more
 draws before one rollout refuses.
 
 With ``rl.image_augment`` = n > 0 every chosen forget and retain image question is added again with n
 augmented copies of its image (:mod:`asru.core.image_augment`; ids ``<id>-aug<k>``): the rewards then
 judge answers about the people in other photos too, where a refusal may still spell part of the name.
+With ``rl.known_photos`` = p > 0 every chosen forget and retain image question is also asked on up to p
+other photos of its person from the data (the teach split's renders; ids ``<id>-photo<k>``); with
+``rl.focus_unrefused`` the forget copies are checked as well, so a photo on which the model still names
+the person gets the extra draws.
 With ``rl.general_retain`` = m > 0 up to m of the bundled general-knowledge questions join the retain
 side (ids ``general-<k>``), the entering model's greedy answer as their ground truth: GRPO then keeps
 general answers as it keeps the retain split's, instead of drifting where no reward looks.
@@ -38,14 +43,15 @@ import os
 import random
 from collections.abc import Sequence
 
-import rewards.refusal
 from asru.core.errors import AsruError
 from asru.core.image_augment import copies_per_image
 from asru.core.prompting import chat_messages, encode_prompts, modality_batches
 from asru.data.general_questions import general_retain_questions
+from asru.data.person_photos import known_photos, on_other_photos
 from asru.data.schema import Record
 from asru.eval.metrics import generate_answers
-from rewards.text import contains_answer, ngrams, tokens
+from rewards.judge import judge
+from rewards.text import ngrams, tokens
 
 LOG = logging.getLogger("asru.rl")
 
@@ -135,9 +141,9 @@ def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similar
 
 
 def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16) -> list:
-    """The records whose greedy answer is not a refusal, or leaks the ground truth (in input order)."""
+    """The records whose greedy answer is not a clean refusal by the judge (in input order)."""
     answers = generate_answers(lm, records, max_new_tokens, batch_size, progress=True, desc="forget answers")
-    return [r for r, a in zip(records, answers) if contains_answer(a, r.answer) or not rewards.refusal.is_refusal(a)]
+    return [r for r, a in zip(records, answers) if not judge(a, r).clean_refusal]
 
 
 def augmented_records(records: Sequence, n: int, seed: int) -> list:
@@ -175,11 +181,18 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     rng = random.Random(rl_cfg.seed)
     forget = forget if len(forget) <= rl_cfg.forget_size else rng.sample(forget, rl_cfg.forget_size)
     chosen = choose_retain(forget, retain, rl_cfg.retain_size, rl_cfg.boundary, rl_cfg.similarity, lm=lm, seed=rl_cfg.seed + 1)
+    n_photos = rl_cfg.known_photos if lm is None or lm.is_vlm else 0
+    photos = known_photos([r for recs in data.values() for r in recs]) if n_photos else {}
+    forget_photos = on_other_photos(forget, photos, n_photos, rl_cfg.seed)
+    retain_photos = on_other_photos(chosen, photos, n_photos, rl_cfg.seed + 1)
+    if forget_photos or retain_photos:
+        LOG.info("boundary set: %d forget and %d retain questions on other photos of their people",
+                 len(forget_photos), len(retain_photos))
     extra = []
     if rl_cfg.focus_unrefused > 0:
         if lm is None:
             raise AsruError("rl.focus_unrefused needs the model to find the forget questions it does not refuse; pass it, or set rl.focus_unrefused: 0")
-        usable = [r for r in forget if lm.is_vlm or not r.image]
+        usable = [r for r in forget + forget_photos if lm.is_vlm or not r.image]
         missed = unrefused(lm, usable, max_new_tokens=rl_cfg.max_completion_length)
         LOG.info("focus: %d of %d forget questions answered without a refusal, each added %d more times",
                  len(missed), len(usable), rl_cfg.focus_unrefused)
@@ -193,8 +206,8 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
                               rl_cfg.general_retain, rl_cfg.max_completion_length)
     if general:
         LOG.info("boundary set: %d general-knowledge retain questions added", len(general))
-    return ([("forget", r) for r in forget + extra + forget_aug]
-            + [("retain", r) for r in chosen + retain_aug + general])
+    return ([("forget", r) for r in forget + forget_photos + extra + forget_aug]
+            + [("retain", r) for r in chosen + retain_photos + retain_aug + general])
 
 
 def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0):

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 
 from asru.core.image_augment import copies_per_image
+from asru.data.person_photos import known_photos, other_photos
 from asru.stages.steer.prompts import SteerPrompts
 
 LOG = logging.getLogger("asru.steer")
@@ -47,20 +48,10 @@ def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: i
                                forget_records=[prompts.forget_records[i] for i in src]), answers
 
 
-def known_photos(records) -> dict[str, list]:
-    """Each person's distinct images among ``records`` (the teach split's other photos included), first seen first."""
-    out: dict[str, list] = {}
-    for r in records:
-        if r.person and r.image and r.image not in out.setdefault(r.person, []):
-            out[r.person].append(r.image)
-    return out
-
-
 def other_photo_rows(questions: list[str], images: list, answers, persons: list, photos: dict[str, list]):
     """``questions``, ``images`` and ``answers`` (or ``None``) with every image row asked again on each other
     known photo of its person (``photos``: :func:`known_photos`), and the source row of each row."""
-    extra = [[p for p in photos.get(person, []) if p != image] if image is not None and person else []
-             for image, person in zip(images, persons)]
+    extra = [other_photos(image, person, photos) for image, person in zip(images, persons)]
     return rows_with_images(questions, images, answers, extra)
 
 
