@@ -194,7 +194,7 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
             raise AsruError("rl.focus_unrefused needs the model to find the forget questions it does not refuse; pass it, or set rl.focus_unrefused: 0")
         usable = [r for r in forget + forget_photos if lm.is_vlm or not r.image]
         missed = unrefused(lm, usable, max_new_tokens=rl_cfg.max_completion_length)
-        LOG.info("focus: %d of %d forget questions answered without a refusal, each added %d more times",
+        LOG.info("focus: %d of %d forget questions not yet a clean refusal, each added %d more times",
                  len(missed), len(usable), rl_cfg.focus_unrefused)
         extra = [r for r in missed for _ in range(rl_cfg.focus_unrefused)]
     n_aug = rl_cfg.image_augment if lm is None or lm.is_vlm else 0
