@@ -31,6 +31,12 @@ def rows_with_images(questions: list[str], images: list, answers, extra: list[li
     return q, im, ans, src
 
 
+def _with_forget_rows(prompts: SteerPrompts, questions: list[str], images: list, src: list[int]) -> SteerPrompts:
+    """``prompts`` with the forget rows ``questions``/``images``, each row's record that of its source row ``src``."""
+    return dataclasses.replace(prompts, forget_questions=questions, forget_images=images,
+                               forget_records=[prompts.forget_records[i] for i in src])
+
+
 def augmented_rows(questions: list[str], images: list, answers, n: int, seed: int):
     """``questions``, ``images`` and ``answers`` (or ``None``) with ``n`` augmented copies of every image row
     appended (same question, same answer; :mod:`asru.core.image_augment`), and the source row of each row."""
@@ -44,8 +50,7 @@ def with_augmented_images(prompts: SteerPrompts, forget_answers, n: int, seed: i
     if len(q) == len(prompts.forget_questions):
         return prompts, forget_answers
     LOG.info("redirection: %d augmented copies of forget image questions added", len(q) - len(prompts.forget_questions))
-    return dataclasses.replace(prompts, forget_questions=q, forget_images=im,
-                               forget_records=[prompts.forget_records[i] for i in src]), answers
+    return _with_forget_rows(prompts, q, im, src), answers
 
 
 def other_photo_rows(questions: list[str], images: list, answers, persons: list, photos: dict[str, list]):
@@ -64,6 +69,4 @@ def with_known_photos(prompts: SteerPrompts, forget_answers, retain_questions, r
     rq, rim, r_ans, _ = other_photo_rows(retain_questions, retain_images, retain_answers, retain_persons, photos)
     LOG.info("redirection: %d forget and %d retain rows on the people's other known photos",
              len(q) - len(prompts.forget_questions), len(rq) - len(retain_questions))
-    prompts = dataclasses.replace(prompts, forget_questions=q, forget_images=im,
-                                  forget_records=[prompts.forget_records[i] for i in src])
-    return prompts, f_ans, rq, rim, r_ans
+    return _with_forget_rows(prompts, q, im, src), f_ans, rq, rim, r_ans
