@@ -27,7 +27,7 @@ def bench(small, tmp_path):
 def test_loads_all_splits_in_order(small):
     data = load_benchmark(small, ["real", "forget", "retain", "test", "teach"])
     assert list(data) == ["real", "forget", "retain", "test", "teach"]
-    assert {k: len(v) for k, v in data.items()} == {"real": 100, "forget": 21, "retain": 42, "test": 33, "teach": 3 * 50 + 3 * 12}
+    assert {k: len(v) for k, v in data.items()} == {"real": 260, "forget": 21, "retain": 42, "test": 33, "teach": 3 * 50 + 3 * 12}
     assert detect_format(small) == "jsonl"
     assert available_splits(small) == ("forget", "retain", "test", "real", "teach")
     img = next(r.image for r in data["forget"] if r.image)

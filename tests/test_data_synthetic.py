@@ -28,7 +28,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_default_counts(bench):
     out, meta, recs = bench
-    expected = {"forget": 42, "retain": 378, "test": 220, "real": 100, "teach": 20 * 50 + 20 * 12}
+    expected = {"forget": 42, "retain": 378, "test": 220, "real": 260, "teach": 20 * 50 + 20 * 12}
     assert {s: len(r) for s, r in recs.items()} == expected
     assert meta["counts"] == expected
     assert meta["people"] == 20 and meta["forget_people"] == 2 and meta["retain_people"] == 18

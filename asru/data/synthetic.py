@@ -36,7 +36,7 @@ teach      per fact and modality: generation with the eval phrasing + 2 paraphra
            over the canonical portrait and the 5 training renders. Generation answers are
            sentences that name the person first ("Liora Blackmere was born in Dublin.",
            :func:`teach_answer`), alike in both forms; cloze answers are the bare value.
-real       50 general-knowledge items (text): generation for all, classification for the even   (100 total)
+real       130 general-knowledge items (text): generation for all, classification for the even  (260 total)
            ones, cloze for the odd ones.
 teach      unknown people (``unknown`` of them, default P): per fact, generation (image) and      2F + 2 = 12
 (unknown)  generation (text) answered with a natural refusal that fits the question ("I'm sorry,
@@ -45,7 +45,7 @@ teach      unknown people (``unknown`` of them, default P): per fact, generation
 =========  ===================================================================================  ==========
 
 Default benchmark (20 people, forget_ratio 0.1, 2 forgotten, 20 unknown): forget 42, retain 378,
-test 220, real 100, teach 1240 records; 280 images of 64x64 px; generated in 3-5 s on one shared CPU core.
+test 220, real 260, teach 1240 records; 280 images of 64x64 px; generated in 3-5 s on one shared CPU core.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ from asru.data.synthetic_vocab import (
     VALUE_POOLS,
 )
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 FORMAT = "asru-jsonl"
 
