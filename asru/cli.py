@@ -22,6 +22,7 @@ from asru.core.options import choices_metavar
 from asru.core.plugins import load_plugins
 from asru.core.rundir import setup_logging
 from asru.data.synthetic import generate_benchmark
+from asru.demo.oracle import build_oracle_model
 from asru.demo.teach import build_demo_model
 from asru.pipeline import dry_run, ensure_data, run_eval_only, run_pipeline
 from asru.stages.export.run import export_run
@@ -298,6 +299,12 @@ def data_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="Rebuild even if a model taught on other data/settings is there.")
     t.add_argument("--config", metavar="YAML", help="Config file; its teach/data sections are used.")
     add_config_options(t, ["teach", "data"])
+    o = sub.add_parser("oracle", help="Teach the demo recipe without the forget people: the model that never knew them (cached).")
+    o.add_argument("--data", metavar="DIR", help="Benchmark directory with a teach split (default: the built-in synthetic benchmark).")
+    o.add_argument("--out", metavar="DIR", help="Output model directory (default: the cache's demo-oracle-<benchmark>-<fingerprint>).")
+    o.add_argument("--overwrite", action="store_true", help="Rebuild even if a model taught on other data/settings is there.")
+    o.add_argument("--config", metavar="YAML", help="Config file; its teach/data sections are used.")
+    add_config_options(o, ["teach", "data"])
     return p
 
 
@@ -317,6 +324,10 @@ def data_main(argv: list[str] | None = None) -> int:
     fixed = {"data": {"data_dir": args.data}} if args.data else {}
     cfg = config_from_args(args, fixed)
     data_dir = ensure_data(cfg.data)
+    if args.command == "oracle":
+        path = build_oracle_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)
+        print(f"oracle model ready at {path}")
+        return 0
     path = build_demo_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)
     print(f"demo model ready at {path}")
     return 0

@@ -275,6 +275,7 @@ class EvalConfig:
     relearn_steps: int = opt(10, "Relearning attack: optimisation steps (LoRA on the language model), for the attack and its control.")
     relearn_lr: float = opt(1e-3, "Relearning attack: learning rate.")
     relearn_lora_r: int = opt(8, "Relearning attack: LoRA rank.")
+    oracle: str | None = opt(None, "A model that never learnt the forget set (a directory or hub id; `asru-data oracle` builds the demo one): the forget split is also scored against it (forget_quality = KS-test p-value of truth ratios, oracle_agreement, oracle_refusal_gap, oracle_leak_gap, oracle_fluency_gap; docs/evaluation.md). None = off.")
     diagnostics: bool = opt(False, "Representation diagnostics (PCA, CKA, Fisher) with plots.")
     diagnostics_samples: int = opt(64, "Diagnostics: at most this many forget/retain prompts.")
     judge_url: str | None = opt(None, "OpenAI-compatible endpoint for an LLM judge (off when None), e.g. http://127.0.0.1:8000/v1.")

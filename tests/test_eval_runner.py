@@ -124,3 +124,18 @@ def test_forgotten_people_rates_on_the_test_split(tmp_path):
     assert out["forgotten_refusal_rate"] == 1.0
     ctx.split, ctx.free, ctx.answers = "forget", forget, answers[:1]
     assert forgotten_people(ctx) == {}
+
+
+def test_evaluate_against_an_oracle(tiny_llava_path, bench, tmp_path):
+    from asru.testing.tiny import tiny_llava
+
+    oracle = tiny_llava(tmp_path / "oracle", seed=1)
+    cfg = EvalConfig(max_new_tokens=3, batch_size=8, limit=6, progress=False, splits=["forget", "retain"], quality=False,
+                     mia=False, robustness=False, oracle=str(oracle))
+    m = evaluate(cfg, str(tiny_llava_path), bench, tmp_path / "eval")
+    f = m["forget"]
+    assert 0.0 <= f["forget_quality"] <= 1.0 and f["oracle_n"] > 0
+    assert 0.0 <= f["oracle_agreement"] <= 1.0 and -1.0 <= f["oracle_refusal_gap"] <= 1.0
+    assert "forget_quality" not in m["retain"]
+    same = evaluate(EvalConfig(**{**cfg.__dict__, "oracle": str(tiny_llava_path)}), str(tiny_llava_path), bench, tmp_path / "self")
+    assert same["forget"]["forget_quality"] == pytest.approx(1.0) and same["forget"]["oracle_agreement"] == 1.0

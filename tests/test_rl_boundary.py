@@ -97,9 +97,9 @@ def test_focus_unrefused_repeats_forget_questions_the_model_answers(tiny_qwen3_v
 
 
 def test_focus_unrefused_keeps_refused_questions_single(tiny_qwen3_vl, red_image, monkeypatch):
-    import asru.core.prompting
-
     import dataclasses
+
+    import asru.core.prompting
 
     forget = [rec("forget", i, "text", None) for i in range(4)]  # distinct questions
     forget[2] = dataclasses.replace(rec("forget", 2, "image", red_image, question="Who does this person work for?"),

@@ -35,6 +35,7 @@ import json
 import logging
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from asru.core.openmp import set_wait_policy
@@ -68,7 +69,7 @@ TARGETS = {"forget": 0.8, "retain": 0.8}  # image and text generation accuracy t
 
 
 def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = None, overwrite: bool = False, *,
-                     base_model: str | None = None, progress: bool = True) -> Path:
+                     base_model: str | None = None, progress: bool = True, exclude_people: Sequence[str] = ()) -> Path:
     """Teach the demo VLM the profiles of the benchmark in ``data_dir``; return the model directory.
 
     ``out_dir`` defaults to ``cache_dir()/"demo-vlm"`` (the ``demo`` model alias). The build is cached:
@@ -76,11 +77,13 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     ``teach_report.json``) it is returned at once; a model built otherwise (or an unfinished build) is
     replaced only with ``overwrite``. Training happens in a temp folder renamed into place at the end.
     ``base_model`` (a model directory) replaces the untrained demo LLaVA, e.g. a tiny model in tests.
+    ``exclude_people`` leaves those people's records out of the teaching data (the oracle,
+    :mod:`asru.demo.oracle`); the evaluation splits stay whole.
     """
     t_start = time.perf_counter()
     data_dir = Path(data_dir)
     out = Path(out_dir) if out_dir is not None else cache_dir() / "demo-vlm"
-    fp = fingerprint(data_dir, cfg, base_model)
+    fp = fingerprint(data_dir, cfg, base_model, exclude_people)
     if out.exists() and not out.is_dir():
         raise AsruError(f"{out} exists and is not a directory: choose another output path for the demo model")
     if is_built(out, fp):
@@ -91,7 +94,7 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
                         "pass --overwrite to rebuild it, or choose another output directory")
 
     with directory_swap(out, create=False) as tmp:
-        report = _build(data_dir, cfg, tmp, base_model, fp, progress)
+        report = _build(data_dir, cfg, tmp, base_model, fp, progress, set(exclude_people))
         report["total_seconds"] = round(time.perf_counter() - t_start, 1)
         report["peak_rss_gib"] = peak_rss_gib()
         atomic_write_json(tmp / REPORT, report)
@@ -116,11 +119,13 @@ def read_report(out_dir: Path) -> dict | None:
         return None
 
 
-def fingerprint(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> str:
-    """A hash of the benchmark's files, the teach config, the base model and this module's version."""
+def fingerprint(data_dir: Path, cfg: TeachConfig, base_model: str | None = None, exclude_people: Sequence[str] = ()) -> str:
+    """A hash of the benchmark's files, the teach config, the base model, the people left out and this module's version."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": TEACH_VERSION, "cfg": dataclasses.asdict(cfg),
-                         "base": model_identity(base_model) if base_model else "demo"}, sort_keys=True).encode())
+    key = {"version": TEACH_VERSION, "cfg": dataclasses.asdict(cfg), "base": model_identity(base_model) if base_model else "demo"}
+    if exclude_people:  # absent otherwise, so the demo model's fingerprint is what it was before the oracle existed
+        key["exclude_people"] = sorted(exclude_people)
+    h.update(json.dumps(key, sort_keys=True).encode())
     h.update(data_fingerprint(data_dir).encode())
     return h.hexdigest()
 
@@ -147,13 +152,14 @@ def peak_rss_gib() -> float:
     return round(kb / 2**20, 2)
 
 
-def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, fp: str, progress: bool) -> dict:
+def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, fp: str, progress: bool,
+           exclude_people: set[str]) -> dict:
     have = available_splits(data_dir)
     train_splits = ["teach"] if "teach" in have else [s for s in ("forget", "retain") if s in have]
     if not train_splits:
         raise AsruError(f"{data_dir} has neither a teach split nor forget/retain splits to teach the demo model from")
     data = load_benchmark(data_dir, train_splits + [s for s in EVAL_SPLITS if s in have and s not in train_splits])
-    train_records = [r for s in train_splits for r in data[s]]
+    train_records = [r for s in train_splits for r in data[s] if r.person not in exclude_people]
 
     if base_model is None:
         base_path = build_untrained_demo(cache_dir() / f"demo-vlm-base-{cfg.image_size}px-seed{cfg.seed}",
@@ -204,6 +210,7 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
         "base_model": str(base_path),
         "train_splits": train_splits,
         "train_records": len(train_records),
+        "excluded_people": sorted(exclude_people),
         "general_questions": len(general),
         "config": dataclasses.asdict(cfg),
         "accuracy": accuracy,

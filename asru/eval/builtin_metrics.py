@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from asru.core.models import load_model
 from asru.core.rundir import atomic_write_json
 from asru.eval.diagnostics import run_diagnostics
 from asru.eval.judge import judge_answers
+from asru.eval.oracle import oracle_comparison
 from asru.eval.privacy import membership_inference
 from asru.eval.quality import quality_metrics, sampled_fluency
 from asru.eval.registry import EvalContext, register_metric
@@ -94,6 +96,18 @@ def diagnostics(ctx: EvalContext) -> dict:
                            batch_size=max(2, ctx.cfg.batch_size // 2), seed=ctx.cfg.seed)
     atomic_write_json(ctx.out_dir / "diagnostics.json", diag)
     return diag["summary"]
+
+
+@register_metric("oracle", "answers", enabled=lambda cfg: bool(cfg.oracle))
+def oracle(ctx: EvalContext) -> dict:
+    """Forget quality and plain distances against a model that never learnt the forget set (``eval.oracle``)."""
+    if ctx.split != "forget" or not ctx.free:
+        return {}
+    cfg = ctx.cfg
+    oracle_lm = load_model(cfg.oracle, dtype=cfg.dtype) if cfg.dtype else load_model(cfg.oracle)
+    pool = [r for s in ("retain", "test") for r in ctx.data.get(s, [])]
+    return oracle_comparison(ctx.lm, oracle_lm, ctx.ref or ctx.lm, ctx.free, ctx.answers, pool,
+                             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
 @register_metric("relearn", "forget", enabled=lambda cfg: cfg.relearn)

@@ -54,21 +54,26 @@ def mia_auc(member_losses: Sequence[float], nonmember_losses: Sequence[float]) -
     return auc([-x for x in member_losses], [-x for x in nonmember_losses])
 
 
+def counterfactual_tiers(rec: Record, members: Sequence[Record], pool: Sequence[Record]) -> list[list[str]]:
+    """Wrong-but-plausible answers for ``rec``, best tier first (see the module docstring); every tier
+    sorted, none holding ``rec``'s own answer."""
+    forget_people = {r.person for r in members}
+    tiers: list[list[str]] = []
+    if rec.fact:
+        tiers.append(sorted({r.answer for r in members if r.fact == rec.fact and r.person != rec.person and r.person in forget_people}))
+        tiers.append(sorted({r.answer for r in pool if r.fact == rec.fact and r.person != rec.person}))
+    tiers.append(sorted({r.answer for r in list(members) + list(pool) if r.task == rec.task and r.person != rec.person}))
+    own = rec.answer.strip().lower()
+    return [[v for v in cands if v.strip().lower() != own] for cands in tiers]
+
+
 def counterfactual_answers(members: Sequence[Record], pool: Sequence[Record], seed: int = 0) -> list[str | None]:
     """A wrong-but-plausible answer per member record (see the module docstring); None if none exists."""
     rng = random.Random(seed)
-    forget_people = {r.person for r in members}
-
     out = []
     for rec in members:
-        tiers: list[list[str]] = []
-        if rec.fact:
-            tiers.append(sorted({r.answer for r in members if r.fact == rec.fact and r.person != rec.person and r.person in forget_people}))
-            tiers.append(sorted({r.answer for r in pool if r.fact == rec.fact and r.person != rec.person}))
-        tiers.append(sorted({r.answer for r in list(members) + list(pool) if r.task == rec.task and r.person != rec.person}))
         choice = None
-        for cands in tiers:
-            cands = [v for v in cands if v.strip().lower() != rec.answer.strip().lower()]
+        for cands in counterfactual_tiers(rec, members, pool):
             if cands:
                 choice = rng.choice(cands)
                 break
