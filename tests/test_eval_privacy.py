@@ -48,3 +48,25 @@ def test_membership_inference_on_tiny_model(tiny_llama):
     out = membership_inference(tiny_llama, members, [], batch_size=2)
     assert out["mia_n"] == 2 and 0.0 <= out["mia_auc"] <= 1.0
     assert out["mia_member_loss"] > 0 and out["mia_nonmember_loss"] > 0
+
+
+def test_min_k_and_zlib_scores():
+    from asru.eval.privacy import min_k_score, zlib_score
+
+    assert min_k_score([-0.1, -2.0, -0.3, -4.0, -0.2], k=0.4) == pytest.approx(3.0)  # the two least likely tokens
+    assert min_k_score([-1.5], k=0.4) == pytest.approx(1.5)  # at least one token
+    import zlib
+
+    assert zlib_score([-1.0, -3.0], "Oslo") == pytest.approx(2.0 / len(zlib.compress(b"Oslo")))
+
+
+def test_membership_inference_attacks_on_tiny_model(tiny_llama):
+    members = [rec("a1", question="Where was Aldric born?", answer="Oslo", person="A", fact="birthplace"),
+               rec("b1", question="Where was Brenna born?", answer="Lyon", person="B", fact="birthplace")]
+    out = membership_inference(tiny_llama, members, [], batch_size=2)
+    for key in ("mia_auc", "mia_min_k_auc", "mia_zlib_auc"):
+        assert 0.0 <= out[key] <= 1.0, key
+    assert out["mia_reference_auc"] is None
+    # the model as its own reference: every loss difference is 0, so members and non-members tie
+    same = membership_inference(tiny_llama, members, [], batch_size=2, reference=tiny_llama)
+    assert same["mia_reference_auc"] == 0.5

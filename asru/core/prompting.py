@@ -219,26 +219,14 @@ def _takes_logits_to_keep(cls) -> bool:
     return "logits_to_keep" in params
 
 
-def answer_logprobs(
-    lm,
-    questions: Sequence[str],
-    answers: Sequence[str],
-    images: Sequence | None = None,
-    *,
-    batch_size: int = 16,
-    model=None,
-    system: str | None = None,
-) -> list[tuple[float, int]]:
-    """Sum of log-probabilities of each answer given its prompt, and its token count, in input order.
-
-    ``model`` scores with another model that shares the processor (e.g. the reference model).
-    """
+def _answer_token_scores(lm, questions, answers, images, batch_size, model, system):
+    """Yield ``(indices, logp, mask)`` per batch: each answer token's log-probability given its prefix."""
     import torch
 
     n = len(questions)
     images = list(images) if images is not None else [None] * n
     scorer = model if model is not None else lm.model
-    out: list[tuple[float, int] | None] = [None] * n
+
     def encode(idx):
         return idx, *encode_with_answers(lm, [questions[i] for i in idx], [answers[i] for i in idx], [images[i] for i in idx], system=system)
 
@@ -253,7 +241,45 @@ def answer_logprobs(
         tgt = labels[:, labels.shape[1] - keep + 1 :]
         mask = tgt != -100
         logp = torch.log_softmax(logits, -1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        yield idx, logp, mask
+
+
+def answer_logprobs(
+    lm,
+    questions: Sequence[str],
+    answers: Sequence[str],
+    images: Sequence | None = None,
+    *,
+    batch_size: int = 16,
+    model=None,
+    system: str | None = None,
+) -> list[tuple[float, int]]:
+    """Sum of log-probabilities of each answer given its prompt, and its token count, in input order.
+
+    ``model`` scores with another model that shares the processor (e.g. the reference model).
+    """
+    out: list[tuple[float, int] | None] = [None] * len(questions)
+    for idx, logp, mask in _answer_token_scores(lm, questions, answers, images, batch_size, model, system):
         sums = (logp * mask).sum(1)
         for j, i in enumerate(idx):
             out[i] = (float(sums[j]), int(mask[j].sum()))
+    return out  # type: ignore[return-value]
+
+
+def answer_token_logprobs(
+    lm,
+    questions: Sequence[str],
+    answers: Sequence[str],
+    images: Sequence | None = None,
+    *,
+    batch_size: int = 16,
+    model=None,
+    system: str | None = None,
+) -> list[list[float]]:
+    """Each answer token's log-probability given its prompt and the answer so far, per answer in input order
+    (their sum is :func:`answer_logprobs`'s)."""
+    out: list[list[float] | None] = [None] * len(questions)
+    for idx, logp, mask in _answer_token_scores(lm, questions, answers, images, batch_size, model, system):
+        for j, i in enumerate(idx):
+            out[i] = [float(x) for x in logp[j][mask[j]]]
     return out  # type: ignore[return-value]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from asru.core.models import load_model
@@ -71,9 +72,11 @@ def forgotten_people(ctx: EvalContext) -> dict:
 
 @register_metric("mia", "forget", enabled=lambda cfg: cfg.mia)
 def mia(ctx: EvalContext) -> dict:
-    """Membership inference (loss AUC) of the forget split against the other splits."""
+    """Membership inference (loss, min-k%, zlib and, with ``eval.oracle``, reference-model AUCs) of the
+    forget split against counterfactual answers."""
     pool = [r for s, recs in ctx.data.items() if s != "forget" for r in recs]
-    return membership_inference(ctx.lm, ctx.forget, pool, ctx.cfg.batch_size, ctx.cfg.seed)
+    reference = _oracle_model(ctx.cfg.oracle, ctx.cfg.dtype) if ctx.cfg.oracle else None
+    return membership_inference(ctx.lm, ctx.forget, pool, ctx.cfg.batch_size, ctx.cfg.seed, reference=reference)
 
 
 @register_metric("robustness", "forget", enabled=lambda cfg: cfg.robustness)
@@ -98,13 +101,20 @@ def diagnostics(ctx: EvalContext) -> dict:
     return diag["summary"]
 
 
+@functools.lru_cache(maxsize=1)
+def _oracle_model(path: str, dtype: str | None):
+    """The oracle model, loaded once for the oracle and membership-inference metrics (and kept while a
+    comparison evaluates several models against it)."""
+    return load_model(path, dtype=dtype) if dtype else load_model(path)
+
+
 @register_metric("oracle", "answers", enabled=lambda cfg: bool(cfg.oracle))
 def oracle(ctx: EvalContext) -> dict:
     """Forget quality and plain distances against a model that never learnt the forget set (``eval.oracle``)."""
     if ctx.split != "forget" or not ctx.free:
         return {}
     cfg = ctx.cfg
-    oracle_lm = load_model(cfg.oracle, dtype=cfg.dtype) if cfg.dtype else load_model(cfg.oracle)
+    oracle_lm = _oracle_model(cfg.oracle, cfg.dtype)
     pool = [r for s in ("retain", "test") for r in ctx.data.get(s, [])]
     return oracle_comparison(ctx.lm, oracle_lm, ctx.ref or ctx.lm, ctx.free, ctx.answers, pool,
                              max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed)

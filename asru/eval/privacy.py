@@ -15,12 +15,16 @@ loss_nonmember) + 0.5 * P(tie), computed exactly from ranks (Mann-Whitney U), no
 
 from __future__ import annotations
 
+import math
 import random
+import zlib
 from collections.abc import Sequence
 
-from asru.core.prompting import answer_logprobs
+from asru.core.prompting import answer_token_logprobs
 from asru.data.schema import Record
 from asru.eval.metrics import free_text_prompt
+
+MIN_K = 0.4  # share of the least likely tokens min-k% averages (its paper tries 10-60%; answers here are a few tokens)
 
 
 def _average_ranks(values: Sequence[float]) -> list[float]:
@@ -81,22 +85,44 @@ def counterfactual_answers(members: Sequence[Record], pool: Sequence[Record], se
     return out
 
 
-def membership_inference(lm, forget: Sequence[Record], pool: Sequence[Record] = (), batch_size: int = 16, seed: int = 0) -> dict:
-    """``mia_auc`` with the mean member / non-member per-token losses, on the forget set's free-text records."""
+def min_k_score(token_logprobs: Sequence[float], k: float = MIN_K) -> float:
+    """Min-k% score (Shi et al.): minus the mean of the lowest ``k`` share of the token log-probabilities
+    (at least one token); like a loss, lower = more likely a member."""
+    lowest = sorted(token_logprobs)[:max(1, math.ceil(k * len(token_logprobs)))]
+    return -sum(lowest) / len(lowest)
+
+
+def zlib_score(token_logprobs: Sequence[float], text: str) -> float:
+    """Zlib ratio (Carlini et al.): the per-token loss over the zlib-compressed length of the text in bytes,
+    so answers that are simply easy to predict (short, repetitive) are not taken for members."""
+    loss = -sum(token_logprobs) / max(len(token_logprobs), 1)
+    return loss / len(zlib.compress(text.encode("utf-8")))
+
+
+def membership_inference(lm, forget: Sequence[Record], pool: Sequence[Record] = (), batch_size: int = 16, seed: int = 0,
+                         reference=None) -> dict:
+    """Membership-inference AUCs on the forget set's free-text records, members against counterfactual
+    non-members: ``mia_auc`` (loss), ``mia_min_k_auc`` (min-k%), ``mia_zlib_auc`` (zlib ratio) and, with a
+    ``reference`` model (e.g. the oracle), ``mia_reference_auc`` (loss minus the reference model's loss);
+    plus the mean member / non-member per-token losses and the pair count."""
     members = [r for r in forget if r.task in ("generation", "cloze")]
     wrong = counterfactual_answers(members, [r for r in pool if r.task in ("generation", "cloze")], seed)
     keep = [i for i, w in enumerate(wrong) if w is not None]
+    empty = {"mia_auc": None, "mia_min_k_auc": None, "mia_zlib_auc": None, "mia_reference_auc": None,
+             "mia_member_loss": None, "mia_nonmember_loss": None, "mia_n": 0}
     if not keep:
-        return {"mia_auc": None, "mia_member_loss": None, "mia_nonmember_loss": None, "mia_n": 0}
-    qs = [free_text_prompt(members[i]) for i in keep]
-    ims = [members[i].image for i in keep]
-    true_lp = answer_logprobs(lm, qs, [members[i].answer for i in keep], ims, batch_size=batch_size)
-    false_lp = answer_logprobs(lm, qs, [wrong[i] for i in keep], ims, batch_size=batch_size)
-    mem = [-s / max(n, 1) for s, n in true_lp]
-    non = [-s / max(n, 1) for s, n in false_lp]
-    return {
-        "mia_auc": mia_auc(mem, non),
-        "mia_member_loss": sum(mem) / len(mem),
-        "mia_nonmember_loss": sum(non) / len(non),
-        "mia_n": len(keep),
-    }
+        return empty
+    qs = [free_text_prompt(members[i]) for i in keep] * 2
+    ims = [members[i].image for i in keep] * 2
+    texts = [members[i].answer for i in keep] + [wrong[i] for i in keep]
+    n = len(keep)
+    tokens = answer_token_logprobs(lm, qs, texts, ims, batch_size=batch_size)
+    losses = [-sum(t) / max(len(t), 1) for t in tokens]
+    scores = {"mia_auc": losses, "mia_min_k_auc": [min_k_score(t) for t in tokens],
+              "mia_zlib_auc": [zlib_score(t, x) for t, x in zip(tokens, texts)]}
+    if reference is not None:
+        ref = answer_token_logprobs(reference, qs, texts, ims, batch_size=batch_size)
+        scores["mia_reference_auc"] = [loss + sum(t) / max(len(t), 1) for loss, t in zip(losses, ref)]
+    out = {**empty, **{key: mia_auc(v[:n], v[n:]) for key, v in scores.items()}}
+    out.update(mia_member_loss=sum(losses[:n]) / n, mia_nonmember_loss=sum(losses[n:]) / n, mia_n=n)
+    return out
