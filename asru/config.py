@@ -300,7 +300,7 @@ class EvalConfig:
 
 @dataclass
 class BaselineConfig:
-    """Unlearning baselines (ga, graddiff, kl, npo, idk): LoRA on the language model, merged into the checkpoint."""
+    """Unlearning baselines (ga, graddiff, kl, npo, idk, simnpo, dpo, rmu): LoRA on the language model, merged into the checkpoint."""
 
     steps: int = opt(30, "Optimisation steps.")
     batch_size: int = opt(8, "Forget (and retain) examples per step.")
@@ -308,6 +308,12 @@ class BaselineConfig:
     lora_r: int = opt(16, "LoRA rank on the language model's linear layers (alpha = rank).")
     retain_weight: float = opt(1.0, "Weight of the retain term (graddiff: NLL, kl: KL to the reference, npo / idk: NLL).")
     npo_beta: float = opt(0.4, "NPO inverse temperature beta.")
+    simnpo_beta: float = opt(2.5, "SimNPO inverse temperature beta (on the length-normalised log-likelihood).")
+    simnpo_gamma: float = opt(0.0, "SimNPO reward margin gamma.")
+    dpo_beta: float = opt(0.1, "DPO inverse temperature beta (refusals preferred over the true forget answers).")
+    rmu_layer: int = opt(7, "RMU: decoder layer whose hidden states are misdirected (negative counts from the end); the MLPs of it and the 2 layers below train.")
+    rmu_coeff: float = opt(6.5, "RMU: norm c of the random target vector the forget states are pushed to.")
+    rmu_alpha: float = opt(1200.0, "RMU: weight of the retain states' MSE to the frozen model.")
     retain_size: int = opt(200, "Retain examples used (capped at what exists).")
     max_grad_norm: float = opt(1.0, "Gradient clipping norm.")
     seed: int = opt(0, "Seed.")
@@ -315,7 +321,8 @@ class BaselineConfig:
     def __post_init__(self):
         _check(self.steps > 0 and self.batch_size > 0, "baseline.steps and baseline.batch_size must be positive")
         _check(self.lr > 0 and self.lora_r > 0, "baseline.lr and baseline.lora_r must be positive")
-        _check(self.npo_beta > 0, "baseline.npo_beta must be positive")
+        _check(self.npo_beta > 0 and self.simnpo_beta > 0 and self.dpo_beta > 0, "baseline.npo_beta, simnpo_beta and dpo_beta must be positive")
+        _check(self.rmu_coeff > 0 and self.rmu_alpha >= 0, "baseline.rmu_coeff must be positive and baseline.rmu_alpha >= 0")
         _check(self.retain_weight >= 0 and self.retain_size >= 0, "baseline.retain_weight and baseline.retain_size must be >= 0")
 
 

@@ -27,7 +27,7 @@ from asru.core.openmp import set_wait_policy
 set_wait_policy()  # the CLI's OpenMP wait policy, before torch is imported
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_METHODS = ("asru", "ga", "graddiff", "kl", "npo", "idk")
+DEFAULT_METHODS = ("asru", "ga", "graddiff", "kl", "npo", "idk", "simnpo", "dpo", "rmu")
 # (column label, split, metric key, format)
 COLUMNS = (
     ("forget leak ↓", "forget", "leak_rate", "{:.2f}"),
@@ -133,7 +133,7 @@ def run_method(method: str, base: dict, runs: Path, resume: bool = False) -> tup
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run every method and write the table and the plot."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="Comma-separated methods (asru, steer_only, ga, graddiff, kl, npo, idk).")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="Comma-separated registered methods (default: %(default)s).")
     p.add_argument("--config", help="Base config YAML (default: the shipped preset of the model, configs/default.yaml for the demo model).")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config override for every method (repeatable).")
     p.add_argument("--runs", default="runs/compare", help="Parent directory of the per-method run directories.")

@@ -30,7 +30,8 @@ def qa_pairs(records: Sequence[Record]) -> list[tuple[str, str, str | None]]:
 
 
 class BatchCycler:
-    """Endless modality-homogeneous batches over ``(question, answer, image)`` items, reshuffled each epoch."""
+    """Endless modality-homogeneous batches over ``(question, answer, image)`` items (or any tuples whose last
+    element is the image), reshuffled each epoch."""
 
     def __init__(self, items: Sequence[tuple[str, str, str | None]], batch_size: int, seed: int = 0):
         if not items:
@@ -45,7 +46,7 @@ class BatchCycler:
         self.rng.shuffle(order)
         batches = []
         for with_image in (True, False):
-            group = [i for i in order if (self.items[i][2] is not None) == with_image]
+            group = [i for i in order if (self.items[i][-1] is not None) == with_image]
             batches += [group[k : k + self.batch_size] for k in range(0, len(group), self.batch_size)]
         self.rng.shuffle(batches)
         self._queue = batches
@@ -84,12 +85,13 @@ def nll(model, enc, labels):
 
 
 def train_loop(model, steps: int, lr: float, loss_fn: Callable[[int], object], max_grad_norm: float = 1.0,
-               desc: str = "training", progress: bool = False) -> list[float]:
-    """AdamW with linear decay on the trainable parameters for ``steps`` steps; returns the losses."""
+               desc: str = "training", progress: bool = False, trains: Callable[[str], bool] | None = None) -> list[float]:
+    """AdamW with linear decay on the trainable parameters (those whose name ``trains`` accepts, when given)
+    for ``steps`` steps; returns the losses."""
     import torch
     from tqdm.auto import tqdm
 
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for name, p in model.named_parameters() if p.requires_grad and (trains is None or trains(name))]
     if not params:
         raise AsruError("nothing to train: the model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)

@@ -33,6 +33,9 @@ class BaselineContext:
         self.retain = BatchCycler(qa_pairs(retain), cfg.batch_size, cfg.seed + 1) if retain else None
         idk_items = [(r.question, idk_answer(r, i), r.image) for i, r in enumerate(forget)]
         self.idk = BatchCycler(idk_items, cfg.batch_size, cfg.seed + 2)
+        # (question, refusal, true answer, image): preference pairs, the refusal preferred (image last, as the cycler groups by it)
+        self.preference = BatchCycler([(q, a, r.answer, im) for (q, a, im), r in zip(idk_items, forget)], cfg.batch_size, cfg.seed + 3)
+        self.state: dict = {}  # what a loss keeps between its steps (e.g. RMU's random target)
 
     def retain_nll(self):
         """``w * NLL`` of the next retain batch (0 without retain data or weight)."""

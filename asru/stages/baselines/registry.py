@@ -12,9 +12,18 @@ LossFn = Callable[..., object]
 BASELINES: Registry[LossFn] = Registry("baseline", "register one with asru.stages.baselines.register_baseline")
 
 
-def register_baseline(name: str) -> Callable[[LossFn], LossFn]:
-    """Decorator registering a baseline loss under ``name`` (a taken name is an error)."""
-    return BASELINES.register(name)
+def register_baseline(name: str, trains: Callable[[str, object, object], bool] | None = None) -> Callable[[LossFn], LossFn]:
+    """Decorator registering a baseline loss under ``name`` (a taken name is an error).
+
+    ``trains(param_name, cfg, model)``, when given, picks the LoRA parameters the optimiser updates (the
+    rest keep their initial, identity adapters); by default every adapter trains."""
+    register = BASELINES.register(name)
+
+    def deco(fn: LossFn) -> LossFn:
+        fn.trains = trains  # type: ignore[attr-defined]
+        return register(fn)
+
+    return deco
 
 
 def list_baselines() -> list[str]:

@@ -29,8 +29,10 @@ def train_baseline(name: str, lm, forget: list[Record], retain: list[Record], cf
     torch.manual_seed(cfg.seed)
     model = add_lora(lm.model, cfg.lora_r, cfg.seed)
     ctx = BaselineContext(lm, model, forget, retain, cfg)
+    trains = getattr(loss_fn, "trains", None)
     losses = train_loop(model, cfg.steps, cfg.lr, lambda step: loss_fn(ctx, step), cfg.max_grad_norm,
-                        desc=f"baseline {name}", progress=progress)
+                        desc=f"baseline {name}", progress=progress,
+                        trains=(lambda param: trains(param, cfg, model)) if trains else None)
     return model, losses
 
 
