@@ -32,6 +32,10 @@ DEFAULT_METHODS = ("asru", "ga", "graddiff", "kl", "npo", "idk", "simnpo", "dpo"
 COLUMNS = (
     ("forget leak ↓", "forget", "leak_rate", "{:.2f}"),
     ("forget refusal ↑", "forget", "refusal_rate", "{:.2f}"),
+    ("forget identity leak ↓", "forget", "identity_leak_rate", "{:.2f}"),
+    ("forget quality vs oracle ↑", "forget", "forget_quality", "{:.3f}"),
+    ("answers agree with oracle ↑", "forget", "oracle_agreement", "{:.2f}"),
+    ("relearn leak ↓", "forget", "relearn_leak_rate", "{:.2f}"),
     ("forget cls acc ↓", "forget", "classification_acc", "{:.2f}"),
     ("forget option acc ↓", "forget", "option_acc", "{:.2f}"),
     ("retain acc ↑", "retain", "answer_acc", "{:.2f}"),
@@ -41,6 +45,7 @@ COLUMNS = (
     ("refusal naturalness ↑", "forget", "refusal_naturalness", "{:.2f}"),
     ("garbled ↓", "forget", "garbled_rate", "{:.2f}"),
     ("MIA AUC (0.5)", "forget", "mia_auc", "{:.2f}"),
+    ("MIA min-k AUC (0.5)", "forget", "mia_min_k_auc", "{:.2f}"),
 )
 
 
@@ -108,6 +113,28 @@ def scatter(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def build_oracle(base: dict) -> str:
+    """Build (or find cached) the oracle of the benchmark the config names; returns its directory."""
+    from asru.config import build_config
+    from asru.pipeline import ensure_data
+    from asru.demo.oracle import build_oracle_model
+
+    cfg = build_config(base)
+    return str(build_oracle_model(ensure_data(cfg.data), cfg.teach))
+
+
+def evaluate_oracle(base: dict, oracle: str, vanilla: str | None, out_dir: Path) -> dict:
+    """The oracle's own evaluation, as every method's (the vanilla model as the reference)."""
+    from asru.config import build_config
+    from asru.pipeline import ensure_data
+    from asru.data.loaders import load_benchmark
+    from asru.eval.runner import evaluate
+
+    cfg = build_config(base)
+    data = load_benchmark(ensure_data(cfg.data), cfg.eval.splits)
+    return evaluate(cfg.eval, oracle, data, out_dir, reference_path=vanilla, model_cfg=cfg.model)
+
+
 def run_method(method: str, base: dict, runs: Path, resume: bool = False) -> tuple[dict, float]:
     """Run the pipeline for one method; returns (metrics.json dict, minutes).
 
@@ -139,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs/compare", help="Parent directory of the per-method run directories.")
     p.add_argument("--docs", default="docs/results", help="Where compare_methods.md/.png/.json are written.")
     p.add_argument("--resume", action="store_true", help="Reuse each method's existing run directory (unchanged stages are not re-run).")
+    p.add_argument("--no-oracle", action="store_true",
+                   help="Skip the oracle (the demo recipe taught without the forget people; built once, ~20 min on 2 CPU cores): "
+                        "no oracle row and no forget-quality columns.")
     args = p.parse_args(argv)
 
     from asru.config_yaml import load_yaml, merge
@@ -157,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     docs.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     raw: dict = {"methods": {}, "overrides": args.set, "config": config_file}
+    oracle = None if args.no_oracle else build_oracle(base)
+    if oracle:
+        base["eval"]["oracle"] = oracle
     for method in methods:
         print(f"=== {method} ===", flush=True)
         try:
@@ -167,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         if not rows and metrics.get("before"):
             rows.append({"method": "vanilla (before)", "metrics": metrics["before"], "minutes": None})
             raw["vanilla"] = metrics["before"]
+            if oracle:
+                rows.append({"method": "oracle (never taught the forget people)",
+                             "metrics": evaluate_oracle(base, oracle, metrics.get("vanilla"), runs / "oracle"), "minutes": None})
+                raw["oracle"] = rows[-1]["metrics"]
         rows.append({"method": method, "metrics": metrics.get("after"), "minutes": minutes})
         raw["methods"][method] = {"after": metrics.get("after"), "minutes": round(minutes, 2), "run": str(runs / method),
                                   "timings_s": metrics.get("timings_s")}
@@ -181,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         ("Forget split: leak = ground truth inside the answer, refusal = the shared refusal detector; retain / test / real: "
          "answer accuracy. Fluency = mean per-token log-likelihood of the forget answers under the vanilla model; "
          "refusal naturalness = mean of refusal diversity and contextual refusals; MIA AUC near 0.5 = the forget set "
-         "looks like unseen data. Minutes = wall time of the method's run including its evaluation."),
+         "looks like unseen data. The oracle is the demo recipe taught without the forget people: forget quality = "
+         "KS-test p-value of the truth ratios against it (docs/evaluation.md), agreement = answers the judge puts in the "
+         "same class as the oracle's. Minutes = wall time of the method's run including its evaluation."),
         "",
         table, "", "![forget vs retain vs quality](compare_methods.png)", "",
     ])

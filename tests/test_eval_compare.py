@@ -22,3 +22,17 @@ def test_table_and_plot(tmp_path):
     assert table[3].startswith("| npo | 0.25 | 0.50 |") and table[3].endswith("| 2.5 |")
     cm.scatter(rows, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 5000
+
+
+def test_oracle_row_is_evaluated_like_a_method(tiny_llava_path, tmp_path):
+    from asru.data.synthetic import generate_benchmark
+
+    data = tmp_path / "bench"
+    generate_benchmark(data, people=2, forget_ratio=0.5, seed=0, image_size=32)
+    base = {"data": {"data_dir": str(data)}, "eval": {"max_new_tokens": 3, "batch_size": 8, "limit": 4, "progress": False,
+                                                        "quality": False, "robustness": False, "splits": ["forget", "retain"],
+                                                        "oracle": str(tiny_llava_path)}}
+    m = cm.evaluate_oracle(base, str(tiny_llava_path), None, tmp_path / "oracle")
+    # the oracle against itself: indistinguishable truth ratios, the same answers
+    assert m["forget"]["forget_quality"] == pytest.approx(1.0) and m["forget"]["oracle_agreement"] == 1.0
+    assert "answer_acc" in m["retain"] and (tmp_path / "oracle" / "eval.json").is_file()
