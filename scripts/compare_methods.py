@@ -116,8 +116,8 @@ def scatter(rows: list[dict], path: Path) -> None:
 def build_oracle(base: dict) -> str:
     """Build (or find cached) the oracle of the benchmark the config names; returns its directory."""
     from asru.config import build_config
-    from asru.pipeline import ensure_data
     from asru.demo.oracle import build_oracle_model
+    from asru.pipeline import ensure_data
 
     cfg = build_config(base)
     return str(build_oracle_model(ensure_data(cfg.data), cfg.teach))
@@ -126,9 +126,9 @@ def build_oracle(base: dict) -> str:
 def evaluate_oracle(base: dict, oracle: str, vanilla: str | None, out_dir: Path) -> dict:
     """The oracle's own evaluation, as every method's (the vanilla model as the reference)."""
     from asru.config import build_config
-    from asru.pipeline import ensure_data
     from asru.data.loaders import load_benchmark
     from asru.eval.runner import evaluate
+    from asru.pipeline import ensure_data
 
     cfg = build_config(base)
     data = load_benchmark(ensure_data(cfg.data), cfg.eval.splits)
