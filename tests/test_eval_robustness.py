@@ -25,9 +25,14 @@ def test_relearn_attack_restores_model(tiny_llama):
     before = {k: v.clone() for k, v in tiny_llama.model.state_dict().items()}
     forget = text_qa("forget", "Aldric Ashgrove") + text_qa("forget", "Brenna Coldridge")
     control = text_qa("real", "Someone Else")
-    out = relearn_attack(tiny_llama, forget, control, steps=2, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4)
-    assert set(out) == {"relearn_leak_before", "relearn_leak_rate", "relearn_control_leak_rate"}
+    keep = text_qa("retain", "Kept Person")
+    out = relearn_attack(tiny_llama, forget, control, steps=2, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4, keep=keep)
+    assert set(out) == {"relearn_leak_before", "relearn_leak_rate", "relearn_control_leak_rate",
+                        "relearn_keep_acc_before", "relearn_keep_acc", "relearn_control_keep_acc"}
     assert all(0.0 <= v <= 1.0 for v in out.values())
+    # without records to keep, their accuracies are None (nothing to measure), the leaks are still there
+    bare = relearn_attack(tiny_llama, forget, control, steps=1, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4)
+    assert bare["relearn_keep_acc"] is None and bare["relearn_leak_rate"] is not None
     after = tiny_llama.model.state_dict()
     assert set(after) == set(before)
     assert all(torch.equal(before[k], after[k]) for k in before)

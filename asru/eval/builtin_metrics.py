@@ -17,6 +17,7 @@ from asru.eval.robustness import image_only_robustness, paraphrase_robustness, r
 from rewards.judge import judge
 
 LOG = logging.getLogger("asru.eval")
+RELEARN_KEEP = 48  # retain generation questions answered before and after each relearning attack
 
 
 @register_metric("quality", "answers", enabled=lambda cfg: cfg.quality)
@@ -125,5 +126,6 @@ def relearn(ctx: EvalContext) -> dict:
     """The relearning attack: fine-tune on half the forget facts, measure leaks on the other half."""
     cfg = ctx.cfg
     control = [r for r in ctx.data.get("real", []) if r.task in ("generation", "cloze")]
+    keep = [r for r in ctx.limited.get("retain", ctx.data.get("retain", [])) if r.task == "generation"][:RELEARN_KEEP]
     return relearn_attack(ctx.lm, ctx.forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
-                          cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress)
+                          cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress, keep=keep)

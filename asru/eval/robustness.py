@@ -146,6 +146,8 @@ def relearn_halves(forget: Sequence[Record]) -> tuple[list[Record], list[Record]
 
 
 def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: int, progress: bool, desc: str) -> float | None:
+    """Share of the free-text records whose greedy answer contains the ground truth (leak on forget records,
+    accuracy on kept ones); None without free-text records."""
     free = [r for r in records if r.task in FREE_TEXT_TASKS]
     if not free:
         return None
@@ -167,25 +169,33 @@ def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: in
 
 
 def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], steps: int = 10, lr: float = 1e-3,
-                   lora_r: int = 8, seed: int = 0, max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
-    """The relearning attack and its control (see the module docstring). ``lm.model`` is restored afterwards."""
+                   lora_r: int = 8, seed: int = 0, max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False,
+                   keep: Sequence[Record] = ()) -> dict:
+    """The relearning attack and its control (see the module docstring). ``lm.model`` is restored afterwards.
+
+    ``keep`` (e.g. retain questions) is answered before and after each attack: an attack that recovers the
+    held-out half by wrecking the model shows as a drop there (``relearn_keep_acc*``)."""
     from dataclasses import replace
 
     half_a, half_b = relearn_halves(forget)
+    keys = ("relearn_leak_before", "relearn_leak_rate", "relearn_control_leak_rate",
+            "relearn_keep_acc_before", "relearn_keep_acc", "relearn_control_keep_acc")
     if not half_a or not [r for r in half_b if r.task in FREE_TEXT_TASKS]:
-        return {"relearn_leak_before": None, "relearn_leak_rate": None, "relearn_control_leak_rate": None}
-    out = {"relearn_leak_before": _leak_rate(lm, half_b, max_new_tokens, batch_size, progress, "relearn before")}
+        return dict.fromkeys(keys)
+    out = dict.fromkeys(keys)
+    out["relearn_leak_before"] = _leak_rate(lm, half_b, max_new_tokens, batch_size, progress, "relearn before")
+    out["relearn_keep_acc_before"] = _leak_rate(lm, keep, max_new_tokens, batch_size, progress, "relearn keep before")
     base = lm.model
     grad_flags = {name: prm.requires_grad for name, prm in base.named_parameters()}
-    runs = [("relearn_leak_rate", half_a)]
+    runs = [("relearn_leak_rate", "relearn_keep_acc", half_a)]
     if control:
-        runs.append(("relearn_control_leak_rate", list(control)[: max(len(half_a), 1)]))
-    else:
-        out["relearn_control_leak_rate"] = None
-    for key, train in runs:
+        runs.append(("relearn_control_leak_rate", "relearn_control_keep_acc", list(control)[: max(len(half_a), 1)]))
+    for key, keep_key, train in runs:
         model = _attack(lm, train, steps, lr, lora_r, seed, batch_size)
         try:
-            out[key] = _leak_rate(replace(lm, model=model), half_b, max_new_tokens, batch_size, progress, key)
+            attacked = replace(lm, model=model)
+            out[key] = _leak_rate(attacked, half_b, max_new_tokens, batch_size, progress, key)
+            out[keep_key] = _leak_rate(attacked, keep, max_new_tokens, batch_size, progress, keep_key)
         finally:
             restored = model.unload()
             restored.eval()
