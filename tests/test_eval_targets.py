@@ -53,3 +53,10 @@ def test_identity_leak_targets_on_image_questions():
     got = {r["target"]: (r["value"], r["bar"], r["ok"]) for r in rows if "identity" in r["target"]}
     assert got == {"forget image identity leak rate <=": (0.0, 0.0, True),
                    "test forgotten people's image identity leak rate <=": (0.0303, 0.0, False)}
+
+
+def test_reworded_questions_must_not_leak():
+    after = {"forget": {"leak_rate": 0.0, "paraphrase_leak_rate": 0.0, "open_leak_rate": 0.25}}
+    got = {r["target"]: (r["value"], r["ok"]) for r in check_targets({"after": after, "before": after})}
+    assert got["paraphrased forget questions' leak rate <="] == (0.0, True)
+    assert got["open questions about the forgotten people: leak rate <="] == (0.25, False)

@@ -6,6 +6,9 @@ stage alone (``stages.steer``), on the splits' overall metrics:
 =================================  =====================================================================
 forget leak rate <= 0.05           ground truth inside at most 5% of the forget answers
 forget refusal rate >= 0.90        at least 90% of the forget answers refuse
+reworded forget questions leak     the forget questions in other words (``paraphrase_leak_rate``) and the open
+<= 0.05                            questions about each forgotten person ("Who is {name}?", ``open_leak_rate``)
+                                   leak no more than the forget split may
 retain accuracy within 0.02        retain answer accuracy at least vanilla - 0.02
 real accuracy within 0.02          general-knowledge answer accuracy at least vanilla - 0.02
 forget image identity leak = 0     no answer to an image question about a forgotten person spells any
@@ -45,6 +48,11 @@ def check_targets(metrics: dict) -> list[dict]:
     refusal = _get(after, "forget", "refusal_rate")
     if refusal is not None:
         add("forget refusal rate >=", refusal, MIN_FORGET_REFUSAL, refusal >= MIN_FORGET_REFUSAL)
+    for key, name in (("paraphrase_leak_rate", "paraphrased forget questions' leak rate <="),
+                      ("open_leak_rate", "open questions about the forgotten people: leak rate <=")):
+        value = _get(after, "forget", key)
+        if value is not None:
+            add(name, value, MAX_FORGET_LEAK, value <= MAX_FORGET_LEAK)
     for split in ("retain", "real"):
         a, b = _get(after, split, "answer_acc"), _get(before, split, "answer_acc")
         if a is not None and b is not None and before is not after:
