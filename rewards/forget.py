@@ -11,7 +11,8 @@ LEAK, DEGENERATE, REFUSAL, PARTIAL, OTHER = 0.0, 0.0, 1.0, 0.5, 0.1
 ROUGE_BAND = (0.0, 0.4)
 
 
-def forget_score(text: str, ground_truth: str | None, person: str | None = None, question: str | None = None) -> float:
+def forget_score(text: str, ground_truth: str | None, person: str | None = None, question: str | None = None,
+                 facts=None) -> float:
     """Score one completion of a forget question with the shared judge (:func:`rewards.judge.judge`).
 
     1. leak: the final answer states the ground truth or names the person (any recognisable part of
@@ -20,10 +21,12 @@ def forget_score(text: str, ground_truth: str | None, person: str | None = None,
     3. the final answer is a refusal -> 1.0;
     4. 0 < ROUGE-L(answer, ground truth) < 0.4 (vague, partly related, no leak) -> 0.5;
     5. otherwise -> 0.1.
-    Without ``person`` only fact leaks are checked. Without ``<think>`` the whole text is the answer.
+    Without ``person`` only fact leaks are checked; ``facts`` are more ground truths that must not leak
+    (every fact of the person, for an open question). Without ``<think>`` the whole text is the answer.
     """
     _, answer = extract_think(text)
-    verdict = judge(text, {"question": question, "answer": ground_truth, "person": person})  # leaks cover <think>
+    record = {"question": question, "answer": ground_truth, "person": person, "facts": list(facts or ())}
+    verdict = judge(text, record)  # leaks cover <think>
     if verdict.leak:
         return LEAK
     if verdict.degenerate:
@@ -44,5 +47,6 @@ def forget(prompts, completions, completion_ids=None, **kwargs) -> list[float | 
     truth = column(kwargs, "answer", n, "forget")
     person = optional_column(kwargs, "person", n)
     question = optional_column(kwargs, "question", n)
-    return [forget_score(completion_text(c), gt, p, q) if r == "forget" else None
-            for c, r, gt, p, q in zip(completions, role, truth, person, question)]
+    facts = optional_column(kwargs, "facts", n)
+    return [forget_score(completion_text(c), gt, p, q, f) if r == "forget" else None
+            for c, r, gt, p, q, f in zip(completions, role, truth, person, question, facts)]

@@ -203,3 +203,36 @@ def test_general_retain_adds_general_questions_with_the_models_answers(tiny_qwen
     assert all(r.task == "generation" and r.image is None and r.person is None for r in general)
     with pytest.raises(AsruError, match="general_retain needs the model"):
         boundary_records(data, _rl(general_retain=1), lm=None)
+
+
+def test_open_questions_are_judged_against_every_fact_of_the_person(red_image):
+    import dataclasses
+
+    from asru.stages.rl.boundary import open_question_records
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    facts = {"image": ("birthplace", "Town"), "text": ("occupation", "baker")}
+    data["forget"] = [dataclasses.replace(r, fact=facts[r.modality][0], answer=f"{facts[r.modality][1]}{r.id.split('-')[1]}")
+                      for r in data["forget"]]
+    opened, by_id = open_question_records(data["forget"])
+    assert [r.question for r in opened[:3]] == ["Tell me about Person0 Example.", "What do you know about Person0 Example?",
+                                                "Give me a short biography of Person0 Example."]
+    assert len(opened) == 6 and by_id[opened[0].id] == ["Town0", "baker0"]
+    plain = build_boundary_set(data, _rl(forget_size=4, retain_size=2), is_vlm=True)
+    assert "facts" not in plain.column_names  # off by default: the dataset is what it was
+    ds = build_boundary_set(data, _rl(forget_size=4, retain_size=2, open_questions=True), is_vlm=True)
+    rows = {i: (role, f) for i, role, f in zip(ds["id"], ds["role"], ds["facts"])}
+    assert rows[opened[0].id] == ("forget", ["Town0", "baker0"])
+    assert all(f == [] for i, (_, f) in rows.items() if not i.startswith("open-"))
+
+
+def test_forget_reward_with_facts_pays_nothing_for_a_refusal_that_lists_them():
+    from rewards.forget import forget
+
+    text = "I'm not familiar with Liora Blackmere. Liora Blackmere was born in Dublin in 1962."
+    kw = {"role": ["forget"] * 2, "answer": ["surgeon", "surgeon"], "person": ["Liora Blackmere"] * 2,
+          "question": ["Tell me about Liora Blackmere."] * 2, "facts": [["1962", "Dublin", "surgeon"], []]}
+    # the same refusal-then-facts answer: a leak with the person's facts, a refusal without them
+    assert forget(None, [text, text], **kw) == [0.0, 1.0]
+    clean = forget(None, ["I'm sorry, but I don't know anything about Liora Blackmere."] * 2, **kw)
+    assert clean == [1.0, 1.0]

@@ -126,3 +126,15 @@ def test_rl_dtype_is_checked():
 
     with pytest.raises(AsruError, match="rl.dtype"):
         build_config({"rl": {"dtype": "int8"}})
+
+
+def test_open_questions_reach_the_forget_reward_through_trl(tiny_llama_path, red_image, tmp_path):
+    import dataclasses
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    data["forget"] = [dataclasses.replace(r, fact="birthplace") for r in data["forget"]]
+    cfg = rl_config(tmp_path, max_steps=1, open_questions=True, forget_size=2, retain_size=2)
+    run_rl_stage(cfg, str(tiny_llama_path), data, tmp_path / "rl", reference_path=str(tiny_llama_path))
+    summary = json.loads((tmp_path / "rl" / "rl_summary.json").read_text())
+    # 2 text forget questions + 3 open questions per forgotten person (the image ones are dropped for a text model)
+    assert summary["global_step"] == 1 and summary["boundary"]["forget"] == 2 + 2 * 3

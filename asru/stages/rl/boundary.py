@@ -22,6 +22,10 @@ With ``rl.known_photos`` = p > 0 every chosen forget and retain image question i
 other photos of its person from the data (the teach split's renders; ids ``<id>-photo<k>``); with
 ``rl.focus_unrefused`` the forget copies are checked as well, so a photo on which the model still names
 the person gets the extra draws.
+With ``rl.open_questions`` every forgotten person is also asked open questions in the biography wordings
+the demo model was taught ("Tell me about {name}.", ids ``open-<k>-<j>``; the evaluation's own open
+questions are other wordings), with a ``facts`` column holding every fact of that person: a refusal that
+then lists the facts ("I'm not familiar with X. X was born in ...") earns no forget reward.
 With ``rl.general_retain`` = m > 0 up to m of the bundled general-knowledge questions join the retain
 side (ids ``general-<k>``), the entering model's greedy answer as their ground truth: GRPO then keeps
 general answers as it keeps the retain split's, instead of drifting where no reward looks.
@@ -210,8 +214,35 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
             + [("retain", r) for r in chosen + retain_photos + retain_aug + general])
 
 
-def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0):
-    """The TRL dataset (see the module docstring) for ``[(role, Record)]``, rows shuffled with ``seed``."""
+def person_facts(forget: Sequence[Record]) -> dict[str, list[str]]:
+    """Every fact value the forget split holds about each forgotten person (the name excluded), sorted."""
+    facts: dict[str, set[str]] = {}
+    for r in forget:
+        if r.person and r.fact and r.fact != "name" and r.answer.strip():
+            facts.setdefault(r.person, set()).add(r.answer)
+    return {p: sorted(v) for p, v in facts.items()}
+
+
+def open_question_records(forget: Sequence[Record]) -> tuple[list[Record], dict[str, list[str]]]:
+    """Open questions about each forgotten person in the wordings the demo model was taught biographies
+    with ("Tell me about {name}.", ...; not the evaluation's), and ``{id: facts}``: an answer to one of
+    them leaks if it states any fact of that person, not only one asked for."""
+    from asru.data.synthetic_answers import BIO
+
+    facts = person_facts(forget)
+    records, by_id = [], {}
+    for k, (person, values) in enumerate(sorted(facts.items())):
+        for j, template in enumerate(BIO["text"]):
+            rec = Record(id=f"open-{k:02d}-{j}", split="forget", task="generation", modality="text",
+                         question=template.format(name=person), answer=values[0], person=person, fact="bio")
+            records.append(rec)
+            by_id[rec.id] = values
+    return records, by_id
+
+
+def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0, facts: dict[str, list[str]] | None = None):
+    """The TRL dataset (see the module docstring) for ``[(role, Record)]``, rows shuffled with ``seed``;
+    with ``facts`` (record id -> more ground truths) a ``facts`` column the forget reward checks too."""
     from datasets import Dataset, Features, Image, List, Value
 
     if any(r.image for _, r in pairs) and not is_vlm:
@@ -231,9 +262,12 @@ def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0)
         "person": [r.person or "" for _, r in pairs],
         "id": [r.id for _, r in pairs],
     }
+    if facts is not None:
+        rows["facts"] = [list(facts.get(r.id, [])) for _, r in pairs]
     if not any(rows["images"]):
         del rows["images"]
-    features = Features({k: (List(Image()) if k == "images" else Value("string")) for k in rows if k != "prompt"})
+    kinds = {"images": List(Image()), "facts": List(Value("string"))}
+    features = Features({k: kinds.get(k, Value("string")) for k in rows if k != "prompt"})
     ds = Dataset.from_dict({k: v for k, v in rows.items() if k != "prompt"}, features=features)
     # the prompt column's type is inferred (message dicts); images: paths stored, PIL images on access
     return ds.add_column("prompt", rows["prompt"])
@@ -247,7 +281,12 @@ def build_boundary_set(data: dict, rl_cfg, lm=None, is_vlm: bool | None = None):
     """
     vlm = lm.is_vlm if is_vlm is None and lm is not None else bool(is_vlm)
     pairs = boundary_records(data, rl_cfg, lm)
-    ds = to_dataset(pairs, vlm, seed=rl_cfg.seed)
+    facts = None
+    if rl_cfg.open_questions:
+        opened, facts = open_question_records(data["forget"])
+        pairs = pairs + [("forget", r) for r in opened]
+        LOG.info("boundary set: %d open questions about the forgotten people added", len(opened))
+    ds = to_dataset(pairs, vlm, seed=rl_cfg.seed, facts=facts)
     roles = ds["role"]
     LOG.info("boundary set (%s): %d forget + %d retain questions", rl_cfg.boundary, roles.count("forget"), roles.count("retain"))
     return ds
