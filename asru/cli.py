@@ -293,18 +293,19 @@ def data_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="Generator seed (default 0).")
     g.add_argument("--image-size", type=int, default=64, help="Portrait size in pixels (default 64).")
     g.add_argument("--overwrite", action="store_true", help="Replace a non-empty output directory.")
-    t = sub.add_parser("teach", help="Build the offline demo VLM and teach it the benchmark's profiles (cached).")
-    t.add_argument("--data", metavar="DIR", help="Benchmark directory (default: the built-in synthetic benchmark, generated if missing).")
-    t.add_argument("--out", metavar="DIR", help="Output model directory (default: the cache's demo-vlm).")
-    t.add_argument("--overwrite", action="store_true", help="Rebuild even if a model taught on other data/settings is there.")
-    t.add_argument("--config", metavar="YAML", help="Config file; its teach/data sections are used.")
-    add_config_options(t, ["teach", "data"])
-    o = sub.add_parser("oracle", help="Teach the demo recipe without the forget people: the model that never knew them (cached).")
-    o.add_argument("--data", metavar="DIR", help="Benchmark directory with a teach split (default: the built-in synthetic benchmark).")
-    o.add_argument("--out", metavar="DIR", help="Output model directory (default: the cache's demo-oracle-<benchmark>-<fingerprint>).")
-    o.add_argument("--overwrite", action="store_true", help="Rebuild even if a model taught on other data/settings is there.")
-    o.add_argument("--config", metavar="YAML", help="Config file; its teach/data sections are used.")
-    add_config_options(o, ["teach", "data"])
+    for name, help_text, data_help, out_default in (
+        ("teach", "Build the offline demo VLM and teach it the benchmark's profiles (cached).",
+         "Benchmark directory (default: the built-in synthetic benchmark, generated if missing).", "the cache's demo-vlm"),
+        ("oracle", "Teach the demo recipe without the forget people: the model that never knew them (cached).",
+         "Benchmark directory with a teach split (default: the built-in synthetic benchmark).",
+         "the cache's demo-oracle-<benchmark>-<fingerprint>"),
+    ):
+        t = sub.add_parser(name, help=help_text)
+        t.add_argument("--data", metavar="DIR", help=data_help)
+        t.add_argument("--out", metavar="DIR", help=f"Output model directory (default: {out_default}).")
+        t.add_argument("--overwrite", action="store_true", help="Rebuild even if a model taught on other data/settings is there.")
+        t.add_argument("--config", metavar="YAML", help="Config file; its teach/data sections are used.")
+        add_config_options(t, ["teach", "data"])
     return p
 
 
