@@ -71,3 +71,14 @@ def test_forget_people_without_profiles(toy_data, tmp_path):  # noqa: F811
     shutil.copytree(toy_data, copy)
     (copy / "profiles.json").unlink()
     assert forget_people(copy) == forget_people(toy_data)
+
+
+def test_asru_data_oracle_refuses_a_benchmark_without_teaching_data(toy_data, teach_env, tmp_path, capsys):  # noqa: F811
+    from asru.cli import data_main
+
+    no_teach = tmp_path / "no-teach"
+    shutil.copytree(toy_data, no_teach)
+    (no_teach / "teach.jsonl").unlink()
+    assert data_main(["oracle", "--data", str(no_teach)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("asru: error: the oracle needs the teaching data") and "\n" not in err
