@@ -27,6 +27,7 @@ from asru.core.prompting import answer_logprobs
 from asru.data.schema import Record
 from asru.eval.metrics import free_text_prompt, generate_answers
 from asru.eval.privacy import counterfactual_tiers
+from asru.eval.quality import fluency
 from rewards.judge import judge
 
 
@@ -47,13 +48,12 @@ def perturbed_answers(records: Sequence[Record], pool: Sequence[Record], k: int 
 def truth_ratios(lm, records: Sequence[Record], perturbed: Sequence[Sequence[str]], batch_size: int = 16) -> list[float]:
     """Per record with at least one perturbed answer: mean P(wrong)^(1/len) over P(true)^(1/len)."""
     keep = [i for i, p in enumerate(perturbed) if p]
-    qs, answers, images, owner = [], [], [], []
+    qs, answers, images = [], [], []
     for i in keep:
         for a in [records[i].answer, *perturbed[i]]:
             qs.append(free_text_prompt(records[i]))
             answers.append(a)
             images.append(records[i].image)
-            owner.append(i)
     scores = answer_logprobs(lm, qs, answers, images, batch_size=batch_size)
     per_token = [s / max(n, 1) for s, n in scores]
     ratios, j = [], 0
@@ -83,15 +83,6 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _fluency(ref, records: Sequence[Record], answers: Sequence[str], batch_size: int) -> float | None:
-    pairs = [(r, a) for r, a in zip(records, answers) if a.strip()]
-    if not pairs:
-        return None
-    scores = answer_logprobs(ref, [free_text_prompt(r) for r, _ in pairs], [a for _, a in pairs],
-                             [r.image for r, _ in pairs], batch_size=batch_size)
-    return _mean([s / max(n, 1) for s, n in scores])
-
-
 def oracle_comparison(lm, oracle, ref, records: Sequence[Record], answers: Sequence[str], pool: Sequence[Record] = (), *,
                       max_new_tokens: int = 32, batch_size: int = 16, k: int = 3, seed: int = 0) -> dict:
     """The module docstring's metrics for ``lm`` (whose greedy ``answers`` to ``records`` are given) against
@@ -104,19 +95,22 @@ def oracle_comparison(lm, oracle, ref, records: Sequence[Record], answers: Seque
     oracle_tr = truth_ratios(oracle, records, perturbed, batch_size)
     mine = [_answer_class(a, r) for r, a in zip(records, answers)]
     theirs = [_answer_class(a, r) for r, a in zip(records, oracle_answers)]
-    fluency = _fluency(ref, records, answers, batch_size)
-    oracle_fluency = _fluency(ref, records, oracle_answers, batch_size)
+
+    def gap(label: str) -> float | None:
+        a, b = _mean([float(c == label) for c in mine]), _mean([float(c == label) for c in theirs])
+        return None if a is None or b is None else a - b
+
+    model_fluency = fluency(ref, records, answers, batch_size=batch_size)
+    oracle_fluency = fluency(ref, records, oracle_answers, batch_size=batch_size)
     return {
         "forget_quality": ks_pvalue(model_tr, oracle_tr),
         "truth_ratio": _mean(model_tr),
         "oracle_truth_ratio": _mean(oracle_tr),
         "oracle_agreement": _mean([float(x == y) for x, y in zip(mine, theirs)]),
         "oracle_refusal_rate": _mean([float(c == "refusal") for c in theirs]),
-        "oracle_refusal_gap": _mean([float(c == "refusal") for c in mine]) - _mean([float(c == "refusal") for c in theirs])
-        if records else None,
-        "oracle_leak_gap": _mean([float(c == "leak") for c in mine]) - _mean([float(c == "leak") for c in theirs])
-        if records else None,
-        "oracle_fluency_gap": fluency - oracle_fluency if fluency is not None and oracle_fluency is not None else None,
+        "oracle_refusal_gap": gap("refusal"),
+        "oracle_leak_gap": gap("leak"),
+        "oracle_fluency_gap": None if model_fluency is None or oracle_fluency is None else model_fluency - oracle_fluency,
         "oracle_n": len(records),
         "truth_ratio_n": len(model_tr),
     }
