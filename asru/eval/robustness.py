@@ -68,8 +68,9 @@ def _rate(flags: Sequence[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def _secrets(forget: Sequence[Record]) -> dict[str, set[str]]:
-    """Each forgotten person's forget answers."""
+def person_secrets(forget: Sequence[Record]) -> dict[str, set[str]]:
+    """Each forgotten person's forget answers (what an answer about them must not state; the judge ignores
+    the ones the question itself holds, such as the name)."""
     out: dict[str, set[str]] = {}
     for r in forget:
         if r.person:
@@ -82,7 +83,7 @@ def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
     on the open questions about each forgotten person (see the module docstring)."""
     gens = [r for r in forget if r.task == "generation"]
     items = [(r, p) for r in gens for p in paraphrases(r.question)]
-    secrets = _secrets(forget)
+    secrets = person_secrets(forget)
     opened = [(person, q.format(name=person)) for person in sorted(secrets) for q in OPEN_QUESTIONS]
     out = {k: None for k in ("paraphrase_leak_rate", "paraphrase_identity_leak_rate", "paraphrase_refusal_rate",
                              "paraphrase_degenerate_rate", "open_leak_rate", "open_identity_leak_rate",
@@ -120,7 +121,7 @@ def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
     empty = {"image_only_leak_rate": None, "image_only_identity_leak_rate": None}
     if not lm.is_vlm:
         return empty
-    secrets = _secrets(forget)
+    secrets = person_secrets(forget)
     portraits: dict[str, str] = {}
     for r in forget:
         if r.person and r.image and r.person not in portraits:

@@ -54,6 +54,7 @@ from asru.data.general_questions import general_retain_questions
 from asru.data.person_photos import known_photos, on_other_photos
 from asru.data.schema import Record
 from asru.eval.metrics import generate_answers
+from asru.eval.robustness import person_secrets
 from rewards.judge import judge
 from rewards.text import ngrams, tokens
 
@@ -214,24 +215,16 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
             + [("retain", r) for r in chosen + retain_photos + retain_aug + general])
 
 
-def person_facts(forget: Sequence[Record]) -> dict[str, list[str]]:
-    """Every fact value the forget split holds about each forgotten person (the name excluded), sorted."""
-    facts: dict[str, set[str]] = {}
-    for r in forget:
-        if r.person and r.fact and r.fact != "name" and r.answer.strip():
-            facts.setdefault(r.person, set()).add(r.answer)
-    return {p: sorted(v) for p, v in facts.items()}
-
-
 def open_question_records(forget: Sequence[Record]) -> tuple[list[Record], dict[str, list[str]]]:
     """Open questions about each forgotten person in the wordings the demo model was taught biographies
     with ("Tell me about {name}.", ...; not the evaluation's), and ``{id: facts}``: an answer to one of
-    them leaks if it states any fact of that person, not only one asked for."""
+    them leaks if it states any fact of that person, not only one asked for (the evaluation's open questions
+    are judged against the same :func:`asru.eval.robustness.person_secrets`)."""
     from asru.data.synthetic_answers import BIO
 
-    facts = person_facts(forget)
     records, by_id = [], {}
-    for k, (person, values) in enumerate(sorted(facts.items())):
+    for k, (person, secrets) in enumerate(sorted(person_secrets(forget).items())):
+        values = sorted(secrets)
         for j, template in enumerate(BIO["text"]):
             rec = Record(id=f"open-{k:02d}-{j}", split="forget", task="generation", modality="text",
                          question=template.format(name=person), answer=values[0], person=person, fact="bio")
