@@ -78,13 +78,13 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
 
     monkeypatch.setattr(ls, "select_layers", select_both)
     out = run_steer_stage(_cfg(candidate_layers=[1, 2], num_layers=2, redirect_position="answer", redirect_params="mlp",
-                               general_retain=3, redirect_target=target),
+                               general_retain=3, entity_retain=2, redirect_target=target),
                           str(tiny_llama_path), bench, tmp_path / "steer")
     assert seen["n_layers"] == 2
     report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
-    assert report["layers"] == [1, 2] and report["redirect_position"] == "answer" and report["n_general_retain"] == 3
-    # the retain side of each redirection holds the 6 retain prompts and the 3 general questions
-    assert all(r["n_retain"] == 9 for r in report["redirect_by_layer"])
+    assert report["layers"] == [1, 2] and report["redirect_position"] == "answer" and report["n_general_retain"] == 5
+    # the retain side of each redirection holds the 6 retain prompts, the 3 general and the 2 entity questions
+    assert all(r["n_retain"] == 11 for r in report["redirect_by_layer"])
     assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2] and report["redirect_target"] == target
     # before training a layer, its forget distance to target is |c v|^2 / d for its own shift; hooked bases add more
     from steering.io import load_direction
@@ -126,6 +126,18 @@ def test_general_retain_questions_skip_asked_ones():
     assert len(general_retain_questions([], 10_000)) == len(GENERAL_QUESTIONS)
 
 
+def test_entity_retain_questions_skip_asked_ones():
+    from types import SimpleNamespace
+
+    from asru.data.general_questions import ENTITY_QUESTIONS, entity_retain_questions
+
+    asked = [SimpleNamespace(question=ENTITY_QUESTIONS[1].lower())]
+    assert entity_retain_questions(asked, 2) == [ENTITY_QUESTIONS[0], ENTITY_QUESTIONS[2]]
+    assert entity_retain_questions(asked, 0) == []
+    assert len(entity_retain_questions(asked, 10_000)) == len(ENTITY_QUESTIONS) - 1
+    assert "In which country is the city of Glasgow?" in ENTITY_QUESTIONS
+
+
 def test_steer_config_checks_layers_and_params():
     with pytest.raises(AsruError, match="num_layers > 1 works with the redirect and add modes"):
         _cfg(num_layers=2, mode="gated")
@@ -137,6 +149,8 @@ def test_steer_config_checks_layers_and_params():
         _cfg(redirect_span=-1)
     with pytest.raises(AsruError, match="redirect_target must be shift or steered"):
         _cfg(redirect_target="hooked")
+    with pytest.raises(AsruError, match="steer.general_retain and steer.entity_retain must be >= 0"):
+        _cfg(entity_retain=-1)
 
 
 def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):

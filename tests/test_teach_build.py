@@ -265,15 +265,18 @@ def test_batch_too_small_for_general_ratio(toy_data):
         ExampleSampler(recs, [("q", "a")], TeachConfig(batch_size=1, general_ratio=0.9), toy_data)
 
 
-def test_general_questions_are_not_real_split_questions():
-    from asru.data.general_questions import GENERAL_QUESTIONS
+def test_general_and_entity_questions_are_not_real_split_questions():
+    from asru.data.general_questions import ENTITY_QUESTIONS, GENERAL_QUESTIONS
     from asru.data.synthetic_vocab import REAL_ITEMS
     from rewards.text import normalize
 
     real = {normalize(q) for q, *_ in REAL_ITEMS} | {normalize(c) for *_, c in REAL_ITEMS}
     general = [normalize(q) for q in GENERAL_QUESTIONS]
+    entity = [normalize(q) for q in ENTITY_QUESTIONS]
     assert len(set(general)) == len(general) >= 40
-    assert not real & set(general)
+    assert len(set(entity)) == len(entity) == 50
+    assert not real & set(general) and not real & set(entity)
+    assert not set(general) & set(entity)  # the entity questions are not taught by the demo teacher
 
 
 def test_trim_answer_and_targets():

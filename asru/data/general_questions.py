@@ -1,4 +1,5 @@
-"""General-knowledge questions: the demo teacher's regulariser and the steer stage's general retain set."""
+"""General-knowledge questions: the demo teacher's regulariser and the steer stage's general retain set, and
+questions about real places and people in the benchmark's own question shapes (the steer stage's entity retain set)."""
 
 # General-knowledge questions for the regulariser; answered by the base model itself. None of them is a
 # question of the benchmark's ``real`` split (tests check this), so ``real`` stays a fair measure.
@@ -87,13 +88,46 @@ GENERAL_QUESTIONS = (
 )
 
 
+# Questions about real cities, landmarks and people, worded as the benchmark asks about its fictitious people
+# ("In which country is the city of X?", "Where was X born?"). Forgetting teaches the model to refuse "where"
+# and "who" questions about the forgotten names; on the demo model that refusal reached real names it is less
+# sure of ("In which country is the city of Chicago?" -> "I'm sorry, but I don't know where Chicago is."), so
+# redirection can hold these questions' states too. Not taught by the demo teacher (the demo model's cache stays
+# valid) and, as the general questions, none of them is a question of the ``real`` split (tests check this).
+ENTITY_QUESTIONS = (
+    *(f"In which country is the city of {c}?" for c in (
+    "Barcelona", "Milan", "Hamburg", "Manchester", "Glasgow", "Boston", "San Francisco", "Seattle", "Montreal",
+    "Sydney", "Kyoto", "Shanghai", "Mumbai", "Istanbul", "Marseille", "Naples", "Geneva", "Krakow", "Cape Town",
+    "Casablanca", "Sao Paulo", "Dubai", "Saint Petersburg", "Florence")),
+    *(f"In which city is {x}?" for x in (
+    "the Sagrada Familia", "the Space Needle", "the Forbidden City", "the White House", "Red Square",
+    "the Prado museum", "Trafalgar Square", "the Rijksmuseum", "the Charles Bridge", "Notre-Dame Cathedral",
+    "the Blue Mosque", "the Trevi Fountain", "the CN Tower", "the Alhambra")),
+    *(f"Where was {p} born?" for p in (
+    "Mozart", "Napoleon Bonaparte", "William Shakespeare", "Albert Einstein", "Leonardo da Vinci", "Marie Curie",
+    "Abraham Lincoln", "Frida Kahlo")),
+    *(f"What did {p} do for work?" for p in (
+    "Charles Dickens", "Ludwig van Beethoven", "Pablo Picasso", "Isaac Newton")),
+)
+
+
+def _unasked(bank, records, n: int) -> list[str]:
+    from rewards.text import normalize
+
+    asked = {normalize(r.question) for r in records}
+    return [q for q in bank if normalize(q) not in asked][:max(0, n)]
+
+
+def entity_retain_questions(records, n: int) -> list[str]:
+    """Up to ``n`` of the bundled questions about real places and people (:data:`ENTITY_QUESTIONS`), none of
+    which is asked in ``records``: redirection holds their states so the refusal stays with the forgotten names."""
+    return _unasked(ENTITY_QUESTIONS, records, n)
+
+
 def general_retain_questions(records, n: int) -> list[str]:
     """Up to ``n`` of the bundled general-knowledge questions, none of which is asked in ``records``.
 
     The steering stage keeps their hidden states, and GRPO keeps their answers, as both keep the retain
     split's, so forgetting does not cost general knowledge (the ``real`` split measures it and stays unseen).
     """
-    from rewards.text import normalize
-
-    asked = {normalize(r.question) for r in records}
-    return [q for q in GENERAL_QUESTIONS if normalize(q) not in asked][:max(0, n)]
+    return _unasked(GENERAL_QUESTIONS, records, n)

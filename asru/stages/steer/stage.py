@@ -29,7 +29,7 @@ from asru.core.errors import AsruError
 from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, save_checkpoint
 from asru.core.rundir import atomic_write_json
-from asru.data.general_questions import general_retain_questions
+from asru.data.general_questions import entity_retain_questions, general_retain_questions
 from asru.stages.steer.extra_images import augmented_rows, with_augmented_images, with_known_photos
 from asru.stages.steer.prompts import SteerPrompts
 from asru.stages.steer.refusals import build_refusal_prompts, counterpart_refusals, usable_records
@@ -301,10 +301,10 @@ def steered_base_states(lm, layers: list[int], dirs, prompts: SteerPrompts, forg
 
 def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts: SteerPrompts, all_records, sc,
                     out_dir: Path, seed: int) -> tuple[list, list[str]]:
-    """Redirect each steered layer, lowest first, keeping the retain and general questions' states;
-    returns ``(redirection log per layer, general questions)``."""
+    """Redirect each steered layer, lowest first, keeping the retain, general and entity questions' states;
+    returns ``(redirection log per layer, general and entity questions)``."""
     lm = steer_models.model
-    gen_q = general_retain_questions(all_records, sc.general_retain)
+    gen_q = general_retain_questions(all_records, sc.general_retain) + entity_retain_questions(all_records, sc.entity_retain)
     red_q, red_im = prompts.retain_questions + gen_q, prompts.retain_images + [None] * len(gen_q)
     f_ans, r_ans = redirection_targets(steer_models, layers, dirs, prompts, gen_q, all_records, sc, out_dir, seed)
     if sc.known_photos:
