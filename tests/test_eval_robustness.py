@@ -68,8 +68,15 @@ def test_paraphrase_open_questions_judge_identity_leaks(monkeypatch):
         return [scripted.get(p, "I don't know.") for p in prompts]
 
     monkeypatch.setattr(asru.core.prompting, "generate", fake_generate)
-    out = paraphrase_robustness(object(), forget)
+    rows = []
+    out = paraphrase_robustness(object(), forget, rows=rows)
     assert set(scripted) <= set(seen)
+    # every answer is kept with its labels: 2 paraphrases per question, then the 2 open questions
+    assert [r["kind"] for r in rows] == ["paraphrase"] * 4 + ["open"] * 2
+    assert rows[-1] == {"kind": "open", "person": "Liora Blackmere", "question": "Who is Liora Blackmere?", "image": None,
+                        "answer": "She is a chef from Izalto.", "leak": True, "fact_leak": True, "identity_leak": False,
+                        "refusal": False, "degenerate": False}
+    assert rows[-2]["identity_leak"] and rows[-2]["refusal"] and not rows[-2]["fact_leak"]
     assert out["open_identity_leak_rate"] == 0.5 and out["open_leak_rate"] == 0.5
     assert out["open_refusal_rate"] == 0.5 and out["open_degenerate_rate"] == 0.5
     assert out["paraphrase_refusal_rate"] == 1.0 and out["paraphrase_leak_rate"] == 0.0

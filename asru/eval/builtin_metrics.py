@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 
 from asru.core.models import load_model
-from asru.core.rundir import atomic_write_json
+from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.eval.diagnostics import run_diagnostics
 from asru.eval.judge import judge_answers
 from asru.eval.oracle import oracle_comparison
@@ -82,10 +83,13 @@ def mia(ctx: EvalContext) -> dict:
 
 @register_metric("robustness", "forget", enabled=lambda cfg: cfg.robustness)
 def robustness(ctx: EvalContext) -> dict:
-    """Leaks under paraphrased and image-only questions about the forgotten people."""
+    """Leaks under paraphrased, open and image-only questions about the forgotten people; every answer with
+    the judge's labels goes to ``robustness_answers.jsonl``."""
     cfg = ctx.cfg
-    out = paraphrase_robustness(ctx.lm, ctx.forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress)
-    out.update(image_only_robustness(ctx.lm, ctx.forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress))
+    rows: list[dict] = []
+    out = paraphrase_robustness(ctx.lm, ctx.forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress, rows=rows)
+    out.update(image_only_robustness(ctx.lm, ctx.forget, cfg.max_new_tokens, cfg.batch_size, cfg.progress, rows=rows))
+    atomic_write_text(ctx.out_dir / "robustness_answers.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return out
 
 

@@ -78,9 +78,21 @@ def person_secrets(forget: Sequence[Record]) -> dict[str, set[str]]:
     return out
 
 
-def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
+def _answer_row(kind: str, person: str | None, question: str, image: str | None, answer: str, verdict,
+                identity: bool | None = None) -> dict:
+    """One answer with the labels its metrics count (``identity``: the identity-leak label, when the
+    metric judges it otherwise than the judge does)."""
+    ident = verdict.identity_leak if identity is None else identity
+    return {"kind": kind, "person": person, "question": question, "image": image, "answer": answer,
+            "leak": verdict.fact_leak or ident, "fact_leak": verdict.fact_leak, "identity_leak": ident,
+            "refusal": verdict.refusal, "degenerate": verdict.degenerate}
+
+
+def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False,
+                          rows: list | None = None) -> dict:
     """Leak, identity-leak, refusal and degenerate rates on paraphrased forget generation questions and
-    on the open questions about each forgotten person (see the module docstring)."""
+    on the open questions about each forgotten person (see the module docstring). ``rows``, when given,
+    receives one dict per answer (question, answer and the judge's labels)."""
     gens = [r for r in forget if r.task == "generation"]
     items = [(r, p) for r in gens for p in paraphrases(r.question)]
     secrets = person_secrets(forget)
@@ -103,21 +115,28 @@ def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
             "paraphrase_refusal_rate": _rate([v.refusal for v in verdicts]),
             "paraphrase_degenerate_rate": _rate([v.degenerate for v in verdicts]),
         })
+        if rows is not None:
+            rows.extend(_answer_row("paraphrase", r.person, p, r.image, a, v) for (r, p), a, v in zip(items, para, verdicts))
     if opened:
         verdicts = [judge(a, {"question": q, "facts": sorted(secrets[person]), "person": person})
                     for (person, q), a in zip(opened, rest)]
+        altered = [identity_leak(a, person, q, altered_only=True) for (person, q), a in zip(opened, rest)]
         out.update({
             "open_leak_rate": _rate([v.fact_leak for v in verdicts]),
-            "open_identity_leak_rate": _rate([identity_leak(a, person, q, altered_only=True)
-                                              for (person, q), a in zip(opened, rest)]),
+            "open_identity_leak_rate": _rate(altered),
             "open_refusal_rate": _rate([v.refusal for v in verdicts]),
             "open_degenerate_rate": _rate([v.degenerate for v in verdicts]),
         })
+        if rows is not None:
+            rows.extend(_answer_row("open", person, q, None, a, v, identity=i)
+                        for (person, q), a, v, i in zip(opened, rest, verdicts, altered))
     return out
 
 
-def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False) -> dict:
-    """Leak and identity-leak rates when a forget-set portrait is shown with a question that names neither person nor fact."""
+def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False,
+                          rows: list | None = None) -> dict:
+    """Leak and identity-leak rates when a forget-set portrait is shown with a question that names neither
+    person nor fact; ``rows`` as in :func:`paraphrase_robustness`."""
     empty = {"image_only_leak_rate": None, "image_only_identity_leak_rate": None}
     if not lm.is_vlm:
         return empty
@@ -133,6 +152,8 @@ def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
                        batch_size=batch_size, progress=progress, desc="image only")
     verdicts = [judge(a, {"question": q, "facts": sorted(secrets[person]), "person": person})
                 for (person, _, q), a in zip(items, answers)]
+    if rows is not None:
+        rows.extend(_answer_row("image_only", person, q, img, a, v) for (person, img, q), a, v in zip(items, answers, verdicts))
     return {"image_only_leak_rate": _rate([v.leak for v in verdicts]),
             "image_only_identity_leak_rate": _rate([v.identity_leak for v in verdicts])}
 
