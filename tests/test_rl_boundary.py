@@ -226,6 +226,30 @@ def test_open_questions_are_judged_against_every_fact_of_the_person(red_image):
     assert all(f == [] for i, (_, f) in rows.items() if not i.startswith("open-"))
 
 
+def test_focus_unrefused_checks_the_open_questions_against_every_fact(tiny_qwen3_vl, red_image, monkeypatch):
+    import dataclasses
+
+    import asru.core.prompting
+    from asru.stages.rl.boundary import open_question_records
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=2)
+    data["forget"] = [dataclasses.replace(r, answer="Dublin" if r.modality == "image" else "surgeon") for r in data["forget"]]
+    opened, _ = open_question_records(data["forget"])
+    listed, clean = opened[0], opened[1]
+    # the first refuses, then states a fact that is not the record's own answer (Dublin); the second refuses cleanly
+    answers = {listed.question: "I'm not familiar with them. They work as a surgeon.",
+               clean.question: "I'm sorry, I don't know who that is."}
+
+    def scripted(lm, questions, images=None, **kw):
+        return [answers.get(q, "I'm sorry, I don't know who that is.") for q in questions]
+
+    monkeypatch.setattr(asru.core.prompting, "generate", scripted)
+    pairs = boundary_records(data, _rl(forget_size=100, retain_size=0, focus_unrefused=1, open_questions=True), lm=tiny_qwen3_vl)
+    ids = [r.id for role, r in pairs if role == "forget"]
+    assert ids.count(listed.id) == 2 and ids.count(clean.id) == 1
+    assert sum(i.startswith("open-") for i in ids) == len(opened) + 1
+
+
 def test_forget_reward_with_facts_pays_nothing_for_a_refusal_that_lists_them():
     from rewards.forget import forget
 

@@ -21,7 +21,7 @@ judge answers about the people in other photos too, where a refusal may still sp
 With ``rl.known_photos`` = p > 0 every chosen forget and retain image question is also asked on up to p
 other photos of its person from the data (the teach split's renders; ids ``<id>-photo<k>``); with
 ``rl.focus_unrefused`` the forget copies are checked as well, so a photo on which the model still names
-the person gets the extra draws.
+the person gets the extra draws; so are the open questions below (judged against all of the person's facts).
 With ``rl.open_questions`` every forgotten person is also asked open questions in the biography wordings
 the demo model was taught ("Tell me about {name}.", ids ``open-<k>-<j>``; the evaluation's own open
 questions are other wordings), with a ``facts`` column holding every fact of that person: a refusal that
@@ -145,10 +145,14 @@ def choose_retain(forget: Sequence, retain: Sequence, n: int, mode: str, similar
     return [retain[i] for i in order[:n]]
 
 
-def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16) -> list:
-    """The records whose greedy answer is not a clean refusal by the judge (in input order)."""
+def unrefused(lm, records: Sequence, max_new_tokens: int = 32, batch_size: int = 16,
+              facts: dict[str, list[str]] | None = None) -> list:
+    """The records whose greedy answer is not a clean refusal by the judge (in input order); a record whose
+    id is in ``facts`` is judged against all of those facts (an open question about a person)."""
+    facts = facts or {}
     answers = generate_answers(lm, records, max_new_tokens, batch_size, progress=True, desc="forget answers")
-    return [r for r, a in zip(records, answers) if not judge(a, r).clean_refusal]
+    return [r for r, a in zip(records, answers)
+            if not judge(a, {"question": r.question, "facts": facts[r.id], "person": r.person} if r.id in facts else r).clean_refusal]
 
 
 def augmented_records(records: Sequence, n: int, seed: int) -> list:
@@ -193,12 +197,15 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     if forget_photos or retain_photos:
         LOG.info("boundary set: %d forget and %d retain questions on other photos of their people",
                  len(forget_photos), len(retain_photos))
+    opened, facts = open_question_records(data["forget"]) if rl_cfg.open_questions else ([], {})
+    if opened:
+        LOG.info("boundary set: %d open questions about the forgotten people added", len(opened))
     extra = []
     if rl_cfg.focus_unrefused > 0:
         if lm is None:
             raise AsruError("rl.focus_unrefused needs the model to find the forget questions it does not refuse; pass it, or set rl.focus_unrefused: 0")
-        usable = [r for r in forget + forget_photos if lm.is_vlm or not r.image]
-        missed = unrefused(lm, usable, max_new_tokens=rl_cfg.max_completion_length)
+        usable = [r for r in forget + forget_photos + opened if lm.is_vlm or not r.image]
+        missed = unrefused(lm, usable, max_new_tokens=rl_cfg.max_completion_length, facts=facts)
         LOG.info("focus: %d of %d forget questions not yet a clean refusal, each added %d more times",
                  len(missed), len(usable), rl_cfg.focus_unrefused)
         extra = [r for r in missed for _ in range(rl_cfg.focus_unrefused)]
@@ -211,7 +218,7 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
                               rl_cfg.general_retain, rl_cfg.max_completion_length)
     if general:
         LOG.info("boundary set: %d general-knowledge retain questions added", len(general))
-    return ([("forget", r) for r in forget + forget_photos + extra + forget_aug]
+    return ([("forget", r) for r in forget + forget_photos + extra + forget_aug + opened]
             + [("retain", r) for r in chosen + retain_photos + retain_aug + general])
 
 
@@ -274,11 +281,8 @@ def build_boundary_set(data: dict, rl_cfg, lm=None, is_vlm: bool | None = None):
     """
     vlm = lm.is_vlm if is_vlm is None and lm is not None else bool(is_vlm)
     pairs = boundary_records(data, rl_cfg, lm)
-    facts = None
-    if rl_cfg.open_questions:
-        opened, facts = open_question_records(data["forget"])
-        pairs = pairs + [("forget", r) for r in opened]
-        LOG.info("boundary set: %d open questions about the forgotten people added", len(opened))
+    # the open questions' facts column (boundary_records holds the questions themselves)
+    facts = open_question_records(data["forget"])[1] if rl_cfg.open_questions else None
     ds = to_dataset(pairs, vlm, seed=rl_cfg.seed, facts=facts)
     roles = ds["role"]
     LOG.info("boundary set (%s): %d forget + %d retain questions", rl_cfg.boundary, roles.count("forget"), roles.count("retain"))
