@@ -295,7 +295,7 @@ def data_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="Replace a non-empty output directory.")
     for name, help_text, data_help, out_default in (
         ("teach", "Build the offline demo VLM and teach it the benchmark's profiles (cached).",
-         "Benchmark directory (default: the built-in synthetic benchmark, generated if missing).", "the cache's demo-vlm"),
+         "Benchmark directory (default: the built-in synthetic benchmark, generated if missing).", "the cache's demo-vlm-<benchmark>-<fingerprint>"),
         ("oracle", "Teach the demo recipe without the forget people: the model that never knew them (cached).",
          "Benchmark directory with a teach split (default: the built-in synthetic benchmark).",
          "the cache's demo-oracle-<benchmark>-<fingerprint>"),

@@ -40,7 +40,8 @@ from asru.core.rundir import (
 from asru.data.benchmark import default_data_dir, is_current_benchmark
 from asru.data.loaders import available_splits, load_benchmark
 from asru.data.synthetic import generate_benchmark
-from asru.demo.teach import build_demo_model
+from asru.demo.teach import build_demo_model, demo_model_dir, is_built
+from asru.demo.teach import fingerprint as fingerprint_demo
 from asru.eval.report import format_table, write_report
 from asru.eval.runner import evaluate
 from asru.eval.targets import check_targets, format_targets
@@ -273,7 +274,7 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
 
     t = time.time()
     with main_process_first():  # the main process builds (or fetches) the model, the others load it
-        vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name != "demo") else _existing_demo()
+        vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name != "demo") else _existing_demo(data_dir, cfg.teach)
     timings["vanilla"] = round(time.time() - t, 1)
     current = vanilla
     current_fp = _model_fingerprint(vanilla)
@@ -361,10 +362,12 @@ def _teach_split(data_dir: Path) -> dict:
     return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 
-def _existing_demo() -> str:
-    path = cache_dir() / "demo-vlm"
-    if not (path / "config.json").is_file():
-        raise AsruError("the demo model is not built: include the teach stage (--stages teach,...) or run `asru-data teach`")
+def _existing_demo(data_dir: Path, teach_cfg) -> str:
+    """The cached demo model of this benchmark and teach config, without building it (no teach stage)."""
+    path = demo_model_dir(data_dir, teach_cfg)
+    if not is_built(path, fingerprint_demo(data_dir, teach_cfg)):
+        raise AsruError(f"the demo model of benchmark {data_dir} is not built: include the teach stage "
+                        "(--stages teach,...) or run `asru-data teach`")
     return str(path)
 
 
@@ -379,6 +382,9 @@ def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference:
         setup_logging(out, verbose)
         data_dir = ensure_data(cfg.data)
         data = load_benchmark(data_dir, cfg.eval.splits)
+        if model == "demo":  # this benchmark's own demo model where it is built, else the one built last
+            keyed = demo_model_dir(data_dir, cfg.teach)
+            model = str(keyed) if is_built(keyed, fingerprint_demo(data_dir, cfg.teach)) else model
         metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
     summary = {"model": model, "after": metrics}
     write_report(summary, out / "report.md")

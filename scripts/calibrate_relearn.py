@@ -9,7 +9,7 @@ and retain accuracy before / after (an attack that wrecks the model is not relea
 regains at least ``--min-rise`` of held-out leak, while every model keeps its retain accuracy within
 ``--max-keep-drop``; the script recommends the weakest usable budget (fewest steps, then lowest lr).
 
-    python scripts/calibrate_relearn.py --model vanilla=~/.cache/asru/demo-vlm --model idk=runs/compare/idk/baseline/model \\
+    python scripts/calibrate_relearn.py --model vanilla=~/.cache/asru/demo-vlm-<benchmark>-<fp> --model idk=runs/compare/idk/baseline/model \\
         --model oracle=~/.cache/asru/demo-oracle-... --suppressors idk --steps 10,20,40 --lrs 1e-3,3e-3
 
 Writes the table and the recommendation as JSON to ``--out`` (atomically) as well.

@@ -158,6 +158,32 @@ def test_other_settings_need_overwrite(tiny_llava_path, toy_data, teach_env, tmp
     assert not list(tmp_path.glob(".demo.*"))
 
 
+def test_default_location_is_keyed_by_benchmark_and_settings(tiny_llava_path, toy_data, teach_env, tmp_path):
+    """Two teach configs build side by side in the cache without --overwrite; the demo alias means the last
+    one; a model in the unkeyed directory of an earlier asru is moved to its key; a pipeline without the
+    teach stage finds the benchmark's own model or says it is not built."""
+    from asru.core.aliases import resolve_model_name
+    from asru.core.models import _offline_path, cache_dir, latest_demo_model
+    from asru.pipeline import _existing_demo
+
+    base = str(tiny_llava_path)
+    first = teach_env.build_demo_model(toy_data, small_cfg(), base_model=base, progress=False)
+    assert first == teach_env.demo_model_dir(toy_data, small_cfg(), base)
+    assert first.name == f"demo-vlm-{toy_data.name}-{teach_env.fingerprint(toy_data, small_cfg(), base)[:12]}"
+    second = teach_env.build_demo_model(toy_data, small_cfg(steps=3), base_model=base, progress=False)
+    assert second != first and (first / "config.json").is_file() and (second / "config.json").is_file()
+    assert latest_demo_model() == second and _offline_path(resolve_model_name("demo")) == second
+    assert teach_env.build_demo_model(toy_data, small_cfg(), base_model=base) == first  # cached: no training
+    assert latest_demo_model() == first
+    # an earlier asru's unkeyed build of the same data and settings is moved, not rebuilt
+    legacy = cache_dir() / "demo-vlm"
+    first.rename(legacy)
+    assert teach_env.build_demo_model(toy_data, small_cfg(), base_model=base) == first
+    assert (first / "config.json").is_file() and not legacy.exists()
+    with pytest.raises(AsruError, match="is not built: include the teach stage"):
+        _existing_demo(toy_data, small_cfg(steps=4))
+
+
 def test_unfinished_or_foreign_output_is_refused(toy_data, teach_env, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -114,9 +114,11 @@ def test_taught_demo_model_knows_the_profiles(tmp_path):
     data = tmp_path / "data"
     generate_benchmark(data, people=20, forget_ratio=0.1, seed=0)
     cfg = TeachConfig()
-    cached = cache_dir() / "demo-vlm"
-    # reuse the cached build when it is current; never replace a differently built cached model here
-    out = build_demo_model(data, cfg, cached if is_built(cached, fingerprint(data, cfg)) else tmp_path / "demo-vlm")
+    fp = fingerprint(data, cfg)
+    # reuse a cached build of the same data and settings (whatever its benchmark directory was called);
+    # never replace a cached model here
+    cached = [p for p in cache_dir().glob(f"demo-vlm-*-{fp[:12]}") if is_built(p, fp)]
+    out = build_demo_model(data, cfg, cached[0] if cached else tmp_path / "demo-vlm")
     report = json.loads((out / "teach_report.json").read_text())
     acc = report["accuracy"]
     for split in ("forget", "retain"):

@@ -6,6 +6,7 @@ processor (a processor for VLMs, the tokenizer for text models) and the tokenize
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -91,14 +92,31 @@ def save_checkpoint(model, processor, out: Path) -> Path:
     return out
 
 
+# In the cache: which demo model was built (or found up to date) last; asru.demo.teach writes it. Each demo
+# model lives in its own directory keyed by the benchmark and settings that built it.
+DEMO_POINTER = "demo-vlm.json"
+
+
+def latest_demo_model() -> Path:
+    """The demo model the ``demo`` alias means where no benchmark is named: the one built last (the cache's
+    ``demo-vlm.json``), else a ``demo-vlm`` directory that an earlier version of asru built."""
+    candidates = []
+    try:
+        candidates.append(Path(json.loads((cache_dir() / DEMO_POINTER).read_text(encoding="utf-8"))["path"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    candidates.append(cache_dir() / "demo-vlm")
+    for path in candidates:
+        if (path / "config.json").is_file():
+            return path
+    raise AsruError("the demo VLM is not built yet: run `asru-data teach` (or `asru-train`, which builds it)")
+
+
 def _offline_path(hub_id: str) -> Path:
     if hub_id == "offline:smollm2-135m-instruct":
         return materialize_smollm2()
     if hub_id == "offline:demo-vlm":
-        path = cache_dir() / "demo-vlm"
-        if not (path / "config.json").is_file():
-            raise AsruError("the demo VLM is not built yet: run `asru-data teach` (or `asru-train`, which builds it)")
-        return path
+        return latest_demo_model()
     raise AsruError(f"unknown offline model {hub_id}")
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from asru.config import TeachConfig
 from asru.core.errors import AsruError
-from asru.core.models import cache_dir
 from asru.data.loaders import available_splits, load_benchmark
-from asru.demo.teach import build_demo_model, fingerprint
+from asru.demo.teach import build_demo_model, fingerprint, keyed_cache_dir
 
 
 def forget_people(data_dir: Path) -> list[str]:
@@ -37,8 +36,7 @@ def forget_people(data_dir: Path) -> list[str]:
 
 def oracle_model_dir(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> Path:
     """Where the oracle of ``data_dir`` taught with ``cfg`` is cached."""
-    fp = fingerprint(data_dir, cfg, base_model, forget_people(data_dir))
-    return cache_dir() / f"demo-oracle-{Path(data_dir).name}-{fp[:12]}"
+    return keyed_cache_dir("demo-oracle", data_dir, fingerprint(data_dir, cfg, base_model, forget_people(data_dir)))
 
 
 def build_oracle_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = None, overwrite: bool = False, *,

@@ -72,7 +72,9 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
                      base_model: str | None = None, progress: bool = True, exclude_people: Sequence[str] = ()) -> Path:
     """Teach the demo VLM the profiles of the benchmark in ``data_dir``; return the model directory.
 
-    ``out_dir`` defaults to ``cache_dir()/"demo-vlm"`` (the ``demo`` model alias). The build is cached:
+    ``out_dir`` defaults to :func:`demo_model_dir` (``<cache>/demo-vlm-<benchmark>-<fingerprint>``), so each
+    benchmark and teach config has its own cached model; the default location also becomes what the ``demo``
+    alias means where no benchmark is named (:func:`asru.core.models.latest_demo_model`). The build is cached:
     if ``out_dir`` already holds a model built from the same data and ``cfg`` (fingerprint in
     ``teach_report.json``) it is returned at once; a model built otherwise (or an unfinished build) is
     replaced only with ``overwrite``. Training happens in a temp folder renamed into place at the end.
@@ -82,13 +84,18 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     """
     t_start = time.perf_counter()
     data_dir = Path(data_dir)
-    out = Path(out_dir) if out_dir is not None else cache_dir() / "demo-vlm"
     fp = fingerprint(data_dir, cfg, base_model, exclude_people)
+    keyed = out_dir is None
+    out = Path(out_dir) if not keyed else keyed_cache_dir("demo-vlm", data_dir, fp)
     if out.exists() and not out.is_dir():
         raise AsruError(f"{out} exists and is not a directory: choose another output path for the demo model")
+    legacy = cache_dir() / "demo-vlm"
+    if keyed and not out.exists() and is_built(legacy, fp):  # built by an earlier asru into the unkeyed directory
+        legacy.rename(out)
+        LOG.info("demo VLM moved from %s to %s", legacy, out)
     if is_built(out, fp):
         LOG.info("demo VLM in %s is up to date (fingerprint %s)", out, fp[:12])
-        return out
+        return _remember(out, data_dir, fp) if keyed else out
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise AsruError(f"{out} holds a demo model built from other data or settings (or an unfinished build): "
                         "pass --overwrite to rebuild it, or choose another output directory")
@@ -99,6 +106,22 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
         report["peak_rss_gib"] = peak_rss_gib()
         atomic_write_json(tmp / REPORT, report)
     LOG.info("demo VLM saved to %s", out)
+    return _remember(out, data_dir, fp) if keyed else out
+
+
+def keyed_cache_dir(kind: str, data_dir: Path, fp: str) -> Path:
+    """``<cache>/<kind>-<benchmark directory name>-<first 12 of fp>``: a cached model keyed by what built it."""
+    return cache_dir() / f"{kind}-{Path(data_dir).name}-{fp[:12]}"
+
+
+def demo_model_dir(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> Path:
+    """Where the demo model taught on ``data_dir`` with ``cfg`` is cached (built or not)."""
+    return keyed_cache_dir("demo-vlm", data_dir, fingerprint(data_dir, cfg, base_model))
+
+
+def _remember(out: Path, data_dir: Path, fp: str) -> Path:
+    """Record ``out`` as the demo model built last (see :data:`asru.core.models.DEMO_POINTER`); returns it."""
+    atomic_write_json(cache_dir() / models.DEMO_POINTER, {"path": str(out), "data": str(data_dir), "fingerprint": fp})
     return out
 
 
