@@ -60,3 +60,19 @@ def merge(base: dict, override: dict) -> dict:
     for k, v in override.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["a.b=1", "c=x"]`` -> nested ``{"a": {"b": "1"}, "c": "x"}`` (values are coerced by the config);
+    a one-line error for an item without ``=``."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise AsruError(f"an override needs KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out

@@ -49,21 +49,6 @@ COLUMNS = (
 )
 
 
-def parse_sets(items: list[str]) -> dict:
-    """``["a.b=1", "c=x"]`` -> nested dict ``{"a": {"b": "1"}, "c": "x"}`` (values are coerced by the config)."""
-    out: dict = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set needs KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
-
-
 def _get(metrics: dict | None, split: str, key: str):
     return (metrics or {}).get(split, {}).get(key)
 
@@ -171,14 +156,17 @@ def main(argv: list[str] | None = None) -> int:
                         "no oracle row and no forget-quality columns.")
     args = p.parse_args(argv)
 
-    from asru.config_yaml import load_yaml, merge
+    from asru.config_yaml import load_yaml, merge, parse_overrides
     from asru.core.errors import AsruError
     from asru.core.rundir import atomic_write_json, atomic_write_text
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     from asru.cli import preset_for
 
-    sets = parse_sets(args.set)
+    try:
+        sets = parse_overrides(args.set)
+    except AsruError as exc:
+        raise SystemExit(f"--set: {exc}") from None
     config_file = args.config or preset_for(sets.get("model", {}).get("name"))
     base = merge(load_yaml(config_file) if config_file else {}, sets)
     # the comparison table has an option-likelihood accuracy column: score options unless told otherwise

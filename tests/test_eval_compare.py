@@ -7,10 +7,15 @@ from script_loader import load_script
 cm = load_script("compare_methods")
 
 
-def test_parse_sets():
-    assert cm.parse_sets(["eval.limit=8", "baseline.steps=2", "method=npo"]) == {"eval": {"limit": "8"}, "baseline": {"steps": "2"}, "method": "npo"}
-    with pytest.raises(SystemExit):
-        cm.parse_sets(["oops"])
+def test_parse_overrides():
+    from asru.config_yaml import parse_overrides
+    from asru.core.errors import AsruError
+
+    assert parse_overrides(["eval.limit=8", "baseline.steps=2", "method=npo"]) == {"eval": {"limit": "8"}, "baseline": {"steps": "2"}, "method": "npo"}
+    with pytest.raises(AsruError, match="needs KEY=VALUE, got 'oops'"):
+        parse_overrides(["oops"])
+    with pytest.raises(SystemExit, match="--set: an override needs KEY=VALUE"):
+        cm.main(["--set", "oops", "--no-oracle", "--docs", "/nonexistent-never-written"])
 
 
 def test_table_and_plot(tmp_path):
