@@ -20,7 +20,6 @@ a target.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
