@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     base = merge(load_yaml(config_file) if config_file else {}, sets)
     # the comparison table has an option-likelihood accuracy column: score options unless told otherwise
     base.setdefault("eval", {}).setdefault("option_scoring", True)
+    # and relearning columns: the attack runs on every model, the vanilla one and the oracle included
+    base["eval"].setdefault("relearn", True)
     runs, docs = Path(args.runs), Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
