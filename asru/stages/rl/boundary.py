@@ -218,8 +218,8 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
                               rl_cfg.general_retain, rl_cfg.max_completion_length)
     if general:
         LOG.info("boundary set: %d general-knowledge retain questions added", len(general))
-    return ([("forget", r) for r in forget + forget_photos + extra + forget_aug + opened]
-            + [("retain", r) for r in chosen + retain_photos + retain_aug + general])
+    return ([("forget", r) for r in forget + forget_photos + extra + forget_aug]
+            + [("retain", r) for r in chosen + retain_photos + retain_aug + general] + [("forget", r) for r in opened])
 
 
 def open_question_records(forget: Sequence[Record]) -> tuple[list[Record], dict[str, list[str]]]:
