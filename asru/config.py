@@ -272,6 +272,7 @@ class EvalConfig:
     fluency_groups: int = opt(4, "Forget split: completions sampled per question for fluency_reward_sampled, the GRPO fluency reward as training computes it (0 = off; needs quality).")
     option_scoring: bool = opt(False, "Also score classification questions by option likelihood (option_acc; 4 more scoring passes per question, ~1 of the 5 CPU minutes of the default evaluation; compare_methods.py turns it on).")
     mia: bool = opt(True, "Loss-based membership inference AUC (forget vs held-out).")
+    utility: bool = opt(False, "Model utility as open-unlearning reports it: the harmonic mean of answer probability, ROUGE-L recall and truth ratio on the retain and real splits (model_utility in the forget results; docs/evaluation.md; compare_methods.py turns it on).")
     robustness: bool = opt(True, "Paraphrased and image-only questions about the forget set (leak and refusal rates).")
     relearn: bool = opt(False, "Relearning attack (fine-tune on half the forget set, measure the other half).")
     relearn_steps: int = opt(10, "Relearning attack: optimisation steps (LoRA on the language model), for the attack and its control.")

@@ -98,8 +98,9 @@ def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
-def rouge_l(pred: str | None, ref: str | None) -> float:
-    """ROUGE-L F1 of ``pred`` against ``ref`` over normalised tokens (no stemming).
+def rouge_l(pred: str | None, ref: str | None, measure: str = "f1") -> float:
+    """ROUGE-L F1 (or, with ``measure="recall"``, recall: TOFU's answer score) of ``pred`` against ``ref``
+    over normalised tokens (no stemming).
 
     P = LCS / len(pred), R = LCS / len(ref), F = 2PR / (P + R); 0.0 when either side is empty or
     nothing is shared. Example: pred "the cat sat on the mat", ref "the cat is on the mat":
@@ -112,7 +113,7 @@ def rouge_l(pred: str | None, ref: str | None) -> float:
     if lcs == 0:
         return 0.0
     prec, rec = lcs / len(p), lcs / len(r)
-    return 2 * prec * rec / (prec + rec)
+    return rec if measure == "recall" else 2 * prec * rec / (prec + rec)
 
 
 def ngrams(toks: Sequence[str], n: int) -> list[tuple[str, ...]]:

@@ -41,6 +41,7 @@ COLUMNS = (
     ("retain acc ↑", "retain", "answer_acc", "{:.2f}"),
     ("test acc", "test", "answer_acc", "{:.2f}"),
     ("real acc ↑", "real", "answer_acc", "{:.2f}"),
+    ("model utility ↑", "forget", "model_utility", "{:.3f}"),
     ("fluency ↑", "forget", "fluency", "{:.2f}"),
     ("refusal naturalness ↑", "forget", "refusal_naturalness", "{:.2f}"),
     ("garbled ↓", "forget", "garbled_rate", "{:.2f}"),
@@ -171,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     base = merge(load_yaml(config_file) if config_file else {}, sets)
     # the comparison table has an option-likelihood accuracy column: score options unless told otherwise
     base.setdefault("eval", {}).setdefault("option_scoring", True)
-    # and relearning columns: the attack runs on every model, the vanilla one and the oracle included
+    # and relearning and model-utility columns: both are measured on every model, the vanilla one and the oracle included
     base["eval"].setdefault("relearn", True)
+    base["eval"].setdefault("utility", True)
     runs, docs = Path(args.runs), Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -15,6 +15,7 @@ from asru.eval.privacy import membership_inference
 from asru.eval.quality import quality_metrics, sampled_fluency
 from asru.eval.registry import EvalContext, register_metric
 from asru.eval.robustness import image_only_robustness, paraphrase_robustness, relearn_attack
+from asru.eval.utility import UTILITY_SPLITS, model_utility, split_utility
 from rewards.judge import judge
 
 LOG = logging.getLogger("asru.eval")
@@ -123,6 +124,22 @@ def oracle(ctx: EvalContext) -> dict:
     pool = [r for s in ("retain", "test") for r in ctx.data.get(s, [])]
     return oracle_comparison(ctx.lm, oracle_lm, ctx.ref or ctx.lm, ctx.free, ctx.answers, pool,
                              max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size, seed=cfg.seed)
+
+
+@register_metric("utility", "forget", enabled=lambda cfg: cfg.utility)
+def utility(ctx: EvalContext) -> dict:
+    """Model utility over the retain and real splits (:mod:`asru.eval.utility`), from their greedy answers."""
+    out: dict = {}
+    for split in UTILITY_SPLITS:
+        if split not in ctx.answered:
+            continue
+        records, answers = ctx.answered[split]
+        pool = [r for s, recs in ctx.data.items() if s not in (split, "forget") for r in recs]
+        out.update(split_utility(ctx.lm, split, records, answers, ctx.data.get(split, []), pool,
+                                 batch_size=ctx.cfg.batch_size, seed=ctx.cfg.seed))
+    parts = [out.get(f"utility_{s}_{k}") for s in UTILITY_SPLITS for k in ("prob", "rouge", "truth_ratio")]
+    out["model_utility"] = model_utility(parts)
+    return out
 
 
 @register_metric("relearn", "forget", enabled=lambda cfg: cfg.relearn)

@@ -45,8 +45,10 @@ def perturbed_answers(records: Sequence[Record], pool: Sequence[Record], k: int 
     return out
 
 
-def truth_ratios(lm, records: Sequence[Record], perturbed: Sequence[Sequence[str]], batch_size: int = 16) -> list[float]:
-    """Per record with at least one perturbed answer: mean P(wrong)^(1/len) over P(true)^(1/len)."""
+def answer_scores(lm, records: Sequence[Record], perturbed: Sequence[Sequence[str]],
+                  batch_size: int = 16) -> list[tuple[float, list[float]]]:
+    """Per record with at least one perturbed answer (in order): the true answer's mean per-token
+    log-probability and each perturbed answer's, from one scoring pass."""
     keep = [i for i, p in enumerate(perturbed) if p]
     qs, answers, images = [], [], []
     for i in keep:
@@ -56,13 +58,22 @@ def truth_ratios(lm, records: Sequence[Record], perturbed: Sequence[Sequence[str
             images.append(records[i].image)
     scores = answer_logprobs(lm, qs, answers, images, batch_size=batch_size)
     per_token = [s / max(n, 1) for s, n in scores]
-    ratios, j = [], 0
+    out, j = [], 0
     for i in keep:
         n = 1 + len(perturbed[i])
-        true_lp, wrong = per_token[j], per_token[j + 1 : j + n]
-        ratios.append(sum(math.exp(w - true_lp) for w in wrong) / len(wrong))
+        out.append((per_token[j], per_token[j + 1 : j + n]))
         j += n
-    return ratios
+    return out
+
+
+def truth_ratio(true_lp: float, wrong_lps: Sequence[float]) -> float:
+    """Mean P(wrong)^(1/len) over P(true)^(1/len), from mean per-token log-probabilities."""
+    return sum(math.exp(w - true_lp) for w in wrong_lps) / len(wrong_lps)
+
+
+def truth_ratios(lm, records: Sequence[Record], perturbed: Sequence[Sequence[str]], batch_size: int = 16) -> list[float]:
+    """Per record with at least one perturbed answer: mean P(wrong)^(1/len) over P(true)^(1/len)."""
+    return [truth_ratio(t, w) for t, w in answer_scores(lm, records, perturbed, batch_size)]
 
 
 def ks_pvalue(a: Sequence[float], b: Sequence[float]) -> float | None:

@@ -37,6 +37,8 @@ class EvalContext:
     split: str = ""
     free: list[Record] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
+    # every split scored so far: (its free-text records, the model's answers to them)
+    answered: dict[str, tuple[list[Record], list[str]]] = field(default_factory=dict)
 
     @property
     def forget(self) -> list[Record]:

@@ -165,6 +165,7 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
             metrics = score_split(free, answers, cls, preds, opt_preds)
             metrics.update(reasoning_metrics(raw, [r.answer for r in free]))
         ctx.split, ctx.free, ctx.answers = split, free, answers
+        ctx.answered[split] = (free, answers)
         for metric in answer_metrics:
             metrics.update(metric.fn(ctx))
         rows.extend(answer_rows(split, free, raw, answers, cls, preds, opt_preds))
