@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = relearn_attack(lm, data["forget"], control, steps=n, lr=lr, lora_r=args.lora_r, keep=keep, progress=True)
                 rows.append({"model": name, "steps": n, "lr": lr, **out})
                 print(json.dumps(rows[-1]), flush=True)
+                atomic_write_json(Path(args.out), {"rows": rows, "finished": False})  # a stopped grid keeps its rows
     budgets = sorted({(r["steps"], r["lr"]) for r in rows})
     ok = [b for b in budgets if usable([r for r in rows if (r["steps"], r["lr"]) == b], suppressors, args.min_rise, args.max_keep_drop)]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{fmt(r['relearn_control_keep_acc'])} |")
     pick = ok[0] if ok else None
     print(f"usable budgets: {ok or 'none'}; recommended: " + (f"steps {pick[0]}, lr {pick[1]:g}" if pick else "none"))
-    atomic_write_json(Path(args.out), {"rows": rows, "usable": ok, "recommended": pick, "suppressors": suppressors,
+    atomic_write_json(Path(args.out), {"rows": rows, "finished": True, "usable": ok, "recommended": pick, "suppressors": suppressors,
                                        "min_rise": args.min_rise, "max_keep_drop": args.max_keep_drop})
     return 0
 
