@@ -217,7 +217,15 @@ def test_open_questions_are_judged_against_every_fact_of_the_person(red_image):
     opened, by_id = open_question_records(data["forget"])
     assert [r.question for r in opened[:3]] == ["Tell me about Person0 Example.", "What do you know about Person0 Example?",
                                                 "Give me a short biography of Person0 Example."]
-    assert len(opened) == 6 and by_id[opened[0].id] == ["Town0", "baker0"]
+    # and the same about each person's photo in the forget split
+    assert [(r.question, r.image) for r in opened[3:6]] == [
+        ("Tell me about the person in this image.", str(red_image)),
+        ("What do you know about the person in this image?", str(red_image)),
+        ("Give me a short biography of the person in this image.", str(red_image))]
+    assert [r.modality for r in opened] == ["text"] * 3 + ["image"] * 3 + ["text"] * 3 + ["image"] * 3
+    assert len(opened) == 12 and by_id[opened[0].id] == by_id[opened[3].id] == ["Town0", "baker0"]
+    text_only = open_question_records([r for r in data["forget"] if not r.image])[0]
+    assert len(text_only) == 6 and not any(r.image for r in text_only)
     plain = build_boundary_set(data, _rl(forget_size=4, retain_size=2), is_vlm=True)
     assert "facts" not in plain.column_names  # off by default: the dataset is what it was
     ds = build_boundary_set(data, _rl(forget_size=4, retain_size=2, open_questions=True), is_vlm=True)

@@ -23,9 +23,11 @@ other photos of its person from the data (the teach split's renders; ids ``<id>-
 ``rl.focus_unrefused`` the forget copies are checked as well, so a photo on which the model still names
 the person gets the extra draws; so are the open questions below (judged against all of the person's facts).
 With ``rl.open_questions`` every forgotten person is also asked open questions in the biography wordings
-the demo model was taught ("Tell me about {name}.", ids ``open-<k>-<j>``; the evaluation's own open
+the demo model was taught ("Tell me about {name}.", ids ``open-<k>-<j>``), and the same about their photo
+("Tell me about the person in this image.", ids ``open-<k>-i<j>``; the evaluation's own open and image-only
 questions are other wordings), with a ``facts`` column holding every fact of that person: a refusal that
-then lists the facts ("I'm not familiar with X. X was born in ...") earns no forget reward.
+then lists the facts ("I'm not familiar with X. X was born in ...") earns no forget reward, nor does an
+answer that names the person in the photo.
 With ``rl.general_retain`` = m > 0 up to m of the bundled general-knowledge questions join the retain
 side (ids ``general-<k>``), the entering model's greedy answer as their ground truth: GRPO then keeps
 general answers as it keeps the retain split's, instead of drifting where no reward looks.
@@ -224,17 +226,26 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
 
 def open_question_records(forget: Sequence[Record]) -> tuple[list[Record], dict[str, list[str]]]:
     """Open questions about each forgotten person in the wordings the demo model was taught biographies
-    with ("Tell me about {name}.", ...; not the evaluation's), and ``{id: facts}``: an answer to one of
-    them leaks if it states any fact of that person, not only one asked for (the evaluation's open questions
-    are judged against the same :func:`asru.eval.robustness.person_secrets`)."""
+    with ("Tell me about {name}.", ...; not the evaluation's), by name and, where the forget split has a
+    photo of the person, about that photo ("Tell me about the person in this image."; ids ``open-<k>-i<j>``),
+    and ``{id: facts}``: an answer to one of them leaks if it states any fact of that person or names them,
+    not only if it states the one asked for (the evaluation's open and image-only questions are judged
+    against the same :func:`asru.eval.robustness.person_secrets`)."""
     from asru.data.synthetic_answers import BIO
 
+    photos: dict[str, str] = {}
+    for r in sorted(forget, key=lambda r: r.id):
+        if r.person and r.image and isinstance(r.image, (str, os.PathLike)):
+            photos.setdefault(r.person, str(r.image))
     records, by_id = [], {}
     for k, (person, secrets) in enumerate(sorted(person_secrets(forget).items())):
         values = sorted(secrets)
-        for j, template in enumerate(BIO["text"]):
-            rec = Record(id=f"open-{k:02d}-{j}", split="forget", task="generation", modality="text",
-                         question=template.format(name=person), answer=values[0], person=person, fact="bio")
+        asked = [(f"open-{k:02d}-{j}", "text", t.format(name=person), None) for j, t in enumerate(BIO["text"])]
+        if person in photos:
+            asked += [(f"open-{k:02d}-i{j}", "image", t, photos[person]) for j, t in enumerate(BIO["image"])]
+        for rid, modality, question, image in asked:
+            rec = Record(id=rid, split="forget", task="generation", modality=modality, question=question,
+                         answer=values[0], person=person, fact="bio", image=image)
             records.append(rec)
             by_id[rec.id] = values
     return records, by_id
