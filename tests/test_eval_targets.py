@@ -49,10 +49,14 @@ def test_identity_leak_targets_on_image_questions():
     after = _m(0.0, 1.0, 0.8, 0.78, 0.7)
     after["forget"]["by_modality"] = {"image": {"identity_leak_rate": 0.0}, "text": {"identity_leak_rate": 0.5}}
     after["test"] = {"forgotten_image_identity_leak_rate": 1 / 33}
+    after["forget"].update({"paraphrase_identity_leak_rate": 0.0, "open_identity_leak_rate": 0.125,
+                            "image_only_identity_leak_rate": 0.0})
     rows = check_targets({"before": _m(0.9, 0.0, 0.8, 0.78, 1.0), "after": after})
     got = {r["target"]: (r["value"], r["bar"], r["ok"]) for r in rows if "identity" in r["target"]}
     assert got == {"forget image identity leak rate <=": (0.0, 0.0, True),
-                   "test forgotten people's image identity leak rate <=": (0.0303, 0.0, False)}
+                   "test forgotten people's image identity leak rate <=": (0.0303, 0.0, False),
+                   "reworded and open questions' identity leak rate <=": (0.125, 0.0, False),  # the worse of the two
+                   "image-only questions' identity leak rate <=": (0.0, 0.0, True)}
 
 
 def test_reworded_questions_must_not_leak():
