@@ -40,8 +40,7 @@ from asru.core.rundir import (
 from asru.data.benchmark import default_data_dir, is_current_benchmark
 from asru.data.loaders import available_splits, load_benchmark
 from asru.data.synthetic import generate_benchmark
-from asru.demo.teach import build_demo_model, demo_model_dir, is_built
-from asru.demo.teach import fingerprint as fingerprint_demo
+from asru.demo.teach import build_demo_model, built_demo_model
 from asru.eval.report import format_table, write_report
 from asru.eval.runner import evaluate
 from asru.eval.targets import check_targets, format_targets
@@ -364,8 +363,8 @@ def _teach_split(data_dir: Path) -> dict:
 
 def _existing_demo(data_dir: Path, teach_cfg) -> str:
     """The cached demo model of this benchmark and teach config, without building it (no teach stage)."""
-    path = demo_model_dir(data_dir, teach_cfg)
-    if not is_built(path, fingerprint_demo(data_dir, teach_cfg)):
+    path = built_demo_model(data_dir, teach_cfg)
+    if path is None:
         raise AsruError(f"the demo model of benchmark {data_dir} is not built: include the teach stage "
                         "(--stages teach,...) or run `asru-data teach`")
     return str(path)
@@ -383,8 +382,7 @@ def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference:
         data_dir = ensure_data(cfg.data)
         data = load_benchmark(data_dir, cfg.eval.splits)
         if model == "demo":  # this benchmark's own demo model where it is built, else the one built last
-            keyed = demo_model_dir(data_dir, cfg.teach)
-            model = str(keyed) if is_built(keyed, fingerprint_demo(data_dir, cfg.teach)) else model
+            model = str(built_demo_model(data_dir, cfg.teach) or model)
         metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
     summary = {"model": model, "after": metrics}
     write_report(summary, out / "report.md")

@@ -175,6 +175,8 @@ def test_default_location_is_keyed_by_benchmark_and_settings(tiny_llava_path, to
     assert latest_demo_model() == second and _offline_path(resolve_model_name("demo")) == second
     assert teach_env.build_demo_model(toy_data, small_cfg(), base_model=base) == first  # cached: no training
     assert latest_demo_model() == first
+    assert teach_env.built_demo_model(toy_data, small_cfg(), base) == first
+    assert teach_env.built_demo_model(toy_data, small_cfg(steps=4), base) is None
     # an earlier asru's unkeyed build of the same data and settings is moved, not rebuilt
     legacy = cache_dir() / "demo-vlm"
     first.rename(legacy)

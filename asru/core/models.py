@@ -95,6 +95,7 @@ def save_checkpoint(model, processor, out: Path) -> Path:
 # In the cache: which demo model was built (or found up to date) last; asru.demo.teach writes it. Each demo
 # model lives in its own directory keyed by the benchmark and settings that built it.
 DEMO_POINTER = "demo-vlm.json"
+LEGACY_DEMO_DIR = "demo-vlm"  # where versions of asru before the keyed cache built the demo model
 
 
 def latest_demo_model() -> Path:
@@ -105,7 +106,7 @@ def latest_demo_model() -> Path:
         candidates.append(Path(json.loads((cache_dir() / DEMO_POINTER).read_text(encoding="utf-8"))["path"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    candidates.append(cache_dir() / "demo-vlm")
+    candidates.append(cache_dir() / LEGACY_DEMO_DIR)
     for path in candidates:
         if (path / "config.json").is_file():
             return path

@@ -89,7 +89,7 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     out = Path(out_dir) if not keyed else keyed_cache_dir("demo-vlm", data_dir, fp)
     if out.exists() and not out.is_dir():
         raise AsruError(f"{out} exists and is not a directory: choose another output path for the demo model")
-    legacy = cache_dir() / "demo-vlm"
+    legacy = cache_dir() / models.LEGACY_DEMO_DIR
     if keyed and not out.exists() and is_built(legacy, fp):  # built by an earlier asru into the unkeyed directory
         legacy.rename(out)
         LOG.info("demo VLM moved from %s to %s", legacy, out)
@@ -117,6 +117,13 @@ def keyed_cache_dir(kind: str, data_dir: Path, fp: str) -> Path:
 def demo_model_dir(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> Path:
     """Where the demo model taught on ``data_dir`` with ``cfg`` is cached (built or not)."""
     return keyed_cache_dir("demo-vlm", data_dir, fingerprint(data_dir, cfg, base_model))
+
+
+def built_demo_model(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> Path | None:
+    """The cached demo model taught on ``data_dir`` with ``cfg`` when it is built, else None (nothing is built)."""
+    fp = fingerprint(data_dir, cfg, base_model)
+    path = keyed_cache_dir("demo-vlm", data_dir, fp)
+    return path if is_built(path, fp) else None
 
 
 def _remember(out: Path, data_dir: Path, fp: str) -> Path:
