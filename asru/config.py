@@ -210,6 +210,7 @@ class RLConfig:
     open_questions: bool = opt(False, "Boundary set: also ask each forgotten person open questions in the taught biography wordings (\"Tell me about {name}.\"), judged against every fact of that person, so a refusal that goes on to list the facts earns nothing.")
     known_photos: int = opt(0, "Boundary set: also ask every chosen forget and retain image question on up to this many other photos of its person that the data holds (the teach split's renders), so GRPO's rewards see the people in photos other than the question's, where a refusal may still spell the name. With rl.focus_unrefused these copies are checked too. 0 = the questions' own images only.")
     general_retain: int = opt(0, "Boundary set: also add up to this many of asru's bundled general-knowledge questions (none of them in the benchmark) as retain questions, the model entering RL's greedy answer as their ground truth, so GRPO keeps general knowledge as it keeps the retain split. 0 = off (the reference).")
+    entity_retain: int = opt(0, "Boundary set: also add up to this many of asru's bundled questions about real cities, landmarks and people, worded as the benchmark asks about its people (\"Where was Mozart born?\"; none of them in the benchmark), as retain questions with the model entering RL's greedy answer as their ground truth, so the refusal GRPO reinforces stays with the forgotten names. 0 = off (the reference).")
     num_generations: int = opt(8, "Rollouts per prompt (GRPO group size).")
     temperature: float = opt(1.5, "Rollout temperature.")
     top_p: float = opt(0.95, "Rollout top-p.")
@@ -244,8 +245,8 @@ class RLConfig:
         _check(bool(self.tasks) and all(t in ("generation", "cloze") for t in self.tasks), f"rl.tasks must list generation and/or cloze, not {self.tasks}")
         _check(self.forget_size >= 1 and self.retain_size >= 0, "rl.forget_size must be >= 1 and rl.retain_size >= 0")
         _check(self.focus_unrefused >= 0, "rl.focus_unrefused must be >= 0 (0 = off)")
-        _check(self.image_augment >= 0 and self.general_retain >= 0 and self.known_photos >= 0,
-               "rl.image_augment, rl.known_photos and rl.general_retain must be >= 0 (0 = off)")
+        _check(min(self.image_augment, self.general_retain, self.entity_retain, self.known_photos) >= 0,
+               "rl.image_augment, rl.known_photos, rl.general_retain and rl.entity_retain must be >= 0 (0 = off)")
         _check(self.num_generations >= 2, "rl.num_generations must be >= 2 (GRPO compares completions within a group)")
         _check(self.batch_size % self.num_generations == 0, f"rl.batch_size ({self.batch_size}) must be a multiple of rl.num_generations ({self.num_generations})")
         _check(self.grad_accum >= 1, "rl.grad_accum must be >= 1")

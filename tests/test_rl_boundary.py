@@ -205,6 +205,23 @@ def test_general_retain_adds_general_questions_with_the_models_answers(tiny_qwen
         boundary_records(data, _rl(general_retain=1), lm=None)
 
 
+def test_entity_retain_adds_real_entity_questions_with_the_models_answers(tiny_qwen3_vl, red_image, monkeypatch):
+    import asru.core.prompting
+    from asru.data.general_questions import ENTITY_QUESTIONS, GENERAL_QUESTIONS
+
+    data = small_benchmark(red_image, n_forget=2, n_retain=4)
+    monkeypatch.setattr(asru.core.prompting, "generate", lambda lm, questions, images=None, **kw: [f"answer to {q}" for q in questions])
+    pairs = boundary_records(data, _rl(forget_size=100, retain_size=100, general_retain=1, entity_retain=2), lm=tiny_qwen3_vl)
+    kept = [(role, r.id, r.question, r.answer) for role, r in pairs if r.id.startswith(("general-", "entity-"))]
+    assert kept == [("retain", "general-000", GENERAL_QUESTIONS[0], f"answer to {GENERAL_QUESTIONS[0]}"),
+                    ("retain", "entity-000", ENTITY_QUESTIONS[0], f"answer to {ENTITY_QUESTIONS[0]}"),
+                    ("retain", "entity-001", ENTITY_QUESTIONS[1], f"answer to {ENTITY_QUESTIONS[1]}")]
+    with pytest.raises(AsruError, match="rl.entity_retain needs the model"):
+        boundary_records(data, _rl(entity_retain=1), lm=None)
+    with pytest.raises(AsruError, match="rl.entity_retain must be >= 0"):
+        _rl(entity_retain=-1)
+
+
 def test_open_questions_are_judged_against_every_fact_of_the_person(red_image):
     import dataclasses
 

@@ -30,7 +30,10 @@ then lists the facts ("I'm not familiar with X. X was born in ...") earns no for
 answer that names the person in the photo.
 With ``rl.general_retain`` = m > 0 up to m of the bundled general-knowledge questions join the retain
 side (ids ``general-<k>``), the entering model's greedy answer as their ground truth: GRPO then keeps
-general answers as it keeps the retain split's, instead of drifting where no reward looks.
+general answers as it keeps the retain split's, instead of drifting where no reward looks. ``rl.entity_retain``
+does the same with the bundled questions about real cities, landmarks and people asked as the benchmark
+asks about its people (ids ``entity-<k>``): a refusal learnt for "Where was <name> born?" must not reach
+"Where was Mozart born?".
 
 The result is a :class:`datasets.Dataset` in TRL's format: ``prompt`` (conversational messages, with
 an image content part for image questions), ``images`` (a list holding the question's PIL image, empty
@@ -52,7 +55,7 @@ from collections.abc import Sequence
 from asru.core.errors import AsruError
 from asru.core.image_augment import copies_per_image
 from asru.core.prompting import chat_messages, encode_prompts, modality_batches
-from asru.data.general_questions import general_retain_questions
+from asru.data.general_questions import entity_retain_questions, general_retain_questions
 from asru.data.person_photos import known_photos, on_other_photos
 from asru.data.schema import Record
 from asru.eval.metrics import generate_answers
@@ -165,19 +168,25 @@ def augmented_records(records: Sequence, n: int, seed: int) -> list:
             for r, images in zip(records, copies) for j, image in enumerate(images, start=1)]
 
 
-def general_records(lm, records: Sequence, n: int, max_new_tokens: int = 32) -> list[Record]:
-    """Up to ``n`` bundled general-knowledge questions not asked in ``records`` as retain generation records,
-    ``lm``'s greedy answer as the ground truth (ids ``general-<k>``)."""
-    questions = general_retain_questions(records, n)
+def kept_answer_records(lm, questions: Sequence[str], prefix: str, max_new_tokens: int = 32) -> list[Record]:
+    """``questions`` as retain generation records, ``lm``'s greedy answer as the ground truth (ids
+    ``<prefix>-<k>``); a question the model answers with nothing is left out (nothing to keep)."""
     if not questions:
         return []
     if lm is None:
-        raise AsruError("rl.general_retain needs the model to answer the general questions; pass it, or set rl.general_retain: 0")
-    out = [Record(id=f"general-{k:03d}", split="retain", task="generation", modality="text", question=q, answer="?")
+        raise AsruError(f"rl.{prefix}_retain needs the model to answer the bundled questions; pass it, or set rl.{prefix}_retain: 0")
+    out = [Record(id=f"{prefix}-{k:03d}", split="retain", task="generation", modality="text", question=q, answer="?")
            for k, q in enumerate(questions)]
-    answers = generate_answers(lm, out, max_new_tokens, progress=True, desc="general answers")
-    # an empty greedy answer gives nothing to keep: leave that question out
+    answers = generate_answers(lm, out, max_new_tokens, progress=True, desc=f"{prefix} answers")
     return [dataclasses.replace(r, answer=a) for r, a in zip(out, answers) if a.strip()]
+
+
+def general_records(lm, records: Sequence, n_general: int, n_entity: int = 0, max_new_tokens: int = 32) -> list[Record]:
+    """Up to ``n_general`` bundled general-knowledge questions (ids ``general-<k>``) and ``n_entity`` bundled
+    questions about real places and people (ids ``entity-<k>``), none asked in ``records``, as retain
+    records with ``lm``'s greedy answers as their ground truth."""
+    return (kept_answer_records(lm, general_retain_questions(records, n_general), "general", max_new_tokens)
+            + kept_answer_records(lm, entity_retain_questions(records, n_entity), "entity", max_new_tokens))
 
 
 def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
@@ -217,9 +226,9 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
     if forget_aug or retain_aug:
         LOG.info("boundary set: %d forget and %d retain augmented image copies added", len(forget_aug), len(retain_aug))
     general = general_records(lm, list(data["forget"]) + list(data["retain"]) + list(data.get("real", [])),
-                              rl_cfg.general_retain, rl_cfg.max_completion_length)
+                              rl_cfg.general_retain, rl_cfg.entity_retain, rl_cfg.max_completion_length)
     if general:
-        LOG.info("boundary set: %d general-knowledge retain questions added", len(general))
+        LOG.info("boundary set: %d bundled general and real-entity retain questions added", len(general))
     return ([("forget", r) for r in forget + forget_photos + extra + forget_aug]
             + [("retain", r) for r in chosen + retain_photos + retain_aug + general] + [("forget", r) for r in opened])
 
