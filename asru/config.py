@@ -150,6 +150,12 @@ class SteerConfig:
     image_augment: int = opt(0, "Redirection: also train every forget and retain image question on this many augmented copies of its image (rotated, zoomed, shifted, mirrored, brightness and contrast changed), so the forgotten people are forgotten, and the kept ones kept, in other photos too, not only in the data's. 0 = the data's images only.")
     retain_prompts: int = opt(64, "Retain questions used by redirection (retain loss) and, a few of them, by layer selection (KL).")
     subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")
+    search: bool = opt(False, "Choose the steered layers and steer.coeff automatically: an Optuna study (multi-objective TPE, resumable, stored in the stage's search/study.journal) screens each trial with add hooks on held-out forget prompts (clean refusal by the judge) and held-out retain and general questions (retain accuracy, next-token KL); only the chosen trial is redirected (search/trials.json, search/pareto.png, chosen.yaml). steer.layers / steer.layer, when given, win.")
+    search_trials: int = opt(16, "Steering search: trials screened.")
+    search_max_layers: int = opt(2, "Steering search: at most this many steered layers per trial (1 or 2).")
+    search_coeff: list[float] = opt([1.0, 5.0], "Steering search: the range [low, high] of the shift c searched.")
+    search_max_retain_drop: float = opt(0.1, "Steering search: a trial whose held-out retain accuracy falls more than this below the unsteered model's is infeasible.")
+    search_refusal_margin: float = opt(0.05, "Steering search: the choice is the Pareto-optimal trial with the lowest retain KL among those within this margin of the best clean refusal rate.")
     select_coeff: float = opt(1.0, "Layer selection: strength of the add hook (h + select_coeff * v) used to score each candidate layer.")
     select_prompts: int = opt(8, "Layer selection: held-out forget prompts (refusal rate) and retain prompts (KL) per candidate.")
     select_max_new_tokens: int = opt(16, "Layer selection and refusal filtering: greedy tokens generated per prompt (refusals show in the first tokens).")
@@ -184,6 +190,14 @@ class SteerConfig:
         _check(len(self.layers) <= 1 or self.mode in ("redirect", "add"), f"several steer.layers work with the redirect and add modes, not {self.mode!r}")
         _check(self.num_layers == 1 or self.mode in ("redirect", "add"), f"steer.num_layers > 1 works with the redirect and add modes, not {self.mode!r}")
         _check(self.min_samples >= 1, "steer.min_samples must be >= 1")
+        _check(self.search_trials >= 1, "steer.search_trials must be >= 1 (turn the search off with steer.search: false)")
+        _check(self.search_max_layers in (1, 2), "steer.search_max_layers must be 1 or 2")
+        _check(self.search_max_layers == 1 or not self.search or self.mode in ("redirect", "add"),
+               f"a steering search over two layers works with the redirect and add modes, not {self.mode!r}: set steer.search_max_layers: 1")
+        _check(len(self.search_coeff) == 2 and 0 < self.search_coeff[0] <= self.search_coeff[1],
+               f"steer.search_coeff must be [low, high] with 0 < low <= high, not {self.search_coeff}")
+        _check(0 <= self.search_max_retain_drop <= 1 and 0 <= self.search_refusal_margin <= 1,
+               "steer.search_max_retain_drop and steer.search_refusal_margin must be in [0, 1]")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")
         _check(0 <= self.retain_energy < 1, "steer.retain_energy must be in [0, 1)")
         _check(self.lr > 0 and self.batch_size >= 1 and self.epochs >= 1, "steer.lr must be > 0, steer.batch_size and steer.epochs >= 1")

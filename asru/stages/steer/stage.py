@@ -30,9 +30,11 @@ from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, save_checkpoint
 from asru.core.rundir import atomic_write_json
 from asru.data.general_questions import entity_retain_questions, general_retain_questions
+from asru.demo.base_answers import model_identity
 from asru.stages.steer.extra_images import augmented_rows, with_augmented_images, with_known_photos
 from asru.stages.steer.prompts import SteerPrompts
 from asru.stages.steer.refusals import build_refusal_prompts, counterpart_refusals, usable_records
+from asru.stages.steer.search import screen_set, search_steering, write_chosen_config
 from asru.stages.steer.tables import answer_table, format_before_after
 from steering import layer_select
 from steering.activations import collect_activations
@@ -404,7 +406,14 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
 
     prompts = stage_prompts(steer_models, forget, retain, all_records, sc, out_dir, seed, timer)
     pos, neg, dirs = candidate_directions(steer_models, prompts, candidates, sc, timer)
-    layers, rows, how = choose_layers(gen, dirs, candidates, prompts, sc)
+    if sc.search and not sc.fixed_layers:
+        pick = search_steering(gen, dirs, candidates, screen_set(prompts, retain, all_records, sc, seed), sc, out_dir,
+                               model_identity(model_path), seed)
+        write_chosen_config(cfg, pick, out_dir / "chosen.yaml")
+        sc = dataclasses.replace(sc, layers=list(pick.layers), layer=None, coeff=pick.coeff)
+        layers, rows, how = list(pick.layers), [], f"search (trial {pick.number}, c {pick.coeff:g})"
+    else:
+        layers, rows, how = choose_layers(gen, dirs, candidates, prompts, sc)
     timer.lap("layer_selection")
     save_scores(out_dir / "layer_scores.json", rows, layers, how,
                 {"coeff": sc.select_coeff, "kl_weight": sc.kl_weight, "held_out": bool(prompts.held_out),

@@ -1,0 +1,298 @@
+"""Automatic steering configuration: an Optuna study over the steered layers and the shift ``c``.
+
+With ``steer.search_trials`` = n > 0 (and no ``steer.layers`` / ``steer.layer`` given, which win) the
+steering stage runs n trials before redirection. A trial picks up to ``steer.search_max_layers`` layers
+from the candidates and a coefficient in ``steer.search_coeff``, and is *screened* cheaply: add hooks
+``h + c * v`` at those layers on the generation copy, greedy answers to the held-out forget prompts (the
+ones the direction was not computed from) and to held-out retain questions, and the next-token KL to the
+unsteered model on held-out retain and bundled general questions. Every answer is judged by
+:func:`rewards.judge.judge`, as the evaluation judges it:
+
+* ``refusal`` (maximised) — share of forget answers that are clean refusals (a refusal that leaks no fact
+  and no part of the name, and is not degenerate);
+* ``kl`` (minimised) — mean KL(unsteered || steered) of the retain and general questions' next token;
+* ``retain`` — share of retain answers stating their ground truth; a trial that loses more than
+  ``steer.search_max_retain_drop`` of the unsteered model's retain accuracy is infeasible (Optuna's
+  constraint), whatever it does to the forget set.
+
+The sampler is Optuna's multi-objective TPE with that constraint (``Trial.set_constraint``), re-seeded with ``seed + trial number``
+before each trial, so a study resumed after an interruption asks the same trials as one that ran
+through. The study lives in ``search/study.journal`` in the stage directory (Optuna's journal file); a
+rerun reuses its finished trials, and a journal written for another model, benchmark or search space is
+refused by name. The chosen trial is, among the feasible Pareto-optimal ones, the one with the lowest
+KL whose refusal is within ``steer.search_refusal_margin`` of the best refusal found. Only that trial is
+redirected.
+
+Written: ``search/trials.json`` (every trial, the Pareto front and the choice marked), ``search/pareto.png``
+(refusal against KL) and ``chosen.yaml`` in the stage directory: the run's config with the chosen
+``steer.layers`` and ``steer.coeff`` and the search off, for ``--config runs/x/steer/chosen.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from asru.core.errors import AsruError
+from asru.core.layers import num_layers
+from asru.core.prompting import generate
+from asru.core.rundir import atomic_write_json, atomic_write_text
+from asru.data.general_questions import general_retain_questions
+from rewards.judge import judge
+from steering.hooks import add_steering_layers
+from steering.layer_select import mean_kl, next_token_logprobs
+
+LOG = logging.getLogger("asru.steer")
+
+STUDY_NAME = "steer-search"
+NO_LAYER = -1  # a trial's second layer "none": it steers one layer only
+
+
+@dataclasses.dataclass
+class ScreenSet:
+    """What every trial is screened on: held-out forget records, held-out retain records (with ground
+    truth) and the questions whose next-token distribution must not move (retain and general)."""
+
+    forget: list
+    retain: list
+    kl_questions: list[str]
+    kl_images: list
+
+    def digest(self) -> str:
+        """A hash of the prompts (and ground truths), for the study's fingerprint."""
+        rows = [(r.id, r.question, str(r.image), r.answer) for r in self.forget + self.retain]
+        return hashlib.sha256(json.dumps([rows, self.kl_questions, [str(i) for i in self.kl_images]]).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Trial:
+    """One screened configuration."""
+
+    number: int
+    layers: list[int]
+    coeff: float
+    refusal: float
+    leak: float
+    retain: float
+    kl: float
+    feasible: bool
+    example: str = ""
+    pareto: bool = False
+    chosen: bool = False
+
+
+def screen_set(prompts, retain: Sequence, all_records: Sequence, sc, seed: int) -> ScreenSet:
+    """The held-out screening prompts: the forget prompts layer selection holds out, up to
+    ``steer.select_prompts`` retain generation questions redirection does not train on, and as many bundled
+    general questions beyond those redirection keeps."""
+    n = sc.select_prompts
+    forget = [prompts.forget_records[i] for i in prompts.held_out] or [prompts.forget_records[i] for i in prompts.direction_ids[:n]]
+    trained = {r.id for r in prompts.retain_records}
+    spare = [r for r in retain if r.task == "generation" and r.id not in trained]
+    pool = spare or [r for r in retain if r.task == "generation"]
+    held_retain = random.Random(seed + 2).sample(pool, min(n, len(pool)))
+    general = general_retain_questions(all_records, sc.general_retain + n)[sc.general_retain:]
+    return ScreenSet(forget=forget, retain=held_retain,
+                     kl_questions=[r.question for r in held_retain] + general,
+                     kl_images=[r.image for r in held_retain] + [None] * len(general))
+
+
+def _judged(lm, records: Sequence, max_new_tokens: int) -> tuple[list[str], list]:
+    answers = generate(lm, [r.question for r in records], [r.image for r in records], max_new_tokens=max_new_tokens, batch_size=16)
+    return answers, [judge(a, r) for a, r in zip(answers, records)]
+
+
+def _share(flags) -> float:
+    flags = list(flags)
+    return round(sum(flags) / len(flags), 4) if flags else 0.0
+
+
+def retain_accuracy(lm, records: Sequence, max_new_tokens: int) -> float:
+    """Share of ``records`` whose greedy answer states the ground truth (the judge's fact leak)."""
+    return _share(v.fact_leak for v in _judged(lm, records, max_new_tokens)[1])
+
+
+def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, screen: ScreenSet, base_logprobs, max_new_tokens: int) -> dict:
+    """The screening scores of add hooks at ``layers`` with shift ``coeff`` (see the module docstring)."""
+    with add_steering_layers(lm.model, list(layers), dirs, coeff):
+        answers, verdicts = _judged(lm, screen.forget, max_new_tokens)
+        _, kept = _judged(lm, screen.retain, max_new_tokens)
+        kl = mean_kl(base_logprobs, next_token_logprobs(lm, screen.kl_questions, screen.kl_images)) if screen.kl_questions else 0.0
+    return {"refusal": _share(v.clean_refusal for v in verdicts), "leak": _share(v.leak for v in verdicts),
+            "retain": _share(v.fact_leak for v in kept), "kl": round(kl, 5), "example": answers[0][:100] if answers else ""}
+
+
+def search_space(lm, candidates: Sequence[int], sc) -> dict:
+    """The searched layers and coefficient range, checked: one-line errors for an empty or invalid space."""
+    n = num_layers(lm.model)
+    layers = sorted({c for c in candidates if 0 <= c < n})
+    if not layers:
+        raise AsruError(f"steer.search_trials: no candidate layer is a layer of this model (it has {n}: 0..{n - 1}); "
+                        "set steer.candidate_layers to layers it has")
+    lo, hi = sc.search_coeff
+    return {"layers": layers, "max_layers": sc.search_max_layers, "coeff": [float(lo), float(hi)]}
+
+
+def _suggest(trial, space: dict) -> tuple[list[int], float]:
+    first = trial.suggest_categorical("layer_a", space["layers"])
+    chosen = {first}
+    if space["max_layers"] > 1:
+        second = trial.suggest_categorical("layer_b", [NO_LAYER, *space["layers"]])
+        chosen.add(second)
+    lo, hi = space["coeff"]
+    return sorted(chosen - {NO_LAYER}), trial.suggest_float("coeff", lo, hi)
+
+
+def open_study(path: Path, fingerprint: str):
+    """The study in the journal file ``path`` (created if absent); a journal of another fingerprint is refused."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=["maximize", "minimize"],
+                                load_if_exists=True)
+    found = study.user_attrs.get("fingerprint")
+    if found is None:
+        study.set_user_attr("fingerprint", fingerprint)
+    elif found != fingerprint:
+        raise AsruError(f"{path} holds a steering search of another model, benchmark or search space: "
+                        "delete it (or run with --overwrite) to search again")
+    return study
+
+
+def run_trials(study, n_trials: int, seed: int, objective) -> None:
+    """Run trials until ``n_trials`` are complete, re-seeding the sampler per trial number (see module docstring)."""
+    import optuna
+    from tqdm.auto import tqdm
+
+    def complete() -> int:
+        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+    done = complete()
+    if done:
+        LOG.info("steering search: %d of %d trials already in the study, resuming", done, n_trials)
+    with tqdm(total=n_trials, initial=min(done, n_trials), desc="steering search") as bar:
+        while complete() < n_trials:
+            number = len(study.trials)
+            study.sampler = optuna.samplers.TPESampler(seed=seed + number, n_startup_trials=max(4, n_trials // 3))
+            study.optimize(objective, n_trials=1)
+            bar.update(1)
+
+
+def trials_of(study) -> list[Trial]:
+    """The study's complete trials as :class:`Trial` rows, the Pareto front marked."""
+    import optuna
+
+    rows = [Trial(number=t.number, layers=t.user_attrs["layers"], coeff=round(t.params["coeff"], 4),
+                  refusal=t.values[0], kl=t.values[1], leak=t.user_attrs["leak"], retain=t.user_attrs["retain"],
+                  feasible=t.user_attrs["retain_drop_excess"] <= 0, example=t.user_attrs.get("example", ""))
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    feasible = [r for r in rows if r.feasible]
+    for r in feasible:
+        r.pareto = not any(o.refusal >= r.refusal and o.kl <= r.kl and (o.refusal > r.refusal or o.kl < r.kl) for o in feasible)
+    return rows
+
+
+def choose(rows: list[Trial], margin: float) -> Trial:
+    """The feasible Pareto-optimal trial with the lowest KL among those within ``margin`` of the best refusal."""
+    front = [r for r in rows if r.pareto]
+    if not front:
+        raise AsruError("steering search: no trial kept the retain answers (every one lost more than "
+                        "steer.search_max_retain_drop); widen steer.search_coeff downwards or add trials")
+    best = max(r.refusal for r in front)
+    pick = min((r for r in front if r.refusal >= best - margin), key=lambda r: (r.kl, -r.refusal, r.number))
+    pick.chosen = True
+    return pick
+
+
+def format_trials(rows: list[Trial]) -> str:
+    """The trials as a fixed-width table (``P`` = Pareto front, ``*`` = chosen, ``x`` = infeasible)."""
+    lines = ["trial  layers   coeff  refusal  leak  retain      kl  mark", "-----  -------  -----  -------  ----  ------  ------  ----"]
+    for r in rows:
+        mark = "*" if r.chosen else "P" if r.pareto else "x" if not r.feasible else ""
+        lines.append(f"{r.number:>5}  {','.join(map(str, r.layers)):<7}  {r.coeff:>5.2f}  {r.refusal:>7.2f}  {r.leak:>4.2f}  "
+                     f"{r.retain:>6.2f}  {r.kl:>6.3f}  {mark}")
+    return "\n".join(lines)
+
+
+def plot_front(rows: list[Trial], path: Path) -> None:
+    """Refusal against retain KL for every trial, the Pareto front joined and the choice starred (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for feasible, color, label in ((True, "tab:blue", "feasible"), (False, "tab:gray", "loses retain answers")):
+        pts = [r for r in rows if r.feasible == feasible]
+        if pts:
+            ax.scatter([r.kl for r in pts], [r.refusal for r in pts], c=color, s=24, label=label)
+    front = sorted((r for r in rows if r.pareto), key=lambda r: r.kl)
+    if front:
+        ax.plot([r.kl for r in front], [r.refusal for r in front], c="tab:orange", label="Pareto front")
+    for r in rows:
+        if r.chosen:
+            ax.scatter([r.kl], [r.refusal], marker="*", s=220, c="tab:red", label=f"chosen: layers {r.layers}, c {r.coeff:.2f}")
+    ax.set_xlabel("retain next-token KL to the unsteered model")
+    ax.set_ylabel("held-out forget: clean refusal rate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: ScreenSet, sc, out_dir: Path,
+                    model_id: str, seed: int) -> Trial:
+    """Run (or resume) the study in ``out_dir/search`` and return the chosen trial (see the module docstring)."""
+    if not screen_prompts.forget:
+        raise AsruError("steering search needs held-out forget prompts, and there are none: the forget set is too small")
+    space = search_space(lm, candidates, sc)
+    missing = [c for c in space["layers"] if c not in dirs]
+    if missing:
+        raise AsruError(f"steering search: no direction computed for candidate layer(s) {missing}")
+    settings = {"space": space, "tokens": sc.select_max_new_tokens, "drop": sc.search_max_retain_drop, "seed": seed}
+    fp = hashlib.sha256(json.dumps([model_id, screen_prompts.digest(), settings], sort_keys=True).encode()).hexdigest()[:16]
+    study = open_study(out_dir / "search" / "study.journal", fp)
+    base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
+    base_retain = retain_accuracy(lm, screen_prompts.retain, sc.select_max_new_tokens)
+
+    def objective(trial):
+        layers, coeff = _suggest(trial, space)
+        s = screen(lm, dirs, layers, coeff, screen_prompts, base_lp, sc.select_max_new_tokens)
+        trial.set_user_attr("layers", layers)
+        trial.set_user_attr("leak", s["leak"])
+        trial.set_user_attr("retain", s["retain"])
+        trial.set_user_attr("example", s["example"])
+        excess = round(base_retain - s["retain"] - sc.search_max_retain_drop, 4)
+        trial.set_user_attr("retain_drop_excess", excess)
+        trial.set_constraint("retain_drop", excess)  # > 0: infeasible
+        return s["refusal"], s["kl"]
+
+    run_trials(study, sc.search_trials, seed, objective)
+    rows = trials_of(study)
+    pick = choose(rows, sc.search_refusal_margin)
+    table = format_trials(rows)
+    print(f"steering search ({len(rows)} trials; unsteered retain accuracy {base_retain:.2f}):\n{table}")
+    atomic_write_json(out_dir / "search" / "trials.json", {
+        "chosen": {"layers": pick.layers, "coeff": pick.coeff, "trial": pick.number}, "base_retain": base_retain,
+        "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows]})
+    plot_front(rows, out_dir / "search" / "pareto.png")
+    return pick
+
+
+def write_chosen_config(cfg, pick: Trial, path: Path) -> None:
+    """The run's config with the chosen layers and coefficient fixed and the search off, as YAML at ``path``."""
+    from asru.config import dump_yaml
+
+    steer = dataclasses.replace(cfg.steer, layers=list(pick.layers), layer=None, coeff=pick.coeff, search=False)
+    header = (f"# steering settings chosen by the search (trial {pick.number}: refusal {pick.refusal:.2f}, retain KL {pick.kl:.3f});\n"
+              "# reuse them with --config <this file>\n")
+    atomic_write_text(path, header + dump_yaml(dataclasses.replace(cfg, steer=steer)))

@@ -1,0 +1,167 @@
+"""The steering search's plumbing on tiny models: the study resumes and reproduces, the choice follows its
+rule, the chosen config round-trips, and bad input gets one-line errors."""
+
+import json
+
+import pytest
+
+from asru.config import build_config
+from asru.core.errors import AsruError
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+
+    d = tmp_path_factory.mktemp("bench")
+    generate_benchmark(d, people=4, forget_ratio=0.25, seed=0)
+    return load_benchmark(d, ["forget", "retain"])
+
+
+FAST = {"refusal_prompts": 6, "retain_prompts": 6, "select_prompts": 2, "report_limit": 4, "max_new_tokens": 4,
+        "select_max_new_tokens": 4, "epochs": 1, "lr": 1e-2, "min_samples": 1}
+
+
+def _cfg(**steer):
+    return build_config({"model": {"device": "cpu", "dtype": "float32"}, "steer": {**FAST, **steer}})
+
+
+@pytest.fixture()
+def everything_refuses(monkeypatch):
+    """Random tiny models never refuse; count every answer as a refusal so the refusal filter keeps prompts."""
+    import rewards.refusal
+
+    monkeypatch.setattr(rewards.refusal, "is_refusal", lambda text: True)
+
+
+def scripted_screen(lm, dirs, layers, coeff, screen, base_logprobs, max_new_tokens):
+    """A made-up screening result, a known function of the trial: layer 2 refuses with a strong shift, two
+    layers refuse more and cost more KL, and a shift above 4 loses the retain answers."""
+    refusal = min(1.0, coeff / 4) * (1.0 if 2 in layers else 0.5) * (1.0 if len(layers) == 2 else 0.9)
+    return {"refusal": round(refusal, 4), "leak": 0.0, "retain": 0.0 if coeff > 4 else 1.0,
+            "kl": round(0.01 * coeff * len(layers), 5), "example": "scripted"}
+
+
+def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, bench, tmp_path, monkeypatch, everything_refuses):
+    from asru.config_yaml import load_yaml
+    from asru.stages.steer import search
+    from asru.stages.steer.stage import run_steer_stage
+
+    monkeypatch.setattr(search, "screen", scripted_screen)
+    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
+    cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0])
+    run_steer_stage(cfg, str(tiny_llama_path), bench, tmp_path / "steer")
+    out = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
+    trials = out["trials"]
+    assert len(trials) == 8 and (tmp_path / "steer" / "search" / "pareto.png").stat().st_size > 0
+    for t in trials:  # the scripted scores were recorded as they were produced
+        assert t["feasible"] == (t["coeff"] <= 4)
+        assert t["kl"] == pytest.approx(0.01 * t["coeff"] * len(t["layers"]), abs=1e-4)
+    front = [t for t in trials if t["pareto"]]
+    best = max(t["refusal"] for t in front)
+    expect = min((t for t in front if t["refusal"] >= best - 0.05), key=lambda t: (t["kl"], -t["refusal"], t["number"]))
+    assert [t["number"] for t in trials if t["chosen"]] == [expect["number"]]
+    assert out["chosen"] == {"layers": expect["layers"], "coeff": expect["coeff"], "trial": expect["number"]}
+    report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
+    assert report["layers"] == expect["layers"] and report["layer_choice"].startswith("search")
+    # chosen.yaml is a config: the chosen layers and shift fixed, the search off, everything else the run's
+    again = build_config(load_yaml(tmp_path / "steer" / "chosen.yaml"))
+    assert again.steer.layers == expect["layers"] and again.steer.coeff == pytest.approx(expect["coeff"])
+    assert again.steer.search is False and again.steer.epochs == cfg.steer.epochs and again.model == cfg.model
+
+
+def test_fixed_layers_win_over_the_search(tiny_llama_path, bench, tmp_path, monkeypatch, everything_refuses):
+    from asru.stages.steer import search
+    from asru.stages.steer.stage import run_steer_stage
+
+    def never(*a, **k):
+        raise AssertionError("the search ran although steer.layers was given")
+
+    monkeypatch.setattr(search, "screen", never)
+    run_steer_stage(_cfg(search=True, layers=[1]), str(tiny_llama_path), bench, tmp_path / "steer")
+    assert json.loads((tmp_path / "steer" / "steer_report.json").read_text())["layers"] == [1]
+    assert not (tmp_path / "steer" / "search").exists()
+
+
+def _objective(trial):
+    from asru.stages.steer.search import _suggest
+
+    layers, coeff = _suggest(trial, {"layers": [3, 5, 7], "max_layers": 2, "coeff": [1.0, 5.0]})
+    trial.set_user_attr("layers", layers)
+    trial.set_user_attr("retain_drop_excess", 0.0)
+    trial.set_constraint("retain_drop", 0.0)
+    return -abs(coeff - 3) - 0.1 * abs(layers[0] - 5), coeff * len(layers)
+
+
+def _params(study):
+    return [(t.params["layer_a"], t.params.get("layer_b"), round(t.params["coeff"], 6)) for t in study.trials]
+
+
+def test_a_resumed_study_asks_the_same_trials(tmp_path):
+    from asru.stages.steer.search import open_study, run_trials
+
+    straight = open_study(tmp_path / "a" / "study.journal", "fp")
+    run_trials(straight, 7, 0, _objective)
+    first = open_study(tmp_path / "b" / "study.journal", "fp")
+    run_trials(first, 3, 0, _objective)  # interrupted after 3 trials ...
+    resumed = open_study(tmp_path / "b" / "study.journal", "fp")  # ... and opened again from its journal
+    assert len(resumed.trials) == 3
+    run_trials(resumed, 7, 0, _objective)
+    assert len(resumed.trials) == 7 and _params(resumed) == _params(straight)
+    other_seed = open_study(tmp_path / "c" / "study.journal", "fp")
+    run_trials(other_seed, 7, 1, _objective)
+    assert _params(other_seed) != _params(straight)
+
+
+def test_a_study_of_another_model_or_benchmark_is_refused(tmp_path):
+    from asru.stages.steer.search import open_study
+
+    path = tmp_path / "search" / "study.journal"
+    open_study(path, "model-a")
+    with pytest.raises(AsruError, match=r"study.journal holds a steering search of another model"):
+        open_study(path, "model-b")
+
+
+def test_choice_needs_a_feasible_trial():
+    from asru.stages.steer.search import Trial, choose
+
+    rows = [Trial(number=0, layers=[1], coeff=2.0, refusal=0.9, leak=0.0, retain=0.0, kl=0.1, feasible=False)]
+    with pytest.raises(AsruError, match="no trial kept the retain answers"):
+        choose(rows, 0.05)
+
+
+def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, bench):
+    from asru.core.models import load_model
+    from asru.stages.steer.search import ScreenSet, screen
+    from steering.layer_select import next_token_logprobs
+
+    lm = load_model(str(tiny_llama_path), dtype="float32", device="cpu")
+    torch = pytest.importorskip("torch")
+    dirs = {1: torch.ones(lm.model.config.hidden_size)}
+    forget = [r for r in bench["forget"] if r.modality == "text"][:2]
+    retain = [r for r in bench["retain"] if r.modality == "text"][:2]
+    s = ScreenSet(forget=forget, retain=retain, kl_questions=[r.question for r in retain], kl_images=[None] * 2)
+    base = next_token_logprobs(lm, s.kl_questions, s.kl_images)
+    still = screen(lm, dirs, [1], 0.0, s, base, 4)
+    moved = screen(lm, dirs, [1], 8.0, s, base, 4)
+    assert still["kl"] == pytest.approx(0.0, abs=1e-5) and moved["kl"] > 0.01
+    assert 0 <= moved["refusal"] <= 1 and 0 <= moved["retain"] <= 1
+
+
+@pytest.mark.parametrize("steer, message", [
+    ({"search_trials": 0}, "steer.search_trials must be >= 1"),
+    ({"search_coeff": [3.0, 1.0]}, "steer.search_coeff must be"),
+    ({"search_max_layers": 3}, "steer.search_max_layers must be 1 or 2"),
+    ({"search": True, "mode": "ablate"}, "a steering search over two layers works with the redirect and add modes"),
+])
+def test_search_settings_are_checked(steer, message):
+    with pytest.raises(AsruError, match=message):
+        build_config({"steer": steer})
+
+
+def test_a_search_space_outside_the_model_is_refused(tiny_llama_path, bench, tmp_path):
+    from asru.stages.steer.stage import run_steer_stage
+
+    with pytest.raises(AsruError, match="out of range: this model has"):
+        run_steer_stage(_cfg(search=True, candidate_layers=[40, 41]), str(tiny_llama_path), bench, tmp_path / "steer")
