@@ -23,7 +23,7 @@ from asru.core.plugins import load_plugins
 from asru.core.rundir import setup_logging
 from asru.data.synthetic import generate_benchmark
 from asru.demo.oracle import build_oracle_model
-from asru.demo.teach import build_demo_model
+from asru.demo.teach import TAUGHT_MODELS, build_taught_model, taught_base
 from asru.pipeline import dry_run, ensure_data, run_eval_only, run_pipeline
 from asru.stages.export.run import export_run
 from asru.stages.methods import method_names
@@ -305,6 +305,8 @@ def data_parser() -> argparse.ArgumentParser:
         t.add_argument("--out", metavar="DIR", help=f"Output model directory (default: {out_default}).")
         t.add_argument("--overwrite", action="store_true", help="Rebuild even if a model taught on other data/settings is there.")
         t.add_argument("--config", metavar="YAML", help="Config file; its teach/data sections are used.")
+        t.add_argument("--model", choices=sorted(TAUGHT_MODELS), default="demo",
+                       help="demo (the demo VLM, default) or demo-text (SmolLM2-135M-Instruct taught the text questions).")
         add_config_options(t, ["teach", "data"])
     return p
 
@@ -326,9 +328,9 @@ def data_main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args, fixed)
     data_dir = ensure_data(cfg.data)
     if args.command == "oracle":
-        path = build_oracle_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)
+        path = build_oracle_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite, base_model=taught_base(args.model))
         print(f"oracle model ready at {path}")
         return 0
-    path = build_demo_model(data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)
+    path = build_taught_model(args.model, data_dir, cfg.teach, out_dir=args.out, overwrite=args.overwrite)
     print(f"demo model ready at {path}")
     return 0

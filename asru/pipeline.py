@@ -40,7 +40,7 @@ from asru.core.rundir import (
 from asru.data.benchmark import default_data_dir, is_current_benchmark
 from asru.data.loaders import available_splits, load_benchmark
 from asru.data.synthetic import generate_benchmark
-from asru.demo.teach import build_demo_model, built_demo_model
+from asru.demo.teach import TAUGHT_MODELS, build_taught_model, built_taught_model
 from asru.eval.report import format_table, write_report
 from asru.eval.runner import evaluate
 from asru.eval.targets import check_targets, format_targets
@@ -161,8 +161,8 @@ class Stage:
 
 def resolve_vanilla(cfg: RunConfig, data_dir: Path) -> str:
     """The model to unlearn: the demo VLM (built/taught if needed) or the user's model id/path."""
-    if cfg.model.name == "demo":
-        return str(build_demo_model(data_dir, cfg.teach))
+    if cfg.model.name in TAUGHT_MODELS:
+        return str(build_taught_model(cfg.model.name, data_dir, cfg.teach))
     resolve_model_name(cfg.model.name)
     return cfg.model.name
 
@@ -273,7 +273,7 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
 
     t = time.time()
     with main_process_first():  # the main process builds (or fetches) the model, the others load it
-        vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name != "demo") else _existing_demo(data_dir, cfg.teach)
+        vanilla = resolve_vanilla(cfg, data_dir) if ("teach" in stages or cfg.model.name not in TAUGHT_MODELS) else _existing_demo(data_dir, cfg.teach, cfg.model.name)
     timings["vanilla"] = round(time.time() - t, 1)
     current = vanilla
     current_fp = _model_fingerprint(vanilla)
@@ -361,11 +361,11 @@ def _teach_split(data_dir: Path) -> dict:
     return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 
-def _existing_demo(data_dir: Path, teach_cfg) -> str:
-    """The cached demo model of this benchmark and teach config, without building it (no teach stage)."""
-    path = built_demo_model(data_dir, teach_cfg)
+def _existing_demo(data_dir: Path, teach_cfg, alias: str = "demo") -> str:
+    """The cached taught model ``alias`` of this benchmark and teach config, without building it (no teach stage)."""
+    path = built_taught_model(alias, data_dir, teach_cfg)
     if path is None:
-        raise AsruError(f"the demo model of benchmark {data_dir} is not built: include the teach stage "
+        raise AsruError(f"the {alias} model of benchmark {data_dir} is not built: include the teach stage "
                         "(--stages teach,...) or run `asru-data teach`")
     return str(path)
 
@@ -381,8 +381,8 @@ def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference:
         setup_logging(out, verbose)
         data_dir = ensure_data(cfg.data)
         data = load_benchmark(data_dir, cfg.eval.splits)
-        if model == "demo":  # this benchmark's own demo model where it is built, else the one built last
-            model = str(built_demo_model(data_dir, cfg.teach) or model)
+        if model in TAUGHT_MODELS:  # this benchmark's own taught model where it is built, else the one built last
+            model = str(built_taught_model(model, data_dir, cfg.teach) or model)
         metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)
     summary = {"model": model, "after": metrics}
     write_report(summary, out / "report.md")

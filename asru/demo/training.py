@@ -33,9 +33,10 @@ def add_lora(lm, cfg: TeachConfig):
     from peft import get_peft_model
 
     base = lm.model
-    if not lora_targets(base, "language_model_projections"):
+    scope = "language_model_projections" if lm.is_vlm else "decoder_linears"
+    if not lora_targets(base, scope):
         raise AsruError("no language-model linear layers found for LoRA (expected ...language_model...q_proj etc.)")
-    lcfg = lora_config(cfg.lora_r, "language_model_projections")
+    lcfg = lora_config(cfg.lora_r, scope, model=base)
     peft_model = get_peft_model(base, lcfg)
     vision = []
     for name, p in base.named_parameters():
@@ -45,7 +46,7 @@ def add_lora(lm, cfg: TeachConfig):
             p.requires_grad_(True)
             vision.append(p)
     lora = [p for n, p in peft_model.named_parameters() if "lora_" in n and p.requires_grad]
-    if not vision:
+    if not vision and lm.is_vlm:
         raise AsruError("no vision tower / projector parameters found to train")
     lm.model = peft_model
     return lora, vision
@@ -157,7 +158,8 @@ def train(lm, sampler: ExampleSampler, cfg: TeachConfig, progress: bool = True) 
         if cfg.align_weight > 0:
             align = (name_targets(lm, sampler.people), cfg.align_weight, cfg.align_temperature)
     lora, vision = add_lora(lm, cfg)
-    opt = torch.optim.AdamW([{"params": lora, "lr": cfg.lr}, {"params": vision, "lr": cfg.vision_lr}], weight_decay=0.0)
+    groups = [{"params": lora, "lr": cfg.lr}] + ([{"params": vision, "lr": cfg.vision_lr}] if vision else [])
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
     warmup = max(1, min(10, cfg.steps // 10))
     feature_norm = embedding_norm(lm)  # image features are kept at the scale of the text embeddings
 
