@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable
 
 from asru.config import ExportConfig, RunConfig, build_config, field_type, section_classes
-from asru.config_yaml import load_yaml, merge
+from asru.config_yaml import load_yaml, merge, parse_overrides
 from asru.core.aliases import known_aliases, model_spec
 from asru.core.errors import AsruError
 from asru.core.openmp import set_wait_policy
@@ -92,6 +92,18 @@ def preset_for(model_name: str | None) -> str | None:
     spec = model_spec(model_name or "demo")
     path = spec.preset_path() if spec else None
     return str(path) if path else None
+
+
+def script_config(config: str | None, overrides: list[str]) -> tuple[dict, str | None]:
+    """A benchmark script's base config: ``config`` (else the preset of the model the overrides name) with the
+    ``KEY=VALUE`` overrides merged over it; returns ``(values, config file or None)``. A malformed override
+    exits with a one-line message."""
+    try:
+        sets = parse_overrides(overrides)
+    except AsruError as exc:
+        raise SystemExit(f"--set: {exc}") from None
+    config_file = config or preset_for(sets.get("model", {}).get("name"))
+    return merge(load_yaml(config_file) if config_file else {}, sets), config_file
 
 
 def plugin_specs(argv: list[str] | None) -> list[str]:

@@ -58,17 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="Reuse finished stages of existing run directories.")
     args = p.parse_args(argv)
 
-    from asru.cli import preset_for
-    from asru.config_yaml import load_yaml, merge, parse_overrides
+    from asru.cli import script_config
+    from asru.config_yaml import merge
     from asru.core.errors import AsruError
     from asru.core.rundir import atomic_write_json
 
-    try:
-        sets = parse_overrides(args.set)
-    except AsruError as exc:
-        raise SystemExit(f"--set: {exc}") from None
-    config_file = args.config or preset_for(sets.get("model", {}).get("name"))
-    base = merge(load_yaml(config_file) if config_file else {}, sets)
+    base, config_file = script_config(args.config, args.set)
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     t = time.time()

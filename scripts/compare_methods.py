@@ -157,19 +157,12 @@ def main(argv: list[str] | None = None) -> int:
                         "no oracle row and no forget-quality columns.")
     args = p.parse_args(argv)
 
-    from asru.config_yaml import load_yaml, merge, parse_overrides
+    from asru.cli import script_config
     from asru.core.errors import AsruError
     from asru.core.rundir import atomic_write_json, atomic_write_text
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    from asru.cli import preset_for
-
-    try:
-        sets = parse_overrides(args.set)
-    except AsruError as exc:
-        raise SystemExit(f"--set: {exc}") from None
-    config_file = args.config or preset_for(sets.get("model", {}).get("name"))
-    base = merge(load_yaml(config_file) if config_file else {}, sets)
+    base, config_file = script_config(args.config, args.set)
     # the comparison table has an option-likelihood accuracy column: score options unless told otherwise
     base.setdefault("eval", {}).setdefault("option_scoring", True)
     # and relearning and model-utility columns: both are measured on every model, the vanilla one and the oracle included

@@ -112,20 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="Reuse each benchmark's existing run directory (unchanged stages are not re-run).")
     args = p.parse_args(argv)
 
-    from asru.cli import preset_for
-    from asru.config_yaml import load_yaml, merge, parse_overrides
+    from asru.cli import script_config
     from asru.core.errors import AsruError
     from asru.core.rundir import atomic_write_json, atomic_write_text
 
     benchmarks = [parse_benchmark(s) for s in (args.benchmark or DEFAULT_BENCHMARKS)]
-    try:
-        sets = parse_overrides(args.set)
-    except AsruError as exc:
-        raise SystemExit(f"--set: {exc}") from None
-    if "data" in sets:
+    if any(item.strip().startswith("data.") for item in args.set):
         raise SystemExit("--set data.*: name the benchmark with --benchmark instead")
-    config_file = args.config or preset_for(sets.get("model", {}).get("name"))
-    base = merge(load_yaml(config_file) if config_file else {}, sets)
+    base, config_file = script_config(args.config, args.set)
     runs = Path(args.runs)
     out = Path(args.out) if args.out else runs
     out.mkdir(parents=True, exist_ok=True)

@@ -70,3 +70,22 @@ def red_image(tmp_path_factory):
     p = tmp_path_factory.mktemp("img") / "red.png"
     Image.new("RGB", (64, 64), (220, 30, 30)).save(p)
     return p
+
+
+@pytest.fixture(scope="module")
+def steer_bench(tmp_path_factory):
+    """A small synthetic benchmark (4 people, 1 forgotten) loaded as the steering stage gets it."""
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+
+    d = tmp_path_factory.mktemp("bench")
+    generate_benchmark(d, people=4, forget_ratio=0.25, seed=0)
+    return load_benchmark(d, ["forget", "retain"])
+
+
+@pytest.fixture()
+def everything_refuses(monkeypatch):
+    """Random tiny models never refuse; count every answer as a refusal so the refusal filter keeps prompts."""
+    import rewards.refusal
+
+    monkeypatch.setattr(rewards.refusal, "is_refusal", lambda text: True)

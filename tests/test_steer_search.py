@@ -8,31 +8,12 @@ import pytest
 from asru.config import build_config
 from asru.core.errors import AsruError
 
-
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    from asru.data.loaders import load_benchmark
-    from asru.data.synthetic import generate_benchmark
-
-    d = tmp_path_factory.mktemp("bench")
-    generate_benchmark(d, people=4, forget_ratio=0.25, seed=0)
-    return load_benchmark(d, ["forget", "retain"])
-
-
 FAST = {"refusal_prompts": 6, "retain_prompts": 6, "select_prompts": 2, "report_limit": 4, "max_new_tokens": 4,
         "select_max_new_tokens": 4, "epochs": 1, "lr": 1e-2, "min_samples": 1}
 
 
 def _cfg(**steer):
     return build_config({"model": {"device": "cpu", "dtype": "float32"}, "steer": {**FAST, **steer}})
-
-
-@pytest.fixture()
-def everything_refuses(monkeypatch):
-    """Random tiny models never refuse; count every answer as a refusal so the refusal filter keeps prompts."""
-    import rewards.refusal
-
-    monkeypatch.setattr(rewards.refusal, "is_refusal", lambda text: True)
 
 
 def scripted_screen(lm, dirs, layers, coeff, screen, base_logprobs, max_new_tokens):
@@ -43,7 +24,7 @@ def scripted_screen(lm, dirs, layers, coeff, screen, base_logprobs, max_new_toke
             "kl": round(0.01 * coeff * len(layers), 5), "example": "scripted"}
 
 
-def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, bench, tmp_path, monkeypatch, everything_refuses):
+def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, steer_bench, tmp_path, monkeypatch, everything_refuses):
     from asru.config_yaml import load_yaml
     from asru.stages.steer import search
     from asru.stages.steer.stage import run_steer_stage
@@ -51,7 +32,7 @@ def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, bench, tmp
     monkeypatch.setattr(search, "screen", scripted_screen)
     monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
     cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0])
-    run_steer_stage(cfg, str(tiny_llama_path), bench, tmp_path / "steer")
+    run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
     out = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
     trials = out["trials"]
     assert len(trials) == 8 and (tmp_path / "steer" / "search" / "pareto.png").stat().st_size > 0
@@ -71,7 +52,7 @@ def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, bench, tmp
     assert again.steer.search is False and again.steer.epochs == cfg.steer.epochs and again.model == cfg.model
 
 
-def test_fixed_layers_win_over_the_search(tiny_llama_path, bench, tmp_path, monkeypatch, everything_refuses):
+def test_fixed_layers_win_over_the_search(tiny_llama_path, steer_bench, tmp_path, monkeypatch, everything_refuses):
     from asru.stages.steer import search
     from asru.stages.steer.stage import run_steer_stage
 
@@ -79,7 +60,7 @@ def test_fixed_layers_win_over_the_search(tiny_llama_path, bench, tmp_path, monk
         raise AssertionError("the search ran although steer.layers was given")
 
     monkeypatch.setattr(search, "screen", never)
-    run_steer_stage(_cfg(search=True, layers=[1]), str(tiny_llama_path), bench, tmp_path / "steer")
+    run_steer_stage(_cfg(search=True, layers=[1]), str(tiny_llama_path), steer_bench, tmp_path / "steer")
     assert json.loads((tmp_path / "steer" / "steer_report.json").read_text())["layers"] == [1]
     assert not (tmp_path / "steer" / "search").exists()
 
@@ -131,7 +112,7 @@ def test_choice_needs_a_feasible_trial():
         choose(rows, 0.05)
 
 
-def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, bench):
+def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, steer_bench):
     from asru.core.models import load_model
     from asru.stages.steer.search import ScreenSet, screen
     from steering.layer_select import next_token_logprobs
@@ -139,8 +120,8 @@ def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, bench):
     lm = load_model(str(tiny_llama_path), dtype="float32", device="cpu")
     torch = pytest.importorskip("torch")
     dirs = {1: torch.ones(lm.model.config.hidden_size)}
-    forget = [r for r in bench["forget"] if r.modality == "text"][:2]
-    retain = [r for r in bench["retain"] if r.modality == "text"][:2]
+    forget = [r for r in steer_bench["forget"] if r.modality == "text"][:2]
+    retain = [r for r in steer_bench["retain"] if r.modality == "text"][:2]
     s = ScreenSet(forget=forget, retain=retain, kl_questions=[r.question for r in retain], kl_images=[None] * 2)
     base = next_token_logprobs(lm, s.kl_questions, s.kl_images)
     still = screen(lm, dirs, [1], 0.0, s, base, 4)
@@ -160,8 +141,8 @@ def test_search_settings_are_checked(steer, message):
         build_config({"steer": steer})
 
 
-def test_a_search_space_outside_the_model_is_refused(tiny_llama_path, bench, tmp_path):
+def test_a_search_space_outside_the_model_is_refused(tiny_llama_path, steer_bench, tmp_path):
     from asru.stages.steer.stage import run_steer_stage
 
     with pytest.raises(AsruError, match="out of range: this model has"):
-        run_steer_stage(_cfg(search=True, candidate_layers=[40, 41]), str(tiny_llama_path), bench, tmp_path / "steer")
+        run_steer_stage(_cfg(search=True, candidate_layers=[40, 41]), str(tiny_llama_path), steer_bench, tmp_path / "steer")

@@ -8,18 +8,6 @@ import torch
 from asru.config import build_config
 from asru.core.errors import AsruError
 
-
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    """A small synthetic benchmark (4 people, 1 forgotten) loaded as the stage gets it."""
-    from asru.data.loaders import load_benchmark
-    from asru.data.synthetic import generate_benchmark
-
-    d = tmp_path_factory.mktemp("bench")
-    generate_benchmark(d, people=4, forget_ratio=0.25, seed=0)
-    return load_benchmark(d, ["forget", "retain"])
-
-
 FAST = {"refusal_prompts": 6, "retain_prompts": 6, "select_prompts": 2, "report_limit": 4, "max_new_tokens": 4,
         "select_max_new_tokens": 4, "epochs": 1, "lr": 1e-2}
 
@@ -28,19 +16,11 @@ def _cfg(**steer):
     return build_config({"model": {"device": "cpu", "dtype": "float32"}, "steer": {**FAST, **steer}})
 
 
-@pytest.fixture()
-def everything_refuses(monkeypatch):
-    """Random tiny models never refuse; count every answer as a refusal to exercise the mechanics."""
-    import rewards.refusal
-
-    monkeypatch.setattr(rewards.refusal, "is_refusal", lambda text: True)
-
-
-def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_refuses):
+def test_stage_redirect_tiny_llama(tiny_llama_path, steer_bench, tmp_path, everything_refuses):
     from asru.core.models import load_model
     from asru.stages.steer.stage import run_steer_stage
 
-    out = run_steer_stage(_cfg(candidate_layers=[1, 2]), str(tiny_llama_path), bench, tmp_path / "steer")
+    out = run_steer_stage(_cfg(candidate_layers=[1, 2]), str(tiny_llama_path), steer_bench, tmp_path / "steer")
     assert out == tmp_path / "steer" / "model"
     scores = json.loads((tmp_path / "steer" / "layer_scores.json").read_text())
     assert [r["layer"] for r in scores["rows"]] == [1, 2] and scores["chosen"] in (1, 2)
@@ -58,7 +38,7 @@ def test_stage_redirect_tiny_llama(tiny_llama_path, bench, tmp_path, everything_
 
 
 @pytest.mark.parametrize("target", ["shift", "steered"])
-def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch, target):
+def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, steer_bench, tmp_path, everything_refuses, monkeypatch, target):
     """num_layers=2 with redirect_position=answer and redirect_params=mlp: both chosen layers' MLPs are trained.
 
     redirect_target=steered: layer 2's forget targets come from the model with the add hook at layer 1, so
@@ -79,7 +59,7 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, bench, tmp_path,
     monkeypatch.setattr(ls, "select_layers", select_both)
     out = run_steer_stage(_cfg(candidate_layers=[1, 2], num_layers=2, redirect_position="answer", redirect_params="mlp",
                                general_retain=3, entity_retain=2, redirect_target=target),
-                          str(tiny_llama_path), bench, tmp_path / "steer")
+                          str(tiny_llama_path), steer_bench, tmp_path / "steer")
     assert seen["n_layers"] == 2
     report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
     assert report["layers"] == [1, 2] and report["redirect_position"] == "answer" and report["n_general_retain"] == 5
@@ -153,14 +133,14 @@ def test_steer_config_checks_layers_and_params():
         _cfg(entity_retain=-1)
 
 
-def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everything_refuses, red_image):
+def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, steer_bench, tmp_path, everything_refuses, red_image):
     from asru.core.models import load_model
     from asru.stages.steer.stage import run_steer_stage
     from steering.hooks import ablate_direction
     from steering.io import load_direction
     from tests.steering_fixtures import QUESTIONS, logits
 
-    out = run_steer_stage(_cfg(mode="ablate", layer=2), str(tiny_qwen3_vl_path), bench, tmp_path / "steer")
+    out = run_steer_stage(_cfg(mode="ablate", layer=2), str(tiny_qwen3_vl_path), steer_bench, tmp_path / "steer")
     vanilla = load_model(str(tiny_qwen3_vl_path))
     dirs, _, meta = load_direction(tmp_path / "steer" / "direction", vanilla.model)
     assert list(dirs) == [2] and meta["mode"] == "ablate"
@@ -171,35 +151,35 @@ def test_stage_ablate_tiny_qwen3_vl(tiny_qwen3_vl_path, bench, tmp_path, everyth
     assert (baked - hooked).abs().max() < 1e-4
 
 
-def test_stage_add_mode_writes_hook_spec(tiny_llama_path, bench, tmp_path, everything_refuses):
+def test_stage_add_mode_writes_hook_spec(tiny_llama_path, steer_bench, tmp_path, everything_refuses):
     from asru.stages.steer.stage import run_steer_stage
 
-    out = run_steer_stage(_cfg(mode="add", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")
+    out = run_steer_stage(_cfg(mode="add", layer=1), str(tiny_llama_path), steer_bench, tmp_path / "steer")
     spec = json.loads((out / "hooks.json").read_text())
     assert spec == [{"kind": "add", "layer": 1, "alpha": 1.0, "threshold": 0.5, "direction_file": "direction.safetensors", "bakeable": False}]
     assert (out / "direction.safetensors").is_file()
 
 
-def test_stage_errors(tiny_llama_path, bench, tmp_path):
+def test_stage_errors(tiny_llama_path, steer_bench, tmp_path):
     from asru.stages.steer.stage import run_steer_stage
 
     # a random tiny model refuses nothing: the refusal side is empty after filtering
     with pytest.raises(AsruError, match=r"kept 0 of 6 refusal prompts after refusal filtering; need >= 4"):
-        run_steer_stage(_cfg(layer=1), str(tiny_llama_path), bench, tmp_path / "a")
+        run_steer_stage(_cfg(layer=1), str(tiny_llama_path), steer_bench, tmp_path / "a")
     with pytest.raises(AsruError, match="forget set is empty"):
-        run_steer_stage(_cfg(layer=1), str(tiny_llama_path), {"forget": [], "retain": bench["retain"]}, tmp_path / "b")
+        run_steer_stage(_cfg(layer=1), str(tiny_llama_path), {"forget": [], "retain": steer_bench["retain"]}, tmp_path / "b")
     with pytest.raises(AsruError, match="out of range"):
-        run_steer_stage(_cfg(layer=12), str(tiny_llama_path), bench, tmp_path / "c")
+        run_steer_stage(_cfg(layer=12), str(tiny_llama_path), steer_bench, tmp_path / "c")
 
 
-def test_stage_pairs_forget_prompts_with_counterpart_refusals(tiny_llama_path, bench, tmp_path, everything_refuses):
+def test_stage_pairs_forget_prompts_with_counterpart_refusals(tiny_llama_path, steer_bench, tmp_path, everything_refuses):
     """redirect_answers=refusal: each forget prompt trained with its counterpart's answer, answer tokens kept."""
     from asru.stages.steer.stage import run_steer_stage
 
-    run_steer_stage(_cfg(layer=2, redirect_position="answer", redirect_answers="refusal"), str(tiny_llama_path), bench,
+    run_steer_stage(_cfg(layer=2, redirect_position="answer", redirect_answers="refusal"), str(tiny_llama_path), steer_bench,
                     tmp_path / "steer")
     pairs = json.loads((tmp_path / "steer" / "redirect_answers.json").read_text())
-    forget_qs = {r.question for r in bench["forget"] if r.modality == "text"}  # a text-only model
+    forget_qs = {r.question for r in steer_bench["forget"] if r.modality == "text"}  # a text-only model
     assert len(pairs) == len(forget_qs) and {p["question"] for p in pairs} == forget_qs
     assert all(p["answer"] for p in pairs) and all(p["own_counterpart"] for p in pairs)  # everything "refuses" here
     red = json.loads((tmp_path / "steer" / "steer_report.json").read_text())["redirect"]
@@ -207,15 +187,15 @@ def test_stage_pairs_forget_prompts_with_counterpart_refusals(tiny_llama_path, b
     assert red["after"]["forget_mse_to_target"] < red["before"]["forget_mse_to_target"]
 
 
-def test_counterpart_questions_and_pairing(bench, tmp_path):
+def test_counterpart_questions_and_pairing(steer_bench, tmp_path):
     """Counterparts ask about unseen people; their refusals come back with the real name, gaps filled by modality."""
     from PIL import Image
 
     from asru.data.schema import Record
     from asru.stages.steer.refusals import counterpart_questions, pair_refusals
 
-    everyone = [r for recs in bench.values() for r in recs]
-    recs = [r for r in bench["forget"] if r.task == "generation"]
+    everyone = [r for recs in steer_bench.values() for r in recs]
+    recs = [r for r in steer_bench["forget"] if r.task == "generation"]
     img = next(r for r in recs if r.image)
     txt = [r for r in recs if r.image is None and r.person in r.question][:2]
     recs = [img, *txt]
@@ -234,7 +214,7 @@ def test_counterpart_questions_and_pairing(bench, tmp_path):
     assert out == [answers[0], f"I'm not familiar with {txt[0].person}, so I don't know.",
                    f"I'm not familiar with {txt[0].person}, so I don't know."]
     # an unrefused record takes a refusal about the same fact before any other of its modality
-    cloze = next(r for r in bench["forget"] if r.task == "cloze" and r.image is None and r.fact == txt[0].fact)
+    cloze = next(r for r in steer_bench["forget"] if r.task == "cloze" and r.image is None and r.fact == txt[0].fact)
     recs4, swaps4 = [img, txt[0], txt[1], cloze], [*swaps, None]
     answers4 = [answers[0], answers[1], f"I'm sorry, I don't know {swaps[2][0]}.", "Paris"]
     out4, own4 = pair_refusals(recs4, answers4, swaps4)
@@ -248,13 +228,13 @@ def test_counterpart_questions_and_pairing(bench, tmp_path):
         pair_refusals(recs, ["Paris.", "Paris.", None], swaps)
 
 
-def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, bench, tmp_path):
+def test_unseen_prompts_are_unseen(tiny_qwen3_vl_path, steer_bench, tmp_path):
     from asru.core.models import load_model
     from asru.stages.steer.refusals import build_refusal_prompts
 
     lm = load_model(str(tiny_qwen3_vl_path))
-    everyone = [r for recs in bench.values() for r in recs]
-    qs, ims = build_refusal_prompts(lm, bench["forget"], everyone, 8, " IMG", " TXT", tmp_path / "u")
+    everyone = [r for recs in steer_bench.values() for r in recs]
+    qs, ims = build_refusal_prompts(lm, steer_bench["forget"], everyone, 8, " IMG", " TXT", tmp_path / "u")
     assert len(qs) == 8 and sum(im is not None for im in ims) == 4
     names = {r.person for r in everyone if r.person}
     for q, im in zip(qs, ims):
@@ -296,14 +276,14 @@ def test_recorded_base_model(tmp_path, tiny_llama_path):
     assert recorded_base_model(taught) is None
 
 
-def test_original_model_base_needs_a_recorded_base(tiny_llama_path, bench, tmp_path):
+def test_original_model_base_needs_a_recorded_base(tiny_llama_path, steer_bench, tmp_path):
     from asru.stages.steer.stage import run_steer_stage
 
     with pytest.raises(AsruError, match="records no base model"):
-        run_steer_stage(_cfg(original_model="base", layer=1), str(tiny_llama_path), bench, tmp_path / "steer")
+        run_steer_stage(_cfg(original_model="base", layer=1), str(tiny_llama_path), steer_bench, tmp_path / "steer")
 
 
-def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_path, bench, tmp_path, everything_refuses,
+def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_path, steer_bench, tmp_path, everything_refuses,
                                                                         monkeypatch):
     # steer.generation_dtype: the tables come from a bfloat16 copy; training and the saved model stay float32,
     # and the after-table's copy holds the trained weights
@@ -318,7 +298,7 @@ def test_stage_generates_on_a_bfloat16_copy_with_the_trained_weights(tiny_llama_
         return real_table(lm, *a, **kw)
 
     monkeypatch.setattr(stage, "answer_table", spy)
-    out = stage.run_steer_stage(_cfg(layer=1, generation_dtype="bfloat16"), str(tiny_llama_path), bench, tmp_path / "steer")
+    out = stage.run_steer_stage(_cfg(layer=1, generation_dtype="bfloat16"), str(tiny_llama_path), steer_bench, tmp_path / "steer")
     trained = load_model(str(out)).model
     assert trained.dtype == torch.float32
     w = trained.model.layers[1].mlp.down_proj.weight.detach()
@@ -342,7 +322,7 @@ def test_cast_copy_and_copy_weights(tiny_llama_path):
         build_config({"steer": {"generation_dtype": "fp8"}})
 
 
-def test_stage_steers_exactly_the_given_layers(tiny_llama_path, bench, tmp_path, everything_refuses, monkeypatch):
+def test_stage_steers_exactly_the_given_layers(tiny_llama_path, steer_bench, tmp_path, everything_refuses, monkeypatch):
     # steer.layers: no selection (no held-out prompts, no scores); both layers redirected, lowest first
     import steering.layer_select as ls
     from asru.stages.steer.stage import run_steer_stage
@@ -351,7 +331,7 @@ def test_stage_steers_exactly_the_given_layers(tiny_llama_path, bench, tmp_path,
         raise AssertionError("steer.layers must skip layer selection")
 
     monkeypatch.setattr(ls, "select_layers", no_selection)
-    run_steer_stage(_cfg(layers=[2, 1], layer=3), str(tiny_llama_path), bench, tmp_path / "steer")
+    run_steer_stage(_cfg(layers=[2, 1], layer=3), str(tiny_llama_path), steer_bench, tmp_path / "steer")
     report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
     assert report["layers"] == [1, 2] and report["layer_choice"] == "steer.layers"
     assert [r["layer"] for r in report["redirect_by_layer"]] == [1, 2]
@@ -359,11 +339,11 @@ def test_stage_steers_exactly_the_given_layers(tiny_llama_path, bench, tmp_path,
         _cfg(layers=[1, 2], mode="ablate")
 
 
-def test_neutral_refusals_never_spell_the_forgotten_name(bench, tmp_path):
+def test_neutral_refusals_never_spell_the_forgotten_name(steer_bench, tmp_path):
     from asru.stages.steer.refusals import _put_name, counterpart_questions, pair_refusals
 
-    recs = [r for r in bench["forget"] if r.modality == "text" and r.person and r.person in r.question][:2]
-    _, _, swaps = counterpart_questions(recs, bench["forget"], tmp_path / "u", seed=0)
+    recs = [r for r in steer_bench["forget"] if r.modality == "text" and r.person and r.person in r.question][:2]
+    _, _, swaps = counterpart_questions(recs, steer_bench["forget"], tmp_path / "u", seed=0)
     invented = [sw[0] for sw in swaps]
     answers = [f"I'm sorry, but I don't know who {invented[0]} works for.", f"I'm not familiar with {invented[1]}'s work."]
     named, _ = pair_refusals(recs, answers, swaps)
