@@ -110,6 +110,10 @@ def test_choice_needs_a_feasible_trial():
     rows = [Trial(number=0, layers=[1], coeff=2.0, refusal=0.9, leak=0.0, retain=0.0, kl=0.1, feasible=False)]
     with pytest.raises(AsruError, match="no trial kept the retain answers"):
         choose(rows, 0.05)
+    # feasible trials that never refuse: no choice, rather than a shift that does nothing
+    rows = [Trial(number=1, layers=[9, 17], coeff=1.1, refusal=0.0, leak=1.0, retain=1.0, kl=0.07, feasible=True, pareto=True)]
+    with pytest.raises(AsruError, match="no trial that kept the retain answers made a held-out forget prompt refuse"):
+        choose(rows, 0.05)
 
 
 def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, steer_bench):

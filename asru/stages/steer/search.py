@@ -20,7 +20,8 @@ before each trial, so a study resumed after an interruption asks the same trials
 through. The study lives in ``search/study.journal`` in the stage directory (Optuna's journal file); a
 rerun reuses its finished trials, and a journal written for another model, benchmark or search space is
 refused by name. The chosen trial is, among the feasible Pareto-optimal ones, the one with the lowest
-KL whose refusal is within ``steer.search_refusal_margin`` of the best refusal found. Only that trial is
+KL whose refusal is within ``steer.search_refusal_margin`` of the best refusal found; when no feasible
+trial refuses at all the search stops with an error instead of choosing a no-op. Only that trial is
 redirected.
 
 Written: ``search/trials.json`` (every trial, the Pareto front and the choice marked), ``search/pareto.png``
@@ -206,6 +207,10 @@ def choose(rows: list[Trial], margin: float) -> Trial:
         raise AsruError("steering search: no trial kept the retain answers (every one lost more than "
                         "steer.search_max_retain_drop); widen steer.search_coeff downwards or add trials")
     best = max(r.refusal for r in front)
+    if best <= 0:
+        raise AsruError("steering search: no trial that kept the retain answers made a held-out forget prompt refuse "
+                        "(add hooks at these layers garble or change nothing): widen steer.candidate_layers or "
+                        "steer.search_coeff, or set steer.layers and steer.coeff yourself")
     pick = min((r for r in front if r.refusal >= best - margin), key=lambda r: (r.kl, -r.refusal, r.number))
     pick.chosen = True
     return pick
