@@ -152,6 +152,7 @@ class SteerConfig:
     subspace_energy: float = opt(0.0, "If > 0, also compute an SVD subspace of per-sample differences covering this share of energy (R-MUSE); ablate mode then removes the whole subspace.")
     search: bool = opt(False, "Choose the steered layers and steer.coeff automatically: an Optuna study (multi-objective TPE, resumable, stored in the stage's search/study.journal) screens each trial with add hooks on held-out forget prompts (clean refusal by the judge) and held-out retain and general questions (retain accuracy, next-token KL); only the chosen trial is redirected (search/trials.json, search/pareto.png, chosen.yaml). steer.layers / steer.layer, when given, win.")
     search_trials: int = opt(16, "Steering search: trials screened.")
+    search_hook: typing.Literal["prompt", "all"] = opt("prompt", "Steering search: where the screening add hooks shift the states: prompt (the prompt's tokens only, as redirection paired with natural refusals moves them; the answer is the model's own) or all (every token, generated ones too, as steer.redirect_answers steered trains).")
     search_max_layers: int = opt(2, "Steering search: at most this many steered layers per trial (1 or 2).")
     search_coeff: list[float] = opt([1.0, 5.0], "Steering search: the range [low, high] of the shift c searched.")
     search_max_retain_drop: float = opt(0.1, "Steering search: a trial whose held-out retain accuracy falls more than this below the unsteered model's is infeasible.")

@@ -78,8 +78,9 @@ def _attention_module(layer):
 
 
 @contextmanager
-def add_steering(model, layer: int, vector, alpha: float = 1.0):
-    """Add ``alpha * vector`` to the output of decoder layer ``layer`` at every token."""
+def add_steering(model, layer: int, vector, alpha: float = 1.0, prompt_only: bool = False):
+    """Add ``alpha * vector`` to the output of decoder layer ``layer`` at every token; with ``prompt_only``
+    only in forwards over several tokens (the prompt, not the tokens generated one at a time after it)."""
     import torch
 
     block = decoder_layers(model)[check_layer(model, layer)]
@@ -87,6 +88,8 @@ def add_steering(model, layer: int, vector, alpha: float = 1.0):
 
     def hook(_m, _i, output):
         h = layer_output(output)
+        if prompt_only and h.shape[-2] == 1:
+            return output
         return replace_layer_output(output, h + v.to(device=h.device, dtype=h.dtype))
 
     handle = block.register_forward_hook(hook)
@@ -97,11 +100,11 @@ def add_steering(model, layer: int, vector, alpha: float = 1.0):
 
 
 @contextmanager
-def add_steering_layers(model, layers, directions, alpha: float = 1.0):
+def add_steering_layers(model, layers, directions, alpha: float = 1.0, prompt_only: bool = False):
     """:func:`add_steering` at every layer in ``layers`` at once (``directions[L]`` at layer ``L``)."""
     with ExitStack() as stack:
         for layer in layers:
-            stack.enter_context(add_steering(model, layer, directions[layer], alpha))
+            stack.enter_context(add_steering(model, layer, directions[layer], alpha, prompt_only))
         yield
 
 

@@ -16,7 +16,7 @@ def _cfg(**steer):
     return build_config({"model": {"device": "cpu", "dtype": "float32"}, "steer": {**FAST, **steer}})
 
 
-def scripted_screen(lm, dirs, layers, coeff, screen, base_logprobs, max_new_tokens):
+def scripted_screen(lm, dirs, layers, coeff, screen, base_logprobs, max_new_tokens, prompt_only=True):
     """A made-up screening result, a known function of the trial: layer 2 refuses with a strong shift, two
     layers refuse more and cost more KL, and a shift above 4 loses the retain answers."""
     refusal = min(1.0, coeff / 4) * (1.0 if 2 in layers else 0.5) * (1.0 if len(layers) == 2 else 0.9)
@@ -129,8 +129,12 @@ def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, steer_bench)
     s = ScreenSet(forget=forget, retain=retain, kl_questions=[r.question for r in retain], kl_images=[None] * 2)
     base = next_token_logprobs(lm, s.kl_questions, s.kl_images)
     still = screen(lm, dirs, [1], 0.0, s, base, 4)
-    moved = screen(lm, dirs, [1], 8.0, s, base, 4)
+    moved = screen(lm, dirs, [1], 8.0, s, base, 4, prompt_only=False)
     assert still["kl"] == pytest.approx(0.0, abs=1e-5) and moved["kl"] > 0.01
+    # a prompt-only hook moves the next token after the prompt as much, and leaves decode steps alone
+    prompt_only = screen(lm, dirs, [1], 8.0, s, base, 4, prompt_only=True)
+    everywhere = screen(lm, dirs, [1], 8.0, s, base, 4, prompt_only=False)
+    assert prompt_only["kl"] == pytest.approx(everywhere["kl"], rel=1e-4)
     assert 0 <= moved["refusal"] <= 1 and 0 <= moved["retain"] <= 1
 
 

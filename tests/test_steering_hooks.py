@@ -21,6 +21,19 @@ def test_add_hook_changes_and_restores_exact_logits(tiny_llama):
     assert all(not blk._forward_hooks for blk in decoder_layers(tiny_llama.model))
 
 
+def test_prompt_only_add_hook_leaves_one_token_steps_alone(tiny_llama):
+    """prompt_only shifts a forward over several tokens (the prompt) and not one over a single token (a
+    decode step of generation)."""
+    v = random_direction(tiny_llama, scale=2.0)
+    ids = torch.tensor([[5, 9, 13]])
+    with torch.no_grad():
+        base_many, base_one = tiny_llama.model(input_ids=ids).logits, tiny_llama.model(input_ids=ids[:, :1]).logits
+        with add_steering(tiny_llama.model, 2, v, alpha=1.5, prompt_only=True):
+            many, one = tiny_llama.model(input_ids=ids).logits, tiny_llama.model(input_ids=ids[:, :1]).logits
+    assert (many - base_many).abs().max() > 1e-2
+    assert torch.equal(one, base_one)
+
+
 def test_add_hook_shifts_the_layer_output_by_alpha_v(tiny_llama):
     v = random_direction(tiny_llama)
     plain = collect_activations(tiny_llama, QUESTIONS, layers=[2], position="all")

@@ -118,9 +118,11 @@ def retain_accuracy(lm, records: Sequence, max_new_tokens: int) -> float:
     return _share(v.fact_leak for v in _judged(lm, records, max_new_tokens)[1])
 
 
-def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, screen: ScreenSet, base_logprobs, max_new_tokens: int) -> dict:
-    """The screening scores of add hooks at ``layers`` with shift ``coeff`` (see the module docstring)."""
-    with add_steering_layers(lm.model, list(layers), dirs, coeff):
+def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, screen: ScreenSet, base_logprobs, max_new_tokens: int,
+           prompt_only: bool = True) -> dict:
+    """The screening scores of add hooks at ``layers`` with shift ``coeff`` (see the module docstring); with
+    ``prompt_only`` the hooks shift the prompt's tokens only, as redirection paired with natural refusals does."""
+    with add_steering_layers(lm.model, list(layers), dirs, coeff, prompt_only=prompt_only):
         answers, verdicts = _judged(lm, screen.forget, max_new_tokens)
         _, kept = _judged(lm, screen.retain, max_new_tokens)
         kl = mean_kl(base_logprobs, next_token_logprobs(lm, screen.kl_questions, screen.kl_images)) if screen.kl_questions else 0.0
@@ -263,7 +265,8 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     missing = [c for c in space["layers"] if c not in dirs]
     if missing:
         raise AsruError(f"steering search: no direction computed for candidate layer(s) {missing}")
-    settings = {"space": space, "tokens": sc.select_max_new_tokens, "drop": sc.search_max_retain_drop, "seed": seed}
+    settings = {"space": space, "tokens": sc.select_max_new_tokens, "drop": sc.search_max_retain_drop, "seed": seed,
+                "hook": sc.search_hook}
     fp = hashlib.sha256(json.dumps([model_id, screen_prompts.digest(), settings], sort_keys=True).encode()).hexdigest()[:16]
     study = open_study(out_dir / "search" / "study.journal", fp)
     base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
@@ -271,7 +274,8 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
 
     def objective(trial):
         layers, coeff = _suggest(trial, space)
-        s = screen(lm, dirs, layers, coeff, screen_prompts, base_lp, sc.select_max_new_tokens)
+        s = screen(lm, dirs, layers, coeff, screen_prompts, base_lp, sc.select_max_new_tokens,
+                   prompt_only=sc.search_hook == "prompt")
         trial.set_user_attr("layers", layers)
         trial.set_user_attr("leak", s["leak"])
         trial.set_user_attr("retain", s["retain"])
