@@ -52,6 +52,18 @@ def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, steer_benc
     assert again.steer.search is False and again.steer.epochs == cfg.steer.epochs and again.model == cfg.model
 
 
+def test_a_search_that_finds_no_refusal_says_so_and_keeps_its_trials(tiny_llama_path, steer_bench, tmp_path, monkeypatch, everything_refuses):
+    from asru.stages.steer import search
+    from asru.stages.steer.stage import run_steer_stage
+
+    monkeypatch.setattr(search, "screen", lambda *a, **k: {"refusal": 0.0, "leak": 1.0, "retain": 1.0, "kl": 0.01, "example": "x"})
+    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
+    with pytest.raises(AsruError, match="made a held-out forget prompt refuse"):
+        run_steer_stage(_cfg(search=True, search_trials=4, candidate_layers=[1, 2]), str(tiny_llama_path), steer_bench, tmp_path / "steer")
+    out = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
+    assert out["chosen"] is None and len(out["trials"]) == 4 and not (tmp_path / "steer" / "chosen.yaml").exists()
+
+
 def test_fixed_layers_win_over_the_search(tiny_llama_path, steer_bench, tmp_path, monkeypatch, everything_refuses):
     from asru.stages.steer import search
     from asru.stages.steer.stage import run_steer_stage

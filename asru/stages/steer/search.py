@@ -287,13 +287,18 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
 
     run_trials(study, sc.search_trials, seed, objective)
     rows = trials_of(study)
-    pick = choose(rows, sc.search_refusal_margin)
-    table = format_trials(rows)
-    print(f"steering search ({len(rows)} trials; unsteered retain accuracy {base_retain:.2f}):\n{table}")
+    pick, failure = None, None
+    try:
+        pick = choose(rows, sc.search_refusal_margin)
+    except AsruError as exc:
+        failure = exc  # the trials are shown and written all the same: they say why nothing was chosen
+    print(f"steering search ({len(rows)} trials; unsteered retain accuracy {base_retain:.2f}):\n{format_trials(rows)}")
     atomic_write_json(out_dir / "search" / "trials.json", {
-        "chosen": {"layers": pick.layers, "coeff": pick.coeff, "trial": pick.number}, "base_retain": base_retain,
-        "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows]})
+        "chosen": {"layers": pick.layers, "coeff": pick.coeff, "trial": pick.number} if pick else None,
+        "base_retain": base_retain, "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows]})
     plot_front(rows, out_dir / "search" / "pareto.png")
+    if failure is not None:
+        raise failure
     return pick
 
 
