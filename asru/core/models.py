@@ -6,6 +6,7 @@ processor (a processor for VLMs, the tokenizer for text models) and the tokenize
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -96,6 +97,16 @@ def save_checkpoint(model, processor, out: Path) -> Path:
 # model lives in its own directory keyed by the benchmark and settings that built it.
 DEMO_POINTER = "demo-vlm.json"
 LEGACY_DEMO_DIR = "demo-vlm"  # where versions of asru before the keyed cache built the demo model
+
+
+def model_identity(path) -> str:
+    """A short identity of a local checkpoint (its config and the names and sizes of its safetensors files);
+    a hub id or a path without a config is its own identity. Cheap: no weight is read."""
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        return str(path)
+    weights = sorted((f.name, f.stat().st_size) for f in p.glob("*.safetensors"))
+    return hashlib.sha256((p / "config.json").read_bytes() + json.dumps(weights).encode()).hexdigest()
 
 
 def demo_pointer(kind: str = "demo-vlm") -> Path:

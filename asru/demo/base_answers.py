@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from asru.core import prompting
-from asru.core.models import cache_dir
+from asru.core.models import cache_dir, model_identity
 from asru.core.rundir import atomic_write_json
 
 LOG = logging.getLogger("asru.data.teach")
@@ -53,10 +53,3 @@ def cached_base_answers(lm, base_path: Path, questions: list[str], max_new_token
     atomic_write_json(path, out)
     return out
 
-
-def model_identity(path) -> str:
-    p = Path(path)
-    if not (p / "config.json").is_file():
-        return str(path)
-    weights = sorted((f.name, f.stat().st_size) for f in p.glob("*.safetensors"))
-    return hashlib.sha256((p / "config.json").read_bytes() + json.dumps(weights).encode()).hexdigest()

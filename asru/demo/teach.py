@@ -46,12 +46,12 @@ from asru.config import TeachConfig
 from asru.core import models, prompting
 from asru.core.errors import AsruError
 from asru.core.lora import merge_adapters
-from asru.core.models import cache_dir
+from asru.core.models import cache_dir, model_identity
 from asru.core.rundir import atomic_write_json, directory_swap
 from asru.data.general_questions import GENERAL_QUESTIONS
 from asru.data.loaders import available_splits, load_benchmark
 from asru.demo.align_vision import identification_accuracy
-from asru.demo.base_answers import cached_base_answers, model_identity, trim_answer
+from asru.demo.base_answers import cached_base_answers, trim_answer
 from asru.demo.examples import ExampleSampler
 from asru.demo.model import build_untrained_demo
 from asru.demo.training import cast_language_model, train

@@ -27,10 +27,9 @@ from pathlib import Path
 from asru.core import models, prompting
 from asru.core.errors import AsruError
 from asru.core.layers import check_layer, hidden_size
-from asru.core.models import cast_copy, copy_weights, save_checkpoint
+from asru.core.models import cast_copy, copy_weights, model_identity, save_checkpoint
 from asru.core.rundir import atomic_write_json
 from asru.data.general_questions import entity_retain_questions, general_retain_questions
-from asru.demo.base_answers import model_identity
 from asru.stages.steer.extra_images import augmented_rows, with_augmented_images, with_known_photos
 from asru.stages.steer.prompts import SteerPrompts
 from asru.stages.steer.refusals import build_refusal_prompts, counterpart_refusals, usable_records
