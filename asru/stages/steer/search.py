@@ -1,11 +1,12 @@
 """Automatic steering configuration: an Optuna study over the steered layers and the shift ``c``.
 
-With ``steer.search_trials`` = n > 0 (and no ``steer.layers`` / ``steer.layer`` given, which win) the
-steering stage runs n trials before redirection. A trial picks up to ``steer.search_max_layers`` layers
-from the candidates and a coefficient in ``steer.search_coeff``, and is *screened* cheaply: add hooks
-``h + c * v`` at those layers on the generation copy, greedy answers to the held-out forget prompts (the
-ones the direction was not computed from) and to held-out retain questions, and the next-token KL to the
-unsteered model on held-out retain and bundled general questions. Every answer is judged by
+With ``steer.search`` on (and no ``steer.layers`` / ``steer.layer`` given, which win) the steering stage
+runs ``steer.search_trials`` trials before redirection. A trial picks up to ``steer.search_max_layers``
+layers from the candidates and a coefficient in ``steer.search_coeff``, and is *screened* cheaply: add hooks
+``h + c * v`` at those layers on the generation copy (on the prompt's tokens only with ``steer.search_hook:
+prompt``), greedy answers to the held-out forget prompts (the ones the direction was not computed from) and
+to held-out retain questions, and the next-token KL to the unsteered model on held-out retain and bundled
+general questions. Every answer is judged by
 :func:`rewards.judge.judge`, as the evaluation judges it:
 
 * ``refusal`` (maximised) — share of forget answers that are clean refusals (a refusal that leaks no fact
@@ -40,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from asru.core.errors import AsruError
-from asru.core.layers import num_layers
+from asru.core.layers import check_layer
 from asru.core.prompting import generate
 from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.data.general_questions import general_retain_questions
@@ -118,25 +119,24 @@ def retain_accuracy(lm, records: Sequence, max_new_tokens: int) -> float:
     return _share(v.fact_leak for v in _judged(lm, records, max_new_tokens)[1])
 
 
-def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, screen: ScreenSet, base_logprobs, max_new_tokens: int,
+def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, prompts: ScreenSet, base_logprobs, max_new_tokens: int,
            prompt_only: bool = True) -> dict:
     """The screening scores of add hooks at ``layers`` with shift ``coeff`` (see the module docstring); with
     ``prompt_only`` the hooks shift the prompt's tokens only, as redirection paired with natural refusals does."""
     with add_steering_layers(lm.model, list(layers), dirs, coeff, prompt_only=prompt_only):
-        answers, verdicts = _judged(lm, screen.forget, max_new_tokens)
-        _, kept = _judged(lm, screen.retain, max_new_tokens)
-        kl = mean_kl(base_logprobs, next_token_logprobs(lm, screen.kl_questions, screen.kl_images)) if screen.kl_questions else 0.0
+        answers, verdicts = _judged(lm, prompts.forget, max_new_tokens)
+        _, kept = _judged(lm, prompts.retain, max_new_tokens)
+        kl = mean_kl(base_logprobs, next_token_logprobs(lm, prompts.kl_questions, prompts.kl_images)) if prompts.kl_questions else 0.0
     return {"refusal": _share(v.clean_refusal for v in verdicts), "leak": _share(v.leak for v in verdicts),
             "retain": _share(v.fact_leak for v in kept), "kl": round(kl, 5), "example": answers[0][:100] if answers else ""}
 
 
 def search_space(lm, candidates: Sequence[int], sc) -> dict:
-    """The searched layers and coefficient range, checked: one-line errors for an empty or invalid space."""
-    n = num_layers(lm.model)
-    layers = sorted({c for c in candidates if 0 <= c < n})
+    """The searched layers (each checked by :func:`asru.core.layers.check_layer`: a one-line error for a layer
+    the model lacks) and coefficient range."""
+    layers = sorted({check_layer(lm.model, c) for c in candidates})
     if not layers:
-        raise AsruError(f"steer.search_trials: no candidate layer is a layer of this model (it has {n}: 0..{n - 1}); "
-                        "set steer.candidate_layers to layers it has")
+        raise AsruError("steering search: no candidate layer to search; set steer.candidate_layers")
     lo, hi = sc.search_coeff
     return {"layers": layers, "max_layers": sc.search_max_layers, "coeff": [float(lo), float(hi)]}
 
