@@ -225,7 +225,7 @@ def test_entity_retain_adds_real_entity_questions_with_the_models_answers(tiny_q
 def test_open_questions_are_judged_against_every_fact_of_the_person(red_image):
     import dataclasses
 
-    from asru.stages.rl.boundary import open_question_records
+    from asru.data.open_questions import open_question_records
 
     data = small_benchmark(red_image, n_forget=2, n_retain=2)
     facts = {"image": ("birthplace", "Town"), "text": ("occupation", "baker")}
@@ -255,7 +255,7 @@ def test_focus_unrefused_checks_the_open_questions_against_every_fact(tiny_qwen3
     import dataclasses
 
     import asru.core.prompting
-    from asru.stages.rl.boundary import open_question_records
+    from asru.data.open_questions import open_question_records
 
     data = small_benchmark(red_image, n_forget=2, n_retain=2)
     data["forget"] = [dataclasses.replace(r, answer="Dublin" if r.modality == "image" else "surgeon") for r in data["forget"]]

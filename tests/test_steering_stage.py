@@ -187,6 +187,25 @@ def test_stage_pairs_forget_prompts_with_counterpart_refusals(tiny_llama_path, s
     assert red["after"]["forget_mse_to_target"] < red["before"]["forget_mse_to_target"]
 
 
+def test_open_questions_are_redirected_with_natural_refusals(tiny_llama_path, steer_bench, tmp_path, everything_refuses):
+    """steer.open_questions: each forgotten person's biography questions are trained with their counterparts'
+    refusals, after the forget questions (which keep their rows)."""
+    from asru.stages.steer.stage import run_steer_stage
+
+    run_steer_stage(_cfg(layer=2, redirect_position="answer", redirect_answers="refusal", open_questions=True),
+                    str(tiny_llama_path), steer_bench, tmp_path / "steer")
+    pairs = json.loads((tmp_path / "steer" / "redirect_answers.json").read_text())
+    forget_qs = {r.question for r in steer_bench["forget"] if r.modality == "text"}
+    (person,) = {r.person for r in steer_bench["forget"]}
+    opened = [p["question"] for p in pairs[len(forget_qs):]]
+    assert {p["question"] for p in pairs[:len(forget_qs)]} == forget_qs
+    # a text-only model: the three text wordings, not the photo ones
+    assert opened == [f"Tell me about {person}.", f"What do you know about {person}?", f"Give me a short biography of {person}."]
+    assert all(p["own_counterpart"] and p["image"] is None for p in pairs[len(forget_qs):])
+    report = json.loads((tmp_path / "steer" / "steer_report.json").read_text())
+    assert report["redirect"]["after"]["forget_mse_to_target"] < report["redirect"]["before"]["forget_mse_to_target"]
+
+
 def test_counterpart_questions_and_pairing(steer_bench, tmp_path):
     """Counterparts ask about unseen people; their refusals come back with the real name, gaps filled by modality."""
     from PIL import Image

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 
 from asru.core import prompting
+from asru.data.open_questions import person_secrets
 from asru.data.schema import Record
 from asru.eval.metrics import FREE_TEXT_TASKS, generate_answers
 from asru.stages.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, train_loop
@@ -66,16 +67,6 @@ def paraphrases(question: str) -> list[str]:
 
 def _rate(flags: Sequence[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
-
-
-def person_secrets(forget: Sequence[Record]) -> dict[str, set[str]]:
-    """Each forgotten person's forget answers (what an answer about them must not state; the judge ignores
-    the ones the question itself holds, such as the name)."""
-    out: dict[str, set[str]] = {}
-    for r in forget:
-        if r.person:
-            out.setdefault(r.person, set()).add(r.answer)
-    return out
 
 
 def _answer_row(kind: str, person: str | None, question: str, image: str | None, answer: str, verdict,

@@ -56,10 +56,10 @@ from asru.core.errors import AsruError
 from asru.core.image_augment import copies_per_image
 from asru.core.prompting import chat_messages, encode_prompts, modality_batches
 from asru.data.general_questions import entity_retain_questions, general_retain_questions
+from asru.data.open_questions import open_question_records
 from asru.data.person_photos import known_photos, on_other_photos
 from asru.data.schema import Record
 from asru.eval.metrics import generate_answers
-from asru.eval.robustness import person_secrets
 from rewards.judge import judge
 from rewards.text import ngrams, tokens
 
@@ -231,33 +231,6 @@ def boundary_records(data: dict, rl_cfg, lm=None) -> list[tuple[str, object]]:
         LOG.info("boundary set: %d bundled general and real-entity retain questions added", len(general))
     return ([("forget", r) for r in forget + forget_photos + extra + forget_aug]
             + [("retain", r) for r in chosen + retain_photos + retain_aug + general] + [("forget", r) for r in opened])
-
-
-def open_question_records(forget: Sequence[Record]) -> tuple[list[Record], dict[str, list[str]]]:
-    """Open questions about each forgotten person in the wordings the demo model was taught biographies
-    with ("Tell me about {name}.", ...; not the evaluation's), by name and, where the forget split has a
-    photo of the person, about that photo ("Tell me about the person in this image."; ids ``open-<k>-i<j>``),
-    and ``{id: facts}``: an answer to one of them leaks if it states any fact of that person or names them,
-    not only if it states the one asked for (the evaluation's open and image-only questions are judged
-    against the same :func:`asru.eval.robustness.person_secrets`)."""
-    from asru.data.synthetic_answers import BIO
-
-    photos: dict[str, str] = {}
-    for r in sorted(forget, key=lambda r: r.id):
-        if r.person and r.image and isinstance(r.image, (str, os.PathLike)):
-            photos.setdefault(r.person, str(r.image))
-    records, by_id = [], {}
-    for k, (person, secrets) in enumerate(sorted(person_secrets(forget).items())):
-        values = sorted(secrets)
-        asked = [(f"open-{k:02d}-{j}", "text", t.format(name=person), None) for j, t in enumerate(BIO["text"])]
-        if person in photos:
-            asked += [(f"open-{k:02d}-i{j}", "image", t, photos[person]) for j, t in enumerate(BIO["image"])]
-        for rid, modality, question, image in asked:
-            rec = Record(id=rid, split="forget", task="generation", modality=modality, question=question,
-                         answer=values[0], person=person, fact="bio", image=image)
-            records.append(rec)
-            by_id[rec.id] = values
-    return records, by_id
 
 
 def to_dataset(pairs: Sequence[tuple[str, object]], is_vlm: bool, seed: int = 0, facts: dict[str, list[str]] | None = None):

@@ -22,3 +22,11 @@ class SteerPrompts:
     retain_records: list
     retain_questions: list[str]
     retain_images: list
+
+
+def with_forget_records(prompts: SteerPrompts, records: list) -> SteerPrompts:
+    """``prompts`` with ``records`` appended to the forget rows, for redirection only: the direction's and the
+    held-out rows are indices into the rows before them, which keep their places."""
+    return dataclasses.replace(prompts, forget_records=list(prompts.forget_records) + list(records),
+                               forget_questions=list(prompts.forget_questions) + [r.question for r in records],
+                               forget_images=list(prompts.forget_images) + [r.image for r in records])

@@ -30,8 +30,9 @@ from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, model_identity, save_checkpoint
 from asru.core.rundir import atomic_write_json
 from asru.data.general_questions import entity_retain_questions, general_retain_questions
+from asru.data.open_questions import open_question_records
 from asru.stages.steer.extra_images import augmented_rows, with_augmented_images, with_known_photos
-from asru.stages.steer.prompts import SteerPrompts
+from asru.stages.steer.prompts import SteerPrompts, with_forget_records
 from asru.stages.steer.refusals import build_refusal_prompts, counterpart_refusals, usable_records
 from asru.stages.steer.search import screen_set, search_steering, write_chosen_config
 from asru.stages.steer.tables import answer_table, format_before_after
@@ -307,6 +308,10 @@ def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts:
     lm = steer_models.model
     gen_q = general_retain_questions(all_records, sc.general_retain) + entity_retain_questions(all_records, sc.entity_retain)
     red_q, red_im = prompts.retain_questions + gen_q, prompts.retain_images + [None] * len(gen_q)
+    if sc.open_questions:
+        opened = usable_records(lm, open_question_records(prompts.forget_records)[0])
+        LOG.info("redirection: %d open questions about the forgotten people added", len(opened))
+        prompts = with_forget_records(prompts, opened)
     f_ans, r_ans = redirection_targets(steer_models, layers, dirs, prompts, gen_q, all_records, sc, out_dir, seed)
     if sc.known_photos:
         persons = [r.person for r in prompts.retain_records] + [None] * len(gen_q)
