@@ -158,6 +158,9 @@ class SteerConfig:
     search_coeff: list[float] = opt([1.0, 5.0], "Steering search: the range [low, high] of the shift c searched.")
     search_max_retain_drop: float = opt(0.1, "Steering search: a trial whose held-out retain accuracy falls more than this below the unsteered model's is infeasible.")
     search_refusal_margin: float = opt(0.05, "Steering search: the choice is the Pareto-optimal trial with the lowest retain KL among those within this margin of the best clean refusal rate.")
+    search_finalists: int = opt(3, "Steering search: this many screened trials (the Pareto front's, highest clean refusal first) are then checked by a short redirection on a share of the rows (search_finalist_share, search_finalist_epochs) and scored on the held-out prompts without hooks; the retain constraint applies to them, not to the hooks, which shift retain questions too. 0 = choose from the hook screen alone.")
+    search_finalist_share: float = opt(0.25, "Steering search: share of redirection's forget and retain rows a finalist is trained on.")
+    search_finalist_epochs: int = opt(2, "Steering search: redirection epochs of a finalist's short redirection.")
     select_coeff: float = opt(1.0, "Layer selection: strength of the add hook (h + select_coeff * v) used to score each candidate layer.")
     select_prompts: int = opt(8, "Layer selection: held-out forget prompts (refusal rate) and retain prompts (KL) per candidate.")
     select_max_new_tokens: int = opt(16, "Layer selection and refusal filtering: greedy tokens generated per prompt (refusals show in the first tokens).")
@@ -198,6 +201,10 @@ class SteerConfig:
                f"a steering search over two layers works with the redirect and add modes, not {self.mode!r}: set steer.search_max_layers: 1")
         _check(len(self.search_coeff) == 2 and 0 < self.search_coeff[0] <= self.search_coeff[1],
                f"steer.search_coeff must be [low, high] with 0 < low <= high, not {self.search_coeff}")
+        _check(self.search_finalists >= 0 and self.search_finalist_epochs >= 1 and 0 < self.search_finalist_share <= 1,
+               "steer.search_finalists must be >= 0, steer.search_finalist_epochs >= 1 and steer.search_finalist_share in (0, 1]")
+        _check(self.search_finalists == 0 or not self.search or self.mode == "redirect",
+               f"steering search finalists are checked by redirection, and steer.mode is {self.mode!r}: set steer.search_finalists: 0")
         _check(0 <= self.search_max_retain_drop <= 1 and 0 <= self.search_refusal_margin <= 1,
                "steer.search_max_retain_drop and steer.search_refusal_margin must be in [0, 1]")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")

@@ -379,7 +379,7 @@ def redirect(
     l-2..l, span 2): the loss is still taken at ``layer``'s output, but earlier layers can tell the forget
     concept apart before it reaches it. When several layers are redirected in turn, a span that reaches
     back to an earlier steered layer would retrain that layer's weights too (its own redirection is not
-    held): the steering stage cuts such spans short (:func:`asru.stages.steer.stage.redirect_spans`).
+    held): the steering stage cuts such spans short (:func:`asru.stages.steer.redirection.redirect_spans`).
 
     ``decision_weight`` (position ``answer``): the forget loss also adds, with this weight, the MSE at each
     prompt's last token alone. That token's state picks the answer's first word (a refusal or a fact) but

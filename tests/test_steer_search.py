@@ -31,7 +31,7 @@ def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, steer_benc
 
     monkeypatch.setattr(search, "screen", scripted_screen)
     monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
-    cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0])
+    cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0], search_finalists=0)
     run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
     out = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
     trials = out["trials"]
@@ -59,9 +59,79 @@ def test_a_search_that_finds_no_refusal_says_so_and_keeps_its_trials(tiny_llama_
     monkeypatch.setattr(search, "screen", lambda *a, **k: {"refusal": 0.0, "leak": 1.0, "retain": 1.0, "kl": 0.01, "example": "x"})
     monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
     with pytest.raises(AsruError, match="made a held-out forget prompt refuse"):
-        run_steer_stage(_cfg(search=True, search_trials=4, candidate_layers=[1, 2]), str(tiny_llama_path), steer_bench, tmp_path / "steer")
+        run_steer_stage(_cfg(search=True, search_trials=4, candidate_layers=[1, 2], search_finalists=0), str(tiny_llama_path),
+                        steer_bench, tmp_path / "steer")
     out = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
     assert out["chosen"] is None and len(out["trials"]) == 4 and not (tmp_path / "steer" / "chosen.yaml").exists()
+
+
+def _finalist_scores():
+    return [{"refusal": 1.0, "leak": 0.0, "retain": 0.5, "kl": 0.01},   # refuses, but loses retain answers
+            {"refusal": 0.9, "leak": 0.0, "retain": 1.0, "kl": 0.50},
+            {"refusal": 0.95, "leak": 0.0, "retain": 1.0, "kl": 0.20}]  # feasible, within the margin, lowest KL
+
+
+def test_finalists_are_redirected_then_put_back_and_the_choice_follows_them(tiny_llama_path, steer_bench, tmp_path,
+                                                                           monkeypatch, everything_refuses):
+    """Three finalists, each redirected for real and scored (scripted scores, in the order they are checked);
+    the chosen one is trained from the untouched weights: the checkpoint equals the same search's with the
+    finalists' training left out. A second run reuses search/finalists.json instead of redirecting them again."""
+    import torch
+
+    from asru.core.models import load_model
+    from asru.stages.steer import finalists, search
+    from asru.stages.steer.stage import run_steer_stage
+
+    monkeypatch.setattr(search, "screen", scripted_screen)
+    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
+    scripted = iter(_finalist_scores())
+    monkeypatch.setattr(search, "score", lambda *a, **k: next(scripted))
+    cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0], search_finalists=3,
+               search_finalist_epochs=1, search_finalist_share=0.5, redirect_position="answer", redirect_answers="refusal")
+    out = run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
+    result = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
+    finals = result["finalists"]
+    assert [f["number"] for f in finals] == [t.number for t in finalists.finalist_trials(
+        [search.Trial(**{k: v for k, v in t.items()}) for t in result["trials"]], 3)]
+    assert [f["feasible"] for f in finals] == [False, True, True] and [f["chosen"] for f in finals] == [False, False, True]
+    assert all(t["feasible"] for t in result["trials"])  # the hooks' retain answers no longer rule trials out
+    pick = finals[2]
+    assert result["chosen"] == {"layers": pick["layers"], "coeff": pick["coeff"], "trial": pick["number"]}
+    # the same search with the finalists' training left out ends in the same weights: each was put back
+    scripted = iter(_finalist_scores())
+    monkeypatch.setattr(finalists, "train_redirection", lambda *a, **k: [])
+    untouched = run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "untrained-finalists")
+    searched, plain = load_model(str(out)).model.state_dict(), load_model(str(untouched)).model.state_dict()
+    assert all(torch.equal(searched[k], plain[k]) for k in plain)
+    base = load_model(str(tiny_llama_path)).model.state_dict()
+    assert not all(torch.equal(searched[k], base[k]) for k in base)  # and the chosen settings were trained
+
+    def never(*a, **k):
+        raise AssertionError("a finalist was redirected again")
+
+    monkeypatch.setattr(finalists, "train_redirection", never)
+    run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
+    again = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
+    assert again["chosen"] == result["chosen"]
+
+
+def test_finalist_trials_and_their_choice():
+    from asru.stages.steer.finalists import Finalist, choose_finalist, finalist_trials
+    from asru.stages.steer.search import Trial
+
+    def t(n, layers, coeff, refusal, kl):
+        return Trial(number=n, layers=layers, coeff=coeff, refusal=refusal, leak=0.0, retain=0.0, kl=kl, feasible=True)
+
+    rows = [t(0, [23], 2.98, 1.0, 4.0), t(1, [23], 4.33, 1.0, 6.4), t(2, [17, 21], 2.55, 0.75, 3.0), t(3, [19], 3.24, 0.5, 1.5),
+            t(4, [9], 1.1, 0.0, 0.01), t(5, [23], 2.981, 1.0, 4.1)]
+    # the front (0, 2, 3) by refusal, then the rest (1; 5 repeats 0's settings; 4 never refuses)
+    assert [r.number for r in finalist_trials(rows, 3)] == [0, 2, 3]
+    assert [r.number for r in finalist_trials(rows, 9)] == [0, 2, 3, 1]
+    finals = [Finalist(0, [23], 2.98, 1.0, 0.0, 0.4, 0.3, feasible=False), Finalist(2, [17, 21], 2.55, 0.97, 0.0, 1.0, 0.6),
+              Finalist(3, [19], 3.24, 0.5, 0.0, 1.0, 0.1)]
+    assert choose_finalist(finals, 0.05).number == 2
+    with pytest.raises(AsruError, match="no finalist refused"):
+        choose_finalist([finals[0]], 0.05)
 
 
 def test_fixed_layers_win_over_the_search(tiny_llama_path, steer_bench, tmp_path, monkeypatch, everything_refuses):

@@ -87,7 +87,7 @@ def test_stage_two_layers_answer_positions_mlp(tiny_llama_path, steer_bench, tmp
 
 
 def test_redirect_spans_stop_above_the_previous_steered_layer():
-    from asru.stages.steer.stage import redirect_spans
+    from asru.stages.steer.redirection import redirect_spans
 
     assert redirect_spans([11, 19], 2) == [2, 2]  # the preset: no overlap
     assert redirect_spans([11, 12], 2) == [2, 0]  # layer 12's span would retrain layer 11

@@ -12,20 +12,24 @@ general questions. Every answer is judged by
 * ``refusal`` (maximised) — share of forget answers that are clean refusals (a refusal that leaks no fact
   and no part of the name, and is not degenerate);
 * ``kl`` (minimised) — mean KL(unsteered || steered) of the retain and general questions' next token;
-* ``retain`` — share of retain answers stating their ground truth; a trial that loses more than
-  ``steer.search_max_retain_drop`` of the unsteered model's retain accuracy is infeasible (Optuna's
-  constraint), whatever it does to the forget set.
+* ``retain`` — share of retain answers stating their ground truth. With ``steer.search_finalists`` = 0 a
+  trial that loses more than ``steer.search_max_retain_drop`` of the unsteered model's retain accuracy is
+  infeasible (Optuna's constraint), whatever it does to the forget set. The hooks shift the retain
+  questions too, which redirection is trained not to do, so by default (finalists > 0) the constraint is
+  applied after a short redirection of the best trials instead (:mod:`asru.stages.steer.finalists`).
 
 The sampler is Optuna's multi-objective TPE with that constraint (``Trial.set_constraint``), re-seeded with ``seed + trial number``
 before each trial, so a study resumed after an interruption asks the same trials as one that ran
 through. The study lives in ``search/study.journal`` in the stage directory (Optuna's journal file); a
 rerun reuses its finished trials, and a journal written for another model, benchmark or search space is
-refused by name. The chosen trial is, among the feasible Pareto-optimal ones, the one with the lowest
-KL whose refusal is within ``steer.search_refusal_margin`` of the best refusal found; when no feasible
-trial refuses at all the search stops with an error instead of choosing a no-op. Only that trial is
-redirected.
+refused by name. Without finalists the chosen trial is, among the feasible Pareto-optimal ones, the one
+with the lowest KL whose refusal is within ``steer.search_refusal_margin`` of the best refusal found; with
+finalists the same rule picks among the redirected finalists' scores. When nothing feasible refuses at all
+the search stops with an error instead of choosing a no-op. The chosen settings are then redirected on
+all of the rows.
 
-Written: ``search/trials.json`` (every trial, the Pareto front and the choice marked), ``search/pareto.png``
+Written: ``search/trials.json`` (every trial and finalist, the Pareto front and the choice marked),
+``search/finalists.json`` (the finalists' scores, reused by a resumed search), ``search/pareto.png``
 (refusal against KL) and ``chosen.yaml`` in the stage directory: the run's config with the chosen
 ``steer.layers`` and ``steer.coeff`` and the search off, for ``--config runs/x/steer/chosen.yaml``.
 """
@@ -119,16 +123,22 @@ def retain_accuracy(lm, records: Sequence, max_new_tokens: int) -> float:
     return _share(v.fact_leak for v in _judged(lm, records, max_new_tokens)[1])
 
 
-def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, prompts: ScreenSet, base_logprobs, max_new_tokens: int,
-           prompt_only: bool = True) -> dict:
-    """The screening scores of add hooks at ``layers`` with shift ``coeff`` (see the module docstring); with
-    ``prompt_only`` the hooks shift the prompt's tokens only, as redirection paired with natural refusals does."""
-    with add_steering_layers(lm.model, list(layers), dirs, coeff, prompt_only=prompt_only):
-        answers, verdicts = _judged(lm, prompts.forget, max_new_tokens)
-        _, kept = _judged(lm, prompts.retain, max_new_tokens)
-        kl = mean_kl(base_logprobs, next_token_logprobs(lm, prompts.kl_questions, prompts.kl_images)) if prompts.kl_questions else 0.0
+def score(lm, prompts: ScreenSet, base_logprobs, max_new_tokens: int) -> dict:
+    """The screening scores of ``lm`` as it is (hooks on or weights trained): clean refusal, leak, retain
+    accuracy and next-token KL to the unsteered model (see the module docstring)."""
+    answers, verdicts = _judged(lm, prompts.forget, max_new_tokens)
+    _, kept = _judged(lm, prompts.retain, max_new_tokens)
+    kl = mean_kl(base_logprobs, next_token_logprobs(lm, prompts.kl_questions, prompts.kl_images)) if prompts.kl_questions else 0.0
     return {"refusal": _share(v.clean_refusal for v in verdicts), "leak": _share(v.leak for v in verdicts),
             "retain": _share(v.fact_leak for v in kept), "kl": round(kl, 5), "example": answers[0][:100] if answers else ""}
+
+
+def screen(lm, dirs: dict, layers: Sequence[int], coeff: float, prompts: ScreenSet, base_logprobs, max_new_tokens: int,
+           prompt_only: bool = True) -> dict:
+    """:func:`score` with add hooks at ``layers`` and shift ``coeff``; with ``prompt_only`` the hooks shift the
+    prompt's tokens only, as redirection paired with natural refusals does."""
+    with add_steering_layers(lm.model, list(layers), dirs, coeff, prompt_only=prompt_only):
+        return score(lm, prompts, base_logprobs, max_new_tokens)
 
 
 def search_space(lm, candidates: Sequence[int], sc) -> dict:
@@ -257,16 +267,21 @@ def plot_front(rows: list[Trial], path: Path) -> None:
 
 
 def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: ScreenSet, sc, out_dir: Path,
-                    model_id: str, seed: int) -> Trial:
-    """Run (or resume) the study in ``out_dir/search`` and return the chosen trial (see the module docstring)."""
+                    model_id: str, seed: int, check=None):
+    """Run (or resume) the study in ``out_dir/search`` and return the chosen trial (see the module docstring):
+    a screened :class:`Trial`, or with ``steer.search_finalists`` a :class:`~asru.stages.steer.finalists.Finalist`
+    checked by ``check(layers, coeff, score_model)`` (:func:`~asru.stages.steer.finalists.redirect_and_score`)."""
+    from asru.stages.steer.finalists import check_finalists, choose_finalist, format_finalists
+
     if not screen_prompts.forget:
         raise AsruError("steering search needs held-out forget prompts, and there are none: the forget set is too small")
     space = search_space(lm, candidates, sc)
     missing = [c for c in space["layers"] if c not in dirs]
     if missing:
         raise AsruError(f"steering search: no direction computed for candidate layer(s) {missing}")
+    two_rounds = sc.search_finalists > 0 and check is not None
     settings = {"space": space, "tokens": sc.select_max_new_tokens, "drop": sc.search_max_retain_drop, "seed": seed,
-                "hook": sc.search_hook}
+                "hook": sc.search_hook, "retain_on_hooks": not two_rounds}
     fp = hashlib.sha256(json.dumps([model_id, screen_prompts.digest(), settings], sort_keys=True).encode()).hexdigest()[:16]
     study = open_study(out_dir / "search" / "study.journal", fp)
     base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
@@ -280,22 +295,38 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
         trial.set_user_attr("leak", s["leak"])
         trial.set_user_attr("retain", s["retain"])
         trial.set_user_attr("example", s["example"])
-        excess = round(base_retain - s["retain"] - sc.search_max_retain_drop, 4)
+        # with finalists the retain answers are judged after redirection, not under hooks that shift them too
+        excess = round(base_retain - s["retain"] - sc.search_max_retain_drop, 4) if not two_rounds else 0.0
         trial.set_user_attr("retain_drop_excess", excess)
         trial.set_constraint("retain_drop", excess)  # > 0: infeasible
         return s["refusal"], s["kl"]
 
     run_trials(study, sc.search_trials, seed, objective)
     rows = trials_of(study)
-    pick, failure = None, None
+    pick, failure, finals = None, None, []
     try:
-        pick = choose(rows, sc.search_refusal_margin)
+        if two_rounds:
+            fin_fp = hashlib.sha256(json.dumps([fp, sc.search_finalists, sc.search_finalist_share, sc.search_finalist_epochs,
+                                                sc.redirect_settings().__dict__], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            finals = check_finalists(rows, sc.search_finalists, check,
+                                     lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens),
+                                     base_retain, sc.search_max_retain_drop,
+                                     out_dir / "search" / "finalists.json", fin_fp)
+            pick = choose_finalist(finals, sc.search_refusal_margin)
+        else:
+            pick = choose(rows, sc.search_refusal_margin)
     except AsruError as exc:
         failure = exc  # the trials are shown and written all the same: they say why nothing was chosen
     print(f"steering search ({len(rows)} trials; unsteered retain accuracy {base_retain:.2f}):\n{format_trials(rows)}")
+    if finals:
+        print(f"finalists (short redirection: {sc.search_finalist_share:g} of the rows, {sc.search_finalist_epochs} epochs; "
+              f"scored without hooks):\n{format_finalists(finals)}")
+    for r in rows:
+        r.chosen = pick is not None and r.number == pick.number
     atomic_write_json(out_dir / "search" / "trials.json", {
         "chosen": {"layers": pick.layers, "coeff": pick.coeff, "trial": pick.number} if pick else None,
-        "base_retain": base_retain, "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows]})
+        "base_retain": base_retain, "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows],
+        "finalists": [dataclasses.asdict(f) for f in finals]})
     plot_front(rows, out_dir / "search" / "pareto.png")
     if failure is not None:
         raise failure

@@ -20,30 +20,27 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from asru.core import models, prompting
+from asru.core import models
 from asru.core.errors import AsruError
 from asru.core.layers import check_layer, hidden_size
 from asru.core.models import cast_copy, copy_weights, model_identity, save_checkpoint
 from asru.core.rundir import atomic_write_json
-from asru.data.general_questions import entity_retain_questions, general_retain_questions
-from asru.data.open_questions import open_question_records
-from asru.stages.steer.extra_images import augmented_rows, with_augmented_images, with_known_photos
-from asru.stages.steer.prompts import SteerPrompts, with_forget_records
-from asru.stages.steer.refusals import build_refusal_prompts, counterpart_refusals, usable_records
+from asru.stages.steer.finalists import redirect_and_score
+from asru.stages.steer.prompts import SteerPrompts
+from asru.stages.steer.redirection import RedirectRows, redirection_rows, train_redirection
+from asru.stages.steer.refusals import build_refusal_prompts, usable_records
 from asru.stages.steer.search import screen_set, search_steering, write_chosen_config
 from asru.stages.steer.tables import answer_table, format_before_after
 from steering import layer_select
 from steering.activations import collect_activations
 from steering.bake import bake_ablation
 from steering.directions import filter_refusals, refusal_directions, refusal_subspace, require_samples, retain_subspace
-from steering.hooks import HookSpec, add_steering_layers, apply_hook
+from steering.hooks import HookSpec, apply_hook
 from steering.io import data_hash, save_direction
 from steering.layer_select import default_candidates, format_table, save_scores
-from steering.redirect import forget_base_states, redirect
 
 LOG = logging.getLogger("asru.steer")
 
@@ -76,21 +73,6 @@ def _load(cfg, path):
     m = cfg.model
     return models.load_model(path, dtype=m.dtype, device=m.device, trust_remote_code=m.trust_remote_code,
                       attn_implementation=m.attn_implementation)
-
-
-def redirect_spans(layers: Sequence[int], span: int) -> list[int]:
-    """Per steered layer (ascending), ``span`` cut short so it stops above the previous steered layer.
-
-    Layers are redirected in ascending order; a span reaching back to an earlier steered layer would
-    retrain that layer's weights for the later layer's loss and undo its own redirection.
-    """
-    out, prev = [], -1
-    for lay in layers:
-        out.append(max(0, min(span, lay - prev - 1)))
-        if out[-1] < span and prev >= 0:
-            LOG.info("redirect_span at layer %d cut to %d: layer %d is steered itself", lay, out[-1], prev)
-        prev = lay
-    return out
 
 
 class StageTimer:
@@ -233,6 +215,28 @@ def choose_layers(generation, dirs, candidates: list[int], prompts: SteerPrompts
     return layers, rows, how
 
 
+def search_settings(cfg, steer_models: SteerModels, dirs, candidates: list[int], prompts: SteerPrompts, retain, all_records,
+                    out_dir: Path, model_path: str, seed: int):
+    """The steering search (:mod:`asru.stages.steer.search`, finalists by :mod:`asru.stages.steer.finalists`):
+    the chosen trial, written as ``chosen.yaml``, and the redirection rows the finalists were trained on
+    (``None`` when there were none, or when they depend on the layers: ``steer.redirect_answers steered``)."""
+    sc = cfg.steer
+    built: dict = {}
+
+    def rows_for(layers, coeff):
+        if sc.redirect_answers == "steered" or "rows" not in built:
+            built["rows"] = redirection_rows(steer_models, layers, dirs, prompts, all_records,
+                                             dataclasses.replace(sc, coeff=coeff), out_dir, seed)
+        return built["rows"]
+
+    check = redirect_and_score(steer_models, dirs, rows_for, sc, seed) if sc.search_finalists else None
+    pick = search_steering(steer_models.generation, dirs, candidates, screen_set(prompts, retain, all_records, sc, seed), sc,
+                           out_dir, model_identity(model_path), seed, check=check)
+    write_chosen_config(cfg, pick, out_dir / "chosen.yaml")
+    # natural-refusal rows depend neither on the layers nor on the shift: the chosen settings train on them again
+    return pick, built.get("rows") if sc.redirect_answers != "steered" else None
+
+
 def save_directions(out_dir: Path, steer_models: SteerModels, model_path: str, dirs, pos, neg, layers: list[int],
                     prompts: SteerPrompts, sc):
     """Write ``direction.safetensors``/``.json`` (with the refusal subspace and the gated hook's retain basis
@@ -260,79 +264,10 @@ def save_directions(out_dir: Path, steer_models: SteerModels, model_path: str, d
     return basis, retain_basis
 
 
-def redirection_targets(steer_models: SteerModels, layers: list[int], dirs, prompts: SteerPrompts, general_questions,
-                        all_records, sc, out_dir: Path, seed: int):
-    """The answers redirection trains at answer positions, ``(forget_answers, retain_answers)``; both
-    ``None`` at prompt positions.
-
-    Forget prompts get the steered model's answers (``steer.redirect_answers steered``) or their
-    counterparts' natural refusals; retain questions keep their ground truth, general questions the
-    model's own answers.
-    """
-    if sc.redirect_position != "answer":
-        return None, None
-    gen, f_q, f_im = steer_models.generation, prompts.forget_questions, prompts.forget_images
-    if sc.redirect_answers == "steered":
-        with add_steering_layers(gen.model, layers, dirs, sc.coeff):
-            f_ans = prompting.generate(gen, f_q, f_im, max_new_tokens=sc.max_new_tokens, batch_size=16, desc="steered answers (forget)", progress=True)
-    else:
-        f_ans, f_own = counterpart_refusals(steer_models.original_generation, prompts.forget_records, all_records,
-                                            out_dir / "unseen", seed=seed, max_new_tokens=sc.max_new_tokens,
-                                            name_in_refusal=sc.refusal_names == "forgotten")
-        LOG.info("redirection: %d of %d forget prompts paired with the refusal of their own counterpart", sum(f_own),
-                 len(prompts.forget_records))
-        atomic_write_json(out_dir / "redirect_answers.json", [{"question": q, "image": im, "answer": a, "own_counterpart": o}
-                                                               for q, im, a, o in zip(f_q, f_im, f_ans, f_own)])
-    gen_ans = prompting.generate(gen, general_questions, None, max_new_tokens=sc.max_new_tokens, batch_size=16,
-                                 desc="answers (general)", progress=True) if general_questions else []
-    return f_ans, [r.answer for r in prompts.retain_records] + gen_ans
-
-
-def steered_base_states(lm, layers: list[int], dirs, prompts: SteerPrompts, forget_answers, sc) -> dict:
-    """Per later steered layer, its forget states with the earlier layers' add hooks (``steer.redirect_target
-    steered``), taken before any layer is trained so the hooks act on the original weights; else ``{}``."""
-    bases = {}
-    if sc.redirect_target == "steered":
-        for k, lay in enumerate(layers[1:], 1):
-            with add_steering_layers(lm.model, layers[:k], dirs, sc.coeff):
-                bases[lay] = forget_base_states(lm, lay, prompts.forget_questions, prompts.forget_images,
-                                                batch_size=sc.batch_size, position=sc.redirect_position,
-                                                forget_answers=forget_answers)
-    return bases
-
-
-def redirect_layers(steer_models: SteerModels, layers: list[int], dirs, prompts: SteerPrompts, all_records, sc,
-                    out_dir: Path, seed: int) -> tuple[list, list[str]]:
-    """Redirect each steered layer, lowest first, keeping the retain, general and entity questions' states;
-    returns ``(redirection log per layer, general and entity questions)``."""
-    lm = steer_models.model
-    gen_q = general_retain_questions(all_records, sc.general_retain) + entity_retain_questions(all_records, sc.entity_retain)
-    red_q, red_im = prompts.retain_questions + gen_q, prompts.retain_images + [None] * len(gen_q)
-    if sc.open_questions:
-        opened = usable_records(lm, open_question_records(prompts.forget_records)[0])
-        LOG.info("redirection: %d open questions about the forgotten people added", len(opened))
-        prompts = with_forget_records(prompts, opened)
-    f_ans, r_ans = redirection_targets(steer_models, layers, dirs, prompts, gen_q, all_records, sc, out_dir, seed)
-    if sc.known_photos:
-        persons = [r.person for r in prompts.retain_records] + [None] * len(gen_q)
-        prompts, f_ans, red_q, red_im, r_ans = with_known_photos(prompts, f_ans, red_q, red_im, r_ans, persons, all_records)
-    prompts, f_ans = with_augmented_images(prompts, f_ans, sc.image_augment, seed)
-    # the retained people's image questions get copies too, so the boundary between them and the
-    # forgotten people holds in new photos (forget copies alone make new photos of kept people refused)
-    red_q, red_im, r_ans, _ = augmented_rows(red_q, red_im, r_ans, sc.image_augment, seed + 1)
-    bases = steered_base_states(lm, layers, dirs, prompts, f_ans, sc)
-    settings = sc.redirect_settings(shift_answers=sc.redirect_answers == "steered", seed=seed)
-    log = []
-    for lay, span in zip(layers, redirect_spans(layers, sc.redirect_span)):
-        log.append(redirect(lm, lay, dirs[lay], prompts.forget_questions, red_q, prompts.forget_images, red_im,
-                            dataclasses.replace(settings, span=span), forget_answers=f_ans, retain_answers=r_ans,
-                            base_states=bases.get(lay), progress=True))
-    return log, gen_q
-
-
 def steer_and_evaluate(steer_models: SteerModels, layers: list[int], dirs, basis, retain_basis, prompts: SteerPrompts,
-                       forget, retain, all_records, sc, out_dir: Path, seed: int):
-    """Steer as ``steer.mode`` says (redirect, bake the ablation, or hooks) and take the after-table.
+                       forget, retain, all_records, sc, out_dir: Path, seed: int, rows: RedirectRows | None = None):
+    """Steer as ``steer.mode`` says (redirect, bake the ablation, or hooks) and take the after-table;
+    redirection trains ``rows`` when given (the search built them), else builds them.
 
     Returns ``(after, redirection log, hook specs, general questions)``.
     """
@@ -341,7 +276,8 @@ def steer_and_evaluate(steer_models: SteerModels, layers: list[int], dirs, basis
     hooks: list = []
     gen_q: list[str] = []
     if sc.mode == "redirect":
-        log, gen_q = redirect_layers(steer_models, layers, dirs, prompts, all_records, sc, out_dir, seed)
+        rows = rows or redirection_rows(steer_models, layers, dirs, prompts, all_records, sc, out_dir, seed)
+        log, gen_q = train_redirection(lm, layers, dirs, rows, sc, seed), rows.general_questions
         copy_weights(gen, lm)
         after = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     elif sc.mode == "ablate":
@@ -410,10 +346,10 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
 
     prompts = stage_prompts(steer_models, forget, retain, all_records, sc, out_dir, seed, timer)
     pos, neg, dirs = candidate_directions(steer_models, prompts, candidates, sc, timer)
+    searched_rows = None
     if sc.search and not sc.fixed_layers:
-        pick = search_steering(gen, dirs, candidates, screen_set(prompts, retain, all_records, sc, seed), sc, out_dir,
-                               model_identity(model_path), seed)
-        write_chosen_config(cfg, pick, out_dir / "chosen.yaml")
+        pick, searched_rows = search_settings(cfg, steer_models, dirs, candidates, prompts, retain, all_records, out_dir,
+                                              model_path, seed)
         sc = dataclasses.replace(sc, layers=list(pick.layers), layer=None, coeff=pick.coeff)
         layers, rows, how = list(pick.layers), [], f"search (trial {pick.number}, c {pick.coeff:g})"
     else:
@@ -427,7 +363,8 @@ def run_steer_stage(cfg, model_path: str, data: dict, out_dir: Path) -> Path:
     before = answer_table(gen, forget, retain, sc.report_limit, sc.max_new_tokens, seed)
     timer.lap("table_before")
     after, log, hooks, general_questions = steer_and_evaluate(steer_models, layers, dirs, basis, retain_basis, prompts,
-                                                              forget, retain, all_records, sc, out_dir, seed)
+                                                              forget, retain, all_records, sc, out_dir, seed,
+                                                              rows=searched_rows)
     timer.lap("steer_and_table_after")
     model_dir = save_steered_model(lm, out_dir, hooks)
     write_steer_report(out_dir, sc, layers, how, dirs, before, after, prompts, general_questions, log, hooks, timer)
