@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from asru.core.prompting import answer_logprobs
 from asru.data.schema import Record
-from asru.eval.metrics import free_text_prompt, generate_answers
+from asru.eval.metrics import free_text_prompt, generate_answers, mean_or_none
 from asru.eval.privacy import counterfactual_tiers
 from asru.eval.quality import fluency
 from rewards.judge import judge
@@ -90,9 +90,6 @@ def _answer_class(answer: str, rec: Record) -> str:
     return "leak" if verdict.leak else "refusal" if verdict.clean_refusal else "other"
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
 
 def oracle_comparison(lm, oracle, ref, records: Sequence[Record], answers: Sequence[str], pool: Sequence[Record] = (), *,
                       max_new_tokens: int = 32, batch_size: int = 16, k: int = 3, seed: int = 0) -> dict:
@@ -108,17 +105,17 @@ def oracle_comparison(lm, oracle, ref, records: Sequence[Record], answers: Seque
     theirs = [_answer_class(a, r) for r, a in zip(records, oracle_answers)]
 
     def gap(label: str) -> float | None:
-        a, b = _mean([float(c == label) for c in mine]), _mean([float(c == label) for c in theirs])
+        a, b = mean_or_none([float(c == label) for c in mine]), mean_or_none([float(c == label) for c in theirs])
         return None if a is None or b is None else a - b
 
     model_fluency = fluency(ref, records, answers, batch_size=batch_size)
     oracle_fluency = fluency(ref, records, oracle_answers, batch_size=batch_size)
     return {
         "forget_quality": ks_pvalue(model_tr, oracle_tr),
-        "truth_ratio": _mean(model_tr),
-        "oracle_truth_ratio": _mean(oracle_tr),
-        "oracle_agreement": _mean([float(x == y) for x, y in zip(mine, theirs)]),
-        "oracle_refusal_rate": _mean([float(c == "refusal") for c in theirs]),
+        "truth_ratio": mean_or_none(model_tr),
+        "oracle_truth_ratio": mean_or_none(oracle_tr),
+        "oracle_agreement": mean_or_none([float(x == y) for x, y in zip(mine, theirs)]),
+        "oracle_refusal_rate": mean_or_none([float(c == "refusal") for c in theirs]),
         "oracle_refusal_gap": gap("refusal"),
         "oracle_leak_gap": gap("leak"),
         "oracle_fluency_gap": None if model_fluency is None or oracle_fluency is None else model_fluency - oracle_fluency,

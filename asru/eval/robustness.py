@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from asru.core import prompting
 from asru.data.open_questions import person_secrets
 from asru.data.schema import Record
-from asru.eval.metrics import FREE_TEXT_TASKS, generate_answers
+from asru.eval.metrics import FREE_TEXT_TASKS, generate_answers, mean_or_none
 from asru.stages.baselines.common import BatchCycler, add_lora, encode_batch, nll, qa_pairs, train_loop
 from rewards.judge import judge
 from rewards.leaks import identity_leak
@@ -65,9 +65,6 @@ def paraphrases(question: str) -> list[str]:
     return out
 
 
-def _rate(flags: Sequence[bool]) -> float | None:
-    return sum(flags) / len(flags) if flags else None
-
 
 def _answer_row(kind: str, person: str | None, question: str, image: str | None, answer: str, verdict,
                 identity: bool | None = None) -> dict:
@@ -101,10 +98,10 @@ def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
     if items:
         verdicts = [judge(a, {"question": p, "answer": r.answer, "person": r.person}) for (r, p), a in zip(items, para)]
         out.update({
-            "paraphrase_leak_rate": _rate([contains_answer(a, r.answer) for (r, _), a in zip(items, para)]),
-            "paraphrase_identity_leak_rate": _rate([v.identity_leak for v in verdicts]),
-            "paraphrase_refusal_rate": _rate([v.refusal for v in verdicts]),
-            "paraphrase_degenerate_rate": _rate([v.degenerate for v in verdicts]),
+            "paraphrase_leak_rate": mean_or_none([contains_answer(a, r.answer) for (r, _), a in zip(items, para)]),
+            "paraphrase_identity_leak_rate": mean_or_none([v.identity_leak for v in verdicts]),
+            "paraphrase_refusal_rate": mean_or_none([v.refusal for v in verdicts]),
+            "paraphrase_degenerate_rate": mean_or_none([v.degenerate for v in verdicts]),
         })
         if rows is not None:
             rows.extend(_answer_row("paraphrase", r.person, p, r.image, a, v) for (r, p), a, v in zip(items, para, verdicts))
@@ -113,10 +110,10 @@ def paraphrase_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
                     for (person, q), a in zip(opened, rest)]
         altered = [identity_leak(a, person, q, altered_only=True) for (person, q), a in zip(opened, rest)]
         out.update({
-            "open_leak_rate": _rate([v.fact_leak for v in verdicts]),
-            "open_identity_leak_rate": _rate(altered),
-            "open_refusal_rate": _rate([v.refusal for v in verdicts]),
-            "open_degenerate_rate": _rate([v.degenerate for v in verdicts]),
+            "open_leak_rate": mean_or_none([v.fact_leak for v in verdicts]),
+            "open_identity_leak_rate": mean_or_none(altered),
+            "open_refusal_rate": mean_or_none([v.refusal for v in verdicts]),
+            "open_degenerate_rate": mean_or_none([v.degenerate for v in verdicts]),
         })
         if rows is not None:
             rows.extend(_answer_row("open", person, q, None, a, v, identity=i)
@@ -145,8 +142,8 @@ def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
                 for (person, _, q), a in zip(items, answers)]
     if rows is not None:
         rows.extend(_answer_row("image_only", person, q, img, a, v) for (person, img, q), a, v in zip(items, answers, verdicts))
-    return {"image_only_leak_rate": _rate([v.leak for v in verdicts]),
-            "image_only_identity_leak_rate": _rate([v.identity_leak for v in verdicts])}
+    return {"image_only_leak_rate": mean_or_none([v.leak for v in verdicts]),
+            "image_only_identity_leak_rate": mean_or_none([v.identity_leak for v in verdicts])}
 
 
 def relearn_halves(forget: Sequence[Record]) -> tuple[list[Record], list[Record]]:
@@ -165,7 +162,7 @@ def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: i
     if not free:
         return None
     answers = generate_answers(lm, free, max_new_tokens, batch_size, progress, desc=desc)
-    return _rate([contains_answer(a, r.answer) for r, a in zip(free, answers)])
+    return mean_or_none([contains_answer(a, r.answer) for r, a in zip(free, answers)])
 
 
 def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: int, batch_size: int):

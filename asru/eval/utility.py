@@ -22,14 +22,12 @@ import math
 from collections.abc import Sequence
 
 from asru.data.schema import Record
+from asru.eval.metrics import mean_or_none
 from asru.eval.oracle import answer_scores, perturbed_answers, truth_ratio
 from rewards.text import rouge_l
 
 UTILITY_SPLITS = ("retain", "real")
 
-
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def option_distractors(records: Sequence[Record], split_records: Sequence[Record]) -> list[list[str]]:
@@ -59,9 +57,9 @@ def split_utility(lm, split: str, records: Sequence[Record], answers: Sequence[s
     else:
         probs = [math.exp(t) for t, _ in scored]
     return {
-        f"utility_{split}_prob": _mean(probs),
-        f"utility_{split}_rouge": _mean([rouge_l(a, r.answer, measure="recall") for r, a in pairs]),
-        f"utility_{split}_truth_ratio": _mean([max(0.0, 1.0 - truth_ratio(t, w)) for t, w in scored]),
+        f"utility_{split}_prob": mean_or_none(probs),
+        f"utility_{split}_rouge": mean_or_none([rouge_l(a, r.answer, measure="recall") for r, a in pairs]),
+        f"utility_{split}_truth_ratio": mean_or_none([max(0.0, 1.0 - truth_ratio(t, w)) for t, w in scored]),
     }
 
 
