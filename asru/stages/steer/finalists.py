@@ -23,26 +23,17 @@ from asru.core.errors import AsruError
 from asru.core.models import copy_weights
 from asru.core.rundir import atomic_write_json
 from asru.stages.steer.redirection import redirect_spans, share_of_rows, train_redirection
+from asru.stages.steer.search import Trial
 from steering.redirect import trainable_weights
 
 LOG = logging.getLogger("asru.steer")
 
 
 @dataclasses.dataclass
-class Finalist:
-    """One screened trial after its short redirection."""
+class Finalist(Trial):
+    """One screened trial after its short redirection (its scores are the redirected model's), and how long that took."""
 
-    number: int
-    layers: list[int]
-    coeff: float
-    refusal: float
-    leak: float
-    retain: float
-    kl: float
-    feasible: bool = True
     seconds: float = 0.0
-    example: str = ""
-    chosen: bool = False
 
 
 def finalist_trials(rows: list, k: int) -> list:

@@ -86,7 +86,7 @@ class Trial:
     leak: float
     retain: float
     kl: float
-    feasible: bool
+    feasible: bool = True
     example: str = ""
     pareto: bool = False
     chosen: bool = False
