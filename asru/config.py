@@ -201,10 +201,8 @@ class SteerConfig:
                f"a steering search over two layers works with the redirect and add modes, not {self.mode!r}: set steer.search_max_layers: 1")
         _check(len(self.search_coeff) == 2 and 0 < self.search_coeff[0] <= self.search_coeff[1],
                f"steer.search_coeff must be [low, high] with 0 < low <= high, not {self.search_coeff}")
-        _check(self.search_finalists >= 0 and self.search_finalist_epochs >= 1 and 0 < self.search_finalist_share <= 1,
-               "steer.search_finalists must be >= 0, steer.search_finalist_epochs >= 1 and steer.search_finalist_share in (0, 1]")
-        _check(self.search_finalists == 0 or not self.search or self.mode == "redirect",
-               f"steering search finalists are checked by redirection, and steer.mode is {self.mode!r}: set steer.search_finalists: 0")
+        _check(self.search_finalists >= 0 and self.search_finalist_epochs >= 1 and 0 < self.search_finalist_share <= 1, "steer.search_finalists must be >= 0, steer.search_finalist_epochs >= 1 and steer.search_finalist_share in (0, 1]")
+        _check(self.search_finalists == 0 or not self.search or self.mode == "redirect", f"steering search finalists are checked by redirection, and steer.mode is {self.mode!r}: set steer.search_finalists: 0")
         _check(0 <= self.search_max_retain_drop <= 1 and 0 <= self.search_refusal_margin <= 1,
                "steer.search_max_retain_drop and steer.search_refusal_margin must be in [0, 1]")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")

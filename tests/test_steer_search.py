@@ -225,6 +225,9 @@ def test_screen_on_a_tiny_model_measures_the_shift(tiny_llama_path, steer_bench)
     ({"search_coeff": [3.0, 1.0]}, "steer.search_coeff must be"),
     ({"search_max_layers": 3}, "steer.search_max_layers must be 1 or 2"),
     ({"search": True, "mode": "ablate"}, "a steering search over two layers works with the redirect and add modes"),
+    ({"search_finalist_share": 0.0}, "steer.search_finalist_share in"),
+    ({"search_finalist_epochs": 0}, "steer.search_finalist_epochs >= 1"),
+    ({"search": True, "mode": "add"}, "finalists are checked by redirection"),
 ])
 def test_search_settings_are_checked(steer, message):
     with pytest.raises(AsruError, match=message):

@@ -23,7 +23,7 @@ from asru.core.errors import AsruError
 from asru.core.models import copy_weights
 from asru.core.rundir import atomic_write_json
 from asru.stages.steer.redirection import redirect_spans, share_of_rows, train_redirection
-from asru.stages.steer.search import Trial
+from asru.stages.steer.trial import Trial
 from steering.redirect import trainable_weights
 
 LOG = logging.getLogger("asru.steer")

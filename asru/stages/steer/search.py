@@ -49,6 +49,8 @@ from asru.core.layers import check_layer
 from asru.core.prompting import generate
 from asru.core.rundir import atomic_write_json, atomic_write_text
 from asru.data.general_questions import general_retain_questions
+from asru.stages.steer.finalists import check_finalists, choose_finalist, format_finalists
+from asru.stages.steer.trial import Trial
 from rewards.judge import judge
 from steering.hooks import add_steering_layers
 from steering.layer_select import mean_kl, next_token_logprobs
@@ -73,23 +75,6 @@ class ScreenSet:
         """A hash of the prompts (and ground truths), for the study's fingerprint."""
         rows = [(r.id, r.question, str(r.image), r.answer) for r in self.forget + self.retain]
         return hashlib.sha256(json.dumps([rows, self.kl_questions, [str(i) for i in self.kl_images]]).encode()).hexdigest()[:16]
-
-
-@dataclasses.dataclass
-class Trial:
-    """One screened configuration."""
-
-    number: int
-    layers: list[int]
-    coeff: float
-    refusal: float
-    leak: float
-    retain: float
-    kl: float
-    feasible: bool = True
-    example: str = ""
-    pareto: bool = False
-    chosen: bool = False
 
 
 def screen_set(prompts, retain: Sequence, all_records: Sequence, sc, seed: int) -> ScreenSet:
@@ -271,8 +256,6 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     """Run (or resume) the study in ``out_dir/search`` and return the chosen trial (see the module docstring):
     a screened :class:`Trial`, or with ``steer.search_finalists`` a :class:`~asru.stages.steer.finalists.Finalist`
     checked by ``check(layers, coeff, score_model)`` (:func:`~asru.stages.steer.finalists.redirect_and_score`)."""
-    from asru.stages.steer.finalists import check_finalists, choose_finalist, format_finalists
-
     if not screen_prompts.forget:
         raise AsruError("steering search needs held-out forget prompts, and there are none: the forget set is too small")
     space = search_space(lm, candidates, sc)
