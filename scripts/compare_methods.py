@@ -3,9 +3,9 @@
 
 Runs ``asru-train --method M`` (:func:`asru.pipeline.run_pipeline`) once per method, each in its own run
 directory under ``--runs``; the vanilla model (the taught demo VLM by default) and its evaluation are
-built once and reused by every run. Writes a markdown table (``docs/results/compare_methods.md``), the raw
-numbers (``docs/results/compare_methods.json``) and a scatter plot of forgetting vs retention vs quality
-(``docs/results/compare_methods.png``).
+built once and reused by every run. Writes a markdown table (``docs/results/<date>-compare-methods.md``), the
+raw numbers (``<date>-compare-methods.json``) and a scatter plot of forgetting vs retention vs quality
+(``<date>-compare-methods.png``), dated by the day the script started.
 
     python scripts/compare_methods.py                                  # built-in default, all methods
     python scripts/compare_methods.py --methods asru,npo --set eval.limit=20 --set baseline.steps=5
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="Base config YAML (default: the shipped preset of the model, configs/default.yaml for the demo model).")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config override for every method (repeatable).")
     p.add_argument("--runs", default="runs/compare", help="Parent directory of the per-method run directories.")
-    p.add_argument("--docs", default="docs/results", help="Where compare_methods.md/.png/.json are written.")
+    p.add_argument("--docs", default="docs/results", help="Where <date>-compare-methods.md/.png/.json are written.")
     p.add_argument("--resume", action="store_true", help="Reuse each method's existing run directory (unchanged stages are not re-run).")
     p.add_argument("--no-oracle", action="store_true",
                    help="Skip the oracle (the demo recipe taught without the forget people; built once, ~20 min on 2 CPU cores): "
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     base["eval"].setdefault("utility", True)
     runs, docs = Path(args.runs), Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y-%m-%d')}-compare-methods"
     rows: list[dict] = []
     raw: dict = {"methods": {}, "overrides": args.set, "config": config_file}
     oracle = None if args.no_oracle else build_oracle(base)
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"method": method, "metrics": metrics.get("after"), "minutes": minutes})
         raw["methods"][method] = {"after": metrics.get("after"), "minutes": round(minutes, 2), "run": str(runs / method),
                                   "timings_s": metrics.get("timings_s")}
-        atomic_write_json(docs / "compare_methods.json", raw)
+        atomic_write_json(docs / f"{stem}.json", raw)
     table = markdown_table(rows)
     text = "\n".join([
         "# ASRU vs unlearning baselines", "",
@@ -207,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
          "KS-test p-value of the truth ratios against it (docs/evaluation.md), agreement = answers the judge puts in the "
          "same class as the oracle's. Minutes = wall time of the method's run including its evaluation."),
         "",
-        table, "", "![forget vs retain vs quality](compare_methods.png)", "",
+        table, "", f"![forget vs retain vs quality]({stem}.png)", "",
     ])
-    atomic_write_text(docs / "compare_methods.md", text)
-    scatter(rows, docs / "compare_methods.png")
+    atomic_write_text(docs / f"{stem}.md", text)
+    scatter(rows, docs / f"{stem}.png")
     print(table)
-    print(f"wrote {docs / 'compare_methods.md'} and {docs / 'compare_methods.png'}")
+    print(f"wrote {docs / (stem + '.md')} and {docs / (stem + '.png')}")
     return 0
 
 
