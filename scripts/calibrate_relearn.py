@@ -7,7 +7,8 @@ budget of a grid, and prints one table: held-out leak before / after the attack 
 and retain accuracy before / after (an attack that wrecks the model is not relearning). A budget is
 *usable* when at least one model named as a suppressor (``--suppressors``, e.g. an IDK or GA baseline)
 regains at least ``--min-rise`` of held-out leak, while every model keeps its retain accuracy within
-``--max-keep-drop``; the script recommends the weakest usable budget (fewest steps, then lowest lr).
+``--max-keep-drop``; the script recommends the weakest usable budget (fewest steps, then lowest lr,
+then least retain mixed in: `--retain-mixes 0,0.5` tries attacks with half their examples from other retain questions).
 
     python scripts/calibrate_relearn.py --model vanilla=~/.cache/asru/demo-vlm-<benchmark>-<fp> --model idk=runs/compare/idk/baseline/model \\
         --model oracle=~/.cache/asru/demo-oracle-... --suppressors idk --steps 10,20,40 --lrs 1e-3,3e-3
@@ -18,6 +19,7 @@ Writes the table and the recommendation as JSON to ``--out`` (atomically) as wel
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default="10,20,40", help="Attack steps to try (comma-separated).")
     p.add_argument("--lrs", default="1e-3", help="Attack learning rates to try (comma-separated).")
     p.add_argument("--lora-r", type=int, default=8, help="Attack LoRA rank.")
+    p.add_argument("--retain-mixes", default="0",
+                   help="Shares of each attack's examples drawn from other retain questions to try (comma-separated, each in [0, 1)).")
     p.add_argument("--min-rise", type=float, default=0.30, help="Held-out leak a suppressor must regain.")
     p.add_argument("--max-keep-drop", type=float, default=0.05, help="Largest retain-accuracy drop an attack may cause.")
     p.add_argument("--data", help="Benchmark directory (default: the built-in synthetic benchmark).")
@@ -85,32 +89,38 @@ def main(argv: list[str] | None = None) -> int:
     lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
     if not steps or min(steps) <= 0 or not lrs or min(lrs) <= 0:
         raise SystemExit("--steps and --lrs need positive values: a relearning budget of 0 attacks nothing")
+    mixes = [float(x) for x in args.retain_mixes.split(",") if x.strip()]
+    if not mixes or min(mixes) < 0 or max(mixes) >= 1:
+        raise SystemExit("--retain-mixes needs shares in [0, 1)")
     suppressors = [s.strip() for s in args.suppressors.split(",") if s.strip()]
     data_dir = Path(args.data) if args.data else ensure_data(DataConfig())
     data = load_benchmark(data_dir, ["forget", "retain", "real"])
     control = [r for r in data["real"] if r.task in ("generation", "cloze")]
     keep = [r for r in data["retain"] if r.task == "generation"][:KEEP]
+    kept = {r.id for r in keep}
+    mix_pool = [r for r in data["retain"] if r.task in ("generation", "cloze") and r.id not in kept]
 
     rows = []
     for name, path in models.items():
         lm = load_model(path)
-        for n in steps:
-            for lr in lrs:
-                out = relearn_attack(lm, data["forget"], control, steps=n, lr=lr, lora_r=args.lora_r, keep=keep, progress=True)
-                rows.append({"model": name, "steps": n, "lr": lr, **out})
-                print(json.dumps(rows[-1]), flush=True)
-                atomic_write_json(Path(args.out), {"rows": rows, "finished": False})  # a stopped grid keeps its rows
-    budgets = sorted({(r["steps"], r["lr"]) for r in rows})
-    ok = [b for b in budgets if usable([r for r in rows if (r["steps"], r["lr"]) == b], suppressors, args.min_rise, args.max_keep_drop)]
+        for n, lr, mix in itertools.product(steps, lrs, mixes):
+            out = relearn_attack(lm, data["forget"], control, steps=n, lr=lr, lora_r=args.lora_r, keep=keep, progress=True,
+                                 mix=mix_pool, mix_share=mix)
+            rows.append({"model": name, "steps": n, "lr": lr, "retain_mix": mix, **out})
+            print(json.dumps(rows[-1]), flush=True)
+            atomic_write_json(Path(args.out), {"rows": rows, "finished": False})  # a stopped grid keeps its rows
+    budgets = sorted({(r["steps"], r["lr"], r["retain_mix"]) for r in rows})
+    ok = [b for b in budgets if usable([r for r in rows if (r["steps"], r["lr"], r["retain_mix"]) == b], suppressors,
+                                       args.min_rise, args.max_keep_drop)]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    print("| model | steps | lr | held-out leak before | after attack | after control | retain before | after attack | after control |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | steps | lr | retain mix | held-out leak before | after attack | after control | retain before | after attack | after control |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['steps']} | {r['lr']:g} | {fmt(r['relearn_leak_before'])} | {fmt(r['relearn_leak_rate'])} | "
+        print(f"| {r['model']} | {r['steps']} | {r['lr']:g} | {r['retain_mix']:g} | {fmt(r['relearn_leak_before'])} | {fmt(r['relearn_leak_rate'])} | "
               f"{fmt(r['relearn_control_leak_rate'])} | {fmt(r['relearn_keep_acc_before'])} | {fmt(r['relearn_keep_acc'])} | "
               f"{fmt(r['relearn_control_keep_acc'])} |")
     pick = ok[0] if ok else None
-    print(f"usable budgets: {ok or 'none'}; recommended: " + (f"steps {pick[0]}, lr {pick[1]:g}" if pick else "none"))
+    print(f"usable budgets: {ok or 'none'}; recommended: " + (f"steps {pick[0]}, lr {pick[1]:g}, retain mix {pick[2]:g}" if pick else "none"))
     atomic_write_json(Path(args.out), {"rows": rows, "finished": True, "usable": ok, "recommended": pick, "suppressors": suppressors,
                                        "min_rise": args.min_rise, "max_keep_drop": args.max_keep_drop})
     return 0

@@ -35,7 +35,10 @@ COLUMNS = (
     ("forget identity leak ↓", "forget", "identity_leak_rate", "{:.2f}"),
     ("forget quality vs oracle ↑", "forget", "forget_quality", "{:.3f}"),
     ("answers agree with oracle ↑", "forget", "oracle_agreement", "{:.2f}"),
+    ("held-out leak before relearning", "forget", "relearn_leak_before", "{:.2f}"),
     ("relearn leak ↓", "forget", "relearn_leak_rate", "{:.2f}"),
+    ("leak after control attack", "forget", "relearn_control_leak_rate", "{:.2f}"),
+    ("retain acc after relearning", "forget", "relearn_keep_acc", "{:.2f}"),
     ("forget cls acc ↓", "forget", "classification_acc", "{:.2f}"),
     ("forget option acc ↓", "forget", "option_acc", "{:.2f}"),
     ("retain acc ↑", "retain", "answer_acc", "{:.2f}"),
@@ -47,6 +50,8 @@ COLUMNS = (
     ("garbled ↓", "forget", "garbled_rate", "{:.2f}"),
     ("MIA AUC (0.5)", "forget", "mia_auc", "{:.2f}"),
     ("MIA min-k AUC (0.5)", "forget", "mia_min_k_auc", "{:.2f}"),
+    ("MIA zlib AUC (0.5)", "forget", "mia_zlib_auc", "{:.2f}"),
+    ("MIA vs oracle AUC (0.5)", "forget", "mia_reference_auc", "{:.2f}"),
 )
 
 
@@ -206,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
          "refusal naturalness = mean of refusal diversity and contextual refusals; MIA AUC near 0.5 = the forget set "
          "looks like unseen data. The oracle is the demo recipe taught without the forget people: forget quality = "
          "KS-test p-value of the truth ratios against it (docs/evaluation.md), agreement = answers the judge puts in the "
-         "same class as the oracle's. Minutes = wall time of the method's run including its evaluation."),
+         "same class as the oracle's. Relearning: LoRA fine-tune on half the forget facts, leak on the other (held-out) half; the "
+         "control attack spends the same budget on unrelated questions; retain acc after relearning = retain answers kept by the "
+         "attacked model. Minutes = wall time of the method's run including its evaluation."),
         "",
         table, "", f"![forget vs retain vs quality]({stem}.png)", "",
     ])

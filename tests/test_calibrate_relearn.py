@@ -30,3 +30,8 @@ def test_usable_needs_a_recovering_suppressor_and_intact_answers():
 def test_a_budget_of_zero_is_refused():
     with pytest.raises(SystemExit, match="budget of 0"):
         cr.main(["--model", "x=/nowhere", "--steps", "0"])
+
+
+def test_a_retain_mix_outside_0_1_is_refused():
+    with pytest.raises(SystemExit, match="retain-mixes"):
+        cr.main(["--model", "x=/nowhere", "--retain-mixes", "1"])

@@ -3,7 +3,14 @@
 import torch
 from eval_fixtures import rec, text_qa
 
-from asru.eval.robustness import image_only_robustness, paraphrase_robustness, paraphrases, relearn_attack, relearn_halves
+from asru.eval.robustness import (
+    image_only_robustness,
+    mixed_training_set,
+    paraphrase_robustness,
+    paraphrases,
+    relearn_attack,
+    relearn_halves,
+)
 
 
 def test_paraphrases_deterministic():
@@ -33,6 +40,9 @@ def test_relearn_attack_restores_model(tiny_llama):
     # without records to keep, their accuracies are None (nothing to measure), the leaks are still there
     bare = relearn_attack(tiny_llama, forget, control, steps=1, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4)
     assert bare["relearn_keep_acc"] is None and bare["relearn_leak_rate"] is not None
+    mixed = relearn_attack(tiny_llama, forget, control, steps=1, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4,
+                           keep=keep, mix=text_qa("retain", "Other Person"), mix_share=0.5)
+    assert mixed["relearn_keep_acc_before"] == out["relearn_keep_acc_before"]  # measured before any attack: same model
     after = tiny_llama.model.state_dict()
     assert set(after) == set(before)
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -81,3 +91,15 @@ def test_paraphrase_open_questions_judge_identity_leaks(monkeypatch):
     assert out["open_refusal_rate"] == 0.5 and out["open_degenerate_rate"] == 0.5
     assert out["paraphrase_refusal_rate"] == 1.0 and out["paraphrase_leak_rate"] == 0.0
     assert out["paraphrase_identity_leak_rate"] == 0.0 and out["paraphrase_degenerate_rate"] == 0.0
+
+
+def test_mixed_training_set_takes_the_share_from_the_mix():
+    train = text_qa("forget", "Aldric Ashgrove")
+    pool = text_qa("retain", "Kept Person") + text_qa("retain", "Other Person")
+    assert mixed_training_set(train, pool, 0.0) == train
+    assert mixed_training_set(train, [], 0.5) == train
+    half = mixed_training_set(train, pool, 0.5, seed=3)
+    assert half[: len(train)] == train and len(half) == 2 * len(train)
+    assert all(r in pool for r in half[len(train):])
+    assert half == mixed_training_set(train, pool, 0.5, seed=3)  # drawn by the seed
+    assert len(mixed_training_set(train, pool[:1], 0.9)) == len(train) + 1  # never more than the pool holds

@@ -139,3 +139,9 @@ def test_evaluate_against_an_oracle(tiny_llava_path, bench, tmp_path):
     assert "forget_quality" not in m["retain"]
     same = evaluate(EvalConfig(**{**cfg.__dict__, "oracle": str(tiny_llava_path)}), str(tiny_llava_path), bench, tmp_path / "self")
     assert same["forget"]["forget_quality"] == pytest.approx(1.0) and same["forget"]["oracle_agreement"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [{"relearn_steps": 0}, {"relearn_lr": 0.0}, {"relearn_retain_mix": 1.0}, {"relearn_retain_mix": -0.1}])
+def test_relearn_budget_of_zero_or_a_bad_retain_mix_is_refused(bad):
+    with pytest.raises(AsruError, match="relearn"):
+        EvalConfig(**bad)

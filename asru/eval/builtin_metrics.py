@@ -148,5 +148,8 @@ def relearn(ctx: EvalContext) -> dict:
     cfg = ctx.cfg
     control = [r for r in ctx.data.get("real", []) if r.task in ("generation", "cloze")]
     keep = [r for r in ctx.limited.get("retain", ctx.data.get("retain", [])) if r.task == "generation"][:RELEARN_KEEP]
+    kept = {r.id for r in keep}
+    mix = [r for r in ctx.data.get("retain", []) if r.task in ("generation", "cloze") and r.id not in kept]
     return relearn_attack(ctx.lm, ctx.forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
-                          cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress, keep=keep)
+                          cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress, keep=keep,
+                          mix=mix, mix_share=cfg.relearn_retain_mix)

@@ -16,7 +16,9 @@
 * **Relearning attack** (REFERENCE.md section 4): forget records are grouped by (person, fact) and the
   groups alternate into halves A and B. A LoRA copy of the model is fine-tuned for ``eval.relearn_steps``
   steps on A's (question, answer) pairs; the leak rate is then measured on B's free-text questions,
-  whose facts were never in the attack data. Control: the same budget on unrelated ``real`` QA.
+  whose facts were never in the attack data. Control: the same budget on unrelated ``real`` QA. With
+  ``eval.relearn_retain_mix`` > 0, that share of both training sets is other retain questions, so a small
+  attack set does not collapse the model into its own answers.
   Metrics: ``relearn_leak_before`` (B, no attack), ``relearn_leak_rate`` (after the attack),
   ``relearn_control_leak_rate`` (after the control). Forgetting that is only suppressed comes back
   (relearn_leak_rate >> relearn_control_leak_rate); knowledge that is gone stays gone.
@@ -25,6 +27,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Sequence
 
 from asru.core import prompting
@@ -165,6 +168,16 @@ def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: i
     return mean_or_none([contains_answer(a, r.answer) for r, a in zip(free, answers)])
 
 
+def mixed_training_set(train: Sequence[Record], mix: Sequence[Record], share: float, seed: int = 0) -> list[Record]:
+    """``train`` plus ``round(len(train) * share / (1 - share))`` records drawn from ``mix`` by ``seed`` (all of
+    them at most), so that ``share`` of the result comes from ``mix``; ``train`` alone when ``share`` is 0 or
+    ``mix`` is empty."""
+    if share <= 0 or not mix:
+        return list(train)
+    n = min(len(mix), round(len(train) * share / (1 - share)))
+    return [*train, *random.Random(seed).sample(list(mix), n)]
+
+
 def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: int, batch_size: int):
     """Fine-tune LoRA adapters on ``train`` in place; returns the PEFT-wrapped model (unload() restores)."""
     model = add_lora(lm.model, r, seed)
@@ -180,11 +193,13 @@ def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: in
 
 def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], steps: int = 10, lr: float = 1e-3,
                    lora_r: int = 8, seed: int = 0, max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False,
-                   keep: Sequence[Record] = ()) -> dict:
+                   keep: Sequence[Record] = (), mix: Sequence[Record] = (), mix_share: float = 0.0) -> dict:
     """The relearning attack and its control (see the module docstring). ``lm.model`` is restored afterwards.
 
     ``keep`` (e.g. retain questions) is answered before and after each attack: an attack that recovers the
-    held-out half by wrecking the model shows as a drop there (``relearn_keep_acc*``)."""
+    held-out half by wrecking the model shows as a drop there (``relearn_keep_acc*``). With ``mix_share`` > 0,
+    that share of each attack's (and the control's) training examples comes from ``mix`` (other retain
+    questions): :func:`mixed_training_set`."""
     from dataclasses import replace
 
     half_a, half_b = relearn_halves(forget)
@@ -201,7 +216,7 @@ def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], step
     if control:
         runs.append(("relearn_control_leak_rate", "relearn_control_keep_acc", list(control)[: max(len(half_a), 1)]))
     for key, keep_key, train in runs:
-        model = _attack(lm, train, steps, lr, lora_r, seed, batch_size)
+        model = _attack(lm, mixed_training_set(train, mix, mix_share, seed), steps, lr, lora_r, seed, batch_size)
         try:
             attacked = replace(lm, model=model)
             out[key] = _leak_rate(attacked, half_b, max_new_tokens, batch_size, progress, key)
