@@ -41,3 +41,23 @@ def test_oracle_row_is_evaluated_like_a_method(tiny_llava_path, tmp_path):
     # the oracle against itself: indistinguishable truth ratios, the same answers
     assert m["forget"]["forget_quality"] == pytest.approx(1.0) and m["forget"]["oracle_agreement"] == 1.0
     assert "answer_acc" in m["retain"] and (tmp_path / "oracle" / "eval.json").is_file()
+
+
+def test_render_rebuilds_the_tables_from_the_raw_json(tmp_path):
+    import json
+
+    raw = {"vanilla": {"forget": {"leak_rate": 0.9}}, "oracle": {"forget": {"leak_rate": 0.0, "refusal_rate": 0.8}},
+           "methods": {"npo": {"after": {"forget": {"leak_rate": 0.25}, "retain": {"answer_acc": 0.7}}, "minutes": 2.5}},
+           "overrides": ["eval.relearn_steps=15"], "config": "configs/default.yaml", "generated": "2026-12-07 06:52"}
+    f = tmp_path / "2026-12-07-compare-methods.json"
+    f.write_text(json.dumps(raw))
+    assert [r["method"] for r in cm.rows_from_raw(raw)] == ["vanilla (before)", cm.ORACLE_ROW, "npo"]
+    assert cm.main(["--render", str(f)]) == 0
+    text = (tmp_path / "2026-12-07-compare-methods.md").read_text()
+    assert "on 2026-12-07 06:52" in text and "overrides: eval.relearn_steps=15" in text
+    short = next(line for line in text.splitlines() if line.startswith("| method"))
+    assert short.count("|") == len(cm.SUMMARY) + 3  # method, the summary columns, minutes
+    assert "| oracle (never taught the forget people) | 0.00 | 0.80 |" in text and "| npo | 0.25 | - |" in text
+    assert (tmp_path / "2026-12-07-compare-methods.png").is_file()
+    with pytest.raises(SystemExit, match="does not exist"):
+        cm.main(["--render", str(tmp_path / "missing.json")])
