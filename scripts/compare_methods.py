@@ -148,12 +148,16 @@ def run_method(method: str, base: dict, runs: Path, resume: bool = False) -> tup
     values = merge(base, {"method": method, "output_dir": str(runs / method), "overwrite": not again, "resume": again})
     values.setdefault("stages", ["data", "teach", "steer", "rl", "eval"])
     cfg = build_config(values)
-    earlier = runs / method / "metrics.json"
-    # a resumed run reuses stages: the finished run's recorded total, not this call's wall time, is what it cost
-    total = (json.loads(earlier.read_text()).get("timings_s") or {}).get("total") if again and earlier.is_file() else None
     t = time.time()
     metrics = run_pipeline(cfg)
-    return metrics, (total if total else time.time() - t) / 60
+    return metrics, cost_minutes(metrics.get("timings_s")) or (time.time() - t) / 60
+
+
+def cost_minutes(timings: dict | None) -> float | None:
+    """What a method's run cost: the sum of its stages' recorded seconds (a stage reused by ``--resume``
+    counts what it took when it ran) and of this run's evaluation and export, in minutes."""
+    parts = [v for k, v in (timings or {}).items() if k != "total" and isinstance(v, (int, float))]
+    return sum(parts) / 60 if parts else None
 
 
 ORACLE_ROW = "oracle (never taught the forget people)"
@@ -164,7 +168,8 @@ def rows_from_raw(raw: dict) -> list[dict]:
     rows = [{"method": "vanilla (before)", "metrics": raw["vanilla"], "minutes": None}] if raw.get("vanilla") else []
     if raw.get("oracle"):
         rows.append({"method": ORACLE_ROW, "metrics": raw["oracle"], "minutes": None})
-    return rows + [{"method": m, "metrics": v.get("after"), "minutes": v.get("minutes")} for m, v in raw.get("methods", {}).items()]
+    return rows + [{"method": m, "metrics": v.get("after"), "minutes": cost_minutes(v.get("timings_s")) or v.get("minutes")}
+                   for m, v in raw.get("methods", {}).items()]
 
 
 def write_results(rows: list[dict], raw: dict, docs: Path, stem: str) -> None:
@@ -185,7 +190,7 @@ def write_results(rows: list[dict], raw: dict, docs: Path, stem: str) -> None:
          "KS-test p-value of the truth ratios against it (docs/evaluation.md), agreement = answers the judge puts in the "
          "same class as the oracle's. Relearning: LoRA fine-tune on half the forget facts, leak on the other (held-out) half; the "
          "control attack spends the same budget on unrelated questions; retain acc after relearning = retain answers kept by the "
-         "attacked model. Minutes = wall time of the method's run including its evaluation."),
+         "attacked model. Minutes = the method's stages (as long as each took when it ran) plus its evaluation and export."),
         "", markdown_table(rows, SUMMARY), "", "Every column:", "",
         markdown_table(rows), "", f"![forget vs retain vs quality]({stem}.png)", "",
     ])

@@ -61,3 +61,9 @@ def test_render_rebuilds_the_tables_from_the_raw_json(tmp_path):
     assert (tmp_path / "2026-12-07-compare-methods.png").is_file()
     with pytest.raises(SystemExit, match="does not exist"):
         cm.main(["--render", str(tmp_path / "missing.json")])
+
+
+def test_cost_counts_reused_stages_as_they_ran():
+    # a resumed run: steering and GRPO reused (their recorded seconds), evaluation and export of this run
+    assert cm.cost_minutes({"vanilla": 0.0, "steer": 600.0, "rl": 300.0, "eval": 240.0, "export": 6.0, "total": 250.0}) == pytest.approx(19.1)
+    assert cm.cost_minutes({}) is None and cm.cost_minutes(None) is None
