@@ -29,8 +29,6 @@ from asru.core.openmp import set_wait_policy
 set_wait_policy()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-KEEP = 48
-
 
 def parse_models(items: list[str]) -> dict[str, str]:
     """``["name=path", ...]`` -> ``{name: path}`` (a bare path is named after its directory)."""
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from asru.core.models import load_model
     from asru.core.rundir import atomic_write_json
     from asru.data.loaders import load_benchmark
-    from asru.eval.robustness import relearn_attack
+    from asru.eval.robustness import relearn_attack, relearn_records
     from asru.pipeline import ensure_data
 
     models = parse_models(args.model)
@@ -95,10 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     suppressors = [s.strip() for s in args.suppressors.split(",") if s.strip()]
     data_dir = Path(args.data) if args.data else ensure_data(DataConfig())
     data = load_benchmark(data_dir, ["forget", "retain", "real"])
-    control = [r for r in data["real"] if r.task in ("generation", "cloze")]
-    keep = [r for r in data["retain"] if r.task == "generation"][:KEEP]
-    kept = {r.id for r in keep}
-    mix_pool = [r for r in data["retain"] if r.task in ("generation", "cloze") and r.id not in kept]
+    control, keep, mix_pool = relearn_records(data["retain"], data["real"])
 
     rows = []
     for name, path in models.items():

@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         raw_file = Path(args.render)
         if not raw_file.is_file():
             raise SystemExit(f"--render: {raw_file} does not exist (the .json a finished comparison wrote)")
-        write_results(rows_from_raw(json.loads(raw_file.read_text())), json.loads(raw_file.read_text()), raw_file.parent, raw_file.stem)
+        raw = json.loads(raw_file.read_text())
+        write_results(rows_from_raw(raw), raw, raw_file.parent, raw_file.stem)
         return 0
 
     from asru.cli import script_config

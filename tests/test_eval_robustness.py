@@ -10,6 +10,7 @@ from asru.eval.robustness import (
     paraphrases,
     relearn_attack,
     relearn_halves,
+    relearn_records,
 )
 
 
@@ -103,3 +104,12 @@ def test_mixed_training_set_takes_the_share_from_the_mix():
     assert all(r in pool for r in half[len(train):])
     assert half == mixed_training_set(train, pool, 0.5, seed=3)  # drawn by the seed
     assert len(mixed_training_set(train, pool[:1], 0.9)) == len(train) + 1  # never more than the pool holds
+
+
+def test_relearn_records_keep_and_mix_are_disjoint():
+    retain = text_qa("retain", "Kept Person") + text_qa("retain", "Other Person")
+    real = text_qa("real", "Someone Else", n=2) + [rec("real-c", task="classification", split="real")]
+    control, keep, mix = relearn_records(retain, real, keep_from=retain[:3])
+    assert [r.id for r in control] == [r.id for r in real[:2]]  # free-text questions only
+    assert keep == retain[:3] and mix == retain[3:]  # what the attack measures is never trained on
+    assert relearn_records(retain, real)[1] == retain  # keep_from defaults to retain (under RELEARN_KEEP records)

@@ -14,12 +14,11 @@ from asru.eval.oracle import oracle_comparison
 from asru.eval.privacy import membership_inference
 from asru.eval.quality import quality_metrics, sampled_fluency
 from asru.eval.registry import EvalContext, register_metric
-from asru.eval.robustness import image_only_robustness, paraphrase_robustness, relearn_attack
+from asru.eval.robustness import image_only_robustness, paraphrase_robustness, relearn_attack, relearn_records
 from asru.eval.utility import UTILITY_SPLITS, model_utility, split_utility
 from rewards.judge import judge
 
 LOG = logging.getLogger("asru.eval")
-RELEARN_KEEP = 48  # retain generation questions answered before and after each relearning attack
 
 
 @register_metric("quality", "answers", enabled=lambda cfg: cfg.quality)
@@ -146,10 +145,8 @@ def utility(ctx: EvalContext) -> dict:
 def relearn(ctx: EvalContext) -> dict:
     """The relearning attack: fine-tune on half the forget facts, measure leaks on the other half."""
     cfg = ctx.cfg
-    control = [r for r in ctx.data.get("real", []) if r.task in ("generation", "cloze")]
-    keep = [r for r in ctx.limited.get("retain", ctx.data.get("retain", [])) if r.task == "generation"][:RELEARN_KEEP]
-    kept = {r.id for r in keep}
-    mix = [r for r in ctx.data.get("retain", []) if r.task in ("generation", "cloze") and r.id not in kept]
+    retain = ctx.data.get("retain", [])
+    control, keep, mix = relearn_records(retain, ctx.data.get("real", []), keep_from=ctx.limited.get("retain", retain))
     return relearn_attack(ctx.lm, ctx.forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
                           cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress, keep=keep,
                           mix=mix, mix_share=cfg.relearn_retain_mix)

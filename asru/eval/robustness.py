@@ -168,6 +168,22 @@ def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: i
     return mean_or_none([contains_answer(a, r.answer) for r, a in zip(free, answers)])
 
 
+RELEARN_KEEP = 48  # retain generation questions answered before and after each relearning attack
+
+
+def relearn_records(retain: Sequence[Record], real: Sequence[Record],
+                    keep_from: Sequence[Record] | None = None) -> tuple[list[Record], list[Record], list[Record]]:
+    """The relearning attack's other records: ``(control, keep, mix)``. Control = the free-text ``real``
+    questions (the unrelated data of the control attack); keep = the first :data:`RELEARN_KEEP` retain
+    generation questions of ``keep_from`` (``retain`` by default), answered before and after each attack;
+    mix = every other free-text retain question, the pool ``eval.relearn_retain_mix`` draws from."""
+    control = [r for r in real if r.task in ("generation", "cloze")]
+    keep = [r for r in (retain if keep_from is None else keep_from) if r.task == "generation"][:RELEARN_KEEP]
+    kept = {r.id for r in keep}
+    mix = [r for r in retain if r.task in ("generation", "cloze") and r.id not in kept]
+    return control, keep, mix
+
+
 def mixed_training_set(train: Sequence[Record], mix: Sequence[Record], share: float, seed: int = 0) -> list[Record]:
     """``train`` plus ``round(len(train) * share / (1 - share))`` records drawn from ``mix`` by ``seed`` (all of
     them at most), so that ``share`` of the result comes from ``mix``; ``train`` alone when ``share`` is 0 or
