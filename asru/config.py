@@ -298,6 +298,7 @@ class EvalConfig:
     relearn_steps: int = opt(10, "Relearning attack: optimisation steps (LoRA on the language model), for the attack and its control.")
     relearn_lr: float = opt(1e-3, "Relearning attack: learning rate.")
     relearn_lora_r: int = opt(8, "Relearning attack: LoRA rank.")
+    relearn_form: typing.Literal["teach", "qa"] = opt("teach", "Relearning attack data: teach (half A's facts in the benchmark's teaching sentences and renders, the form the model learnt them in, where the benchmark has a teach split; else its forget pairs) or qa (half A's forget question / answer pairs).")
     relearn_retain_mix: float = opt(0.0, "Relearning attack: share of each attack's training examples drawn from retain questions (not those it measures), for the attack and its control alike, so that a small attack set does not collapse the model into its answers. 0 = the attack data alone.")
     oracle: str | None = opt(None, "A model that never learnt the forget set (a directory or hub id; `asru-data oracle` builds the demo one): the forget split is also scored against it (forget_quality = KS-test p-value of truth ratios, oracle_agreement, oracle_refusal_gap, oracle_leak_gap, oracle_fluency_gap; docs/evaluation.md). None = off.")
     diagnostics: bool = opt(False, "Representation diagnostics (PCA, CKA, Fisher) with plots.")
@@ -314,8 +315,7 @@ class EvalConfig:
         check_choices(self, "eval")
         _check(bool(self.splits), "eval.splits must name at least one split")
         _check(self.max_new_tokens > 0 and self.batch_size > 0, "eval.max_new_tokens and eval.batch_size must be positive")
-        _check(self.relearn_steps > 0 and self.relearn_lr > 0 and self.relearn_lora_r > 0 and 0 <= self.relearn_retain_mix < 1,
-               "eval.relearn_steps, relearn_lr and relearn_lora_r must be positive, relearn_retain_mix in [0, 1)")
+        _check(self.relearn_steps > 0 and self.relearn_lr > 0 and self.relearn_lora_r > 0 and 0 <= self.relearn_retain_mix < 1, "eval.relearn_steps, relearn_lr and relearn_lora_r must be positive, relearn_retain_mix in [0, 1)")
         _check(self.diagnostics_samples >= 2, "eval.diagnostics_samples must be at least 2")
         _check(self.judge_samples > 0, "eval.judge_samples must be positive")
         _check(self.limit is None or self.limit > 0, "eval.limit must be positive (or None for all records)")

@@ -325,10 +325,11 @@ def _run_stages(cfg: RunConfig, target: Path, verbose: bool) -> dict:
         def eval_key(path: str) -> str:  # the model's inputs and its weights, the data and the scoring
             return fingerprint(_model_fingerprint(path), weights_digest(path), eval_fp)
 
-        metrics["before"] = _eval(cfg, vanilla, data, run / "eval" / "before", vanilla, cache_key=eval_key(vanilla))
+        scored = with_attack_data(cfg.eval, data, data_dir)
+        metrics["before"] = _eval(cfg, vanilla, scored, run / "eval" / "before", vanilla, cache_key=eval_key(vanilla))
         metrics["stages"] = {}
         for name, path in stage_models.items():
-            metrics["stages"][name] = _eval(cfg, path, data, run / "eval" / name, vanilla, cache_key=eval_key(path))
+            metrics["stages"][name] = _eval(cfg, path, scored, run / "eval" / name, vanilla, cache_key=eval_key(path))
         metrics["after"] = metrics["stages"][list(stage_models)[-1]] if stage_models else metrics["before"]
         timings["eval"] = round(time.time() - t, 1)
         metrics["targets"] = check_targets(metrics)
@@ -361,6 +362,14 @@ def _teach_split(data_dir: Path) -> dict:
     return load_benchmark(data_dir, ["teach"]) if "teach" in available_splits(data_dir) else {}
 
 
+def with_attack_data(eval_cfg, data: dict, data_dir: Path) -> dict:
+    """``data`` plus the benchmark's teach split when the relearning attack trains on it
+    (``eval.relearn_form: teach``); the evaluation scores only ``eval.splits``."""
+    if eval_cfg.relearn and eval_cfg.relearn_form == "teach":
+        return {**data, **_teach_split(data_dir)}
+    return data
+
+
 def _existing_demo(data_dir: Path, teach_cfg, alias: str = "demo") -> str:
     """The cached taught model ``alias`` of this benchmark and teach config, without building it (no teach stage)."""
     path = built_taught_model(alias, data_dir, teach_cfg)
@@ -380,7 +389,7 @@ def run_eval_only(cfg: RunConfig, model: str, output_dir: str | None, reference:
         out = prepare_run_dir(target, overwrite=overwrite)
         setup_logging(out, verbose)
         data_dir = ensure_data(cfg.data)
-        data = load_benchmark(data_dir, cfg.eval.splits)
+        data = with_attack_data(cfg.eval, load_benchmark(data_dir, cfg.eval.splits), data_dir)
         if model in TAUGHT_MODELS:  # this benchmark's own taught model where it is built, else the one built last
             model = str(built_taught_model(model, data_dir, cfg.teach) or model)
         metrics = evaluate(cfg.eval, model, data, out, reference_path=reference, model_cfg=cfg.model)

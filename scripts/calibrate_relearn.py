@@ -67,17 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lora-r", type=int, default=8, help="Attack LoRA rank.")
     p.add_argument("--retain-mixes", default="0",
                    help="Shares of each attack's examples drawn from other retain questions to try (comma-separated, each in [0, 1)).")
+    p.add_argument("--forms", default="teach",
+                   help="Attack data to try (comma-separated): teach (half A's facts in the benchmark's teaching sentences) or qa (its forget pairs).")
     p.add_argument("--min-rise", type=float, default=0.30, help="Held-out leak a suppressor must regain.")
     p.add_argument("--max-keep-drop", type=float, default=0.05, help="Largest retain-accuracy drop an attack may cause.")
-    p.add_argument("--data", help="Benchmark directory (default: the built-in synthetic benchmark).")
+    p.add_argument("--config", help="Run config whose benchmark and evaluation dtype the attack uses, as the evaluation does "
+                   "(default: the shipped preset).")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config override (repeatable), e.g. data.seed=5.")
     p.add_argument("--out", default="relearn_calibration.json", help="Where the JSON results go.")
     args = p.parse_args(argv)
 
-    from asru.config import DataConfig
-    from asru.core.models import load_model
+    from asru.cli import script_config
+    from asru.config import build_config
     from asru.core.rundir import atomic_write_json
     from asru.data.loaders import load_benchmark
     from asru.eval.robustness import relearn_attack, relearn_records
+    from asru.eval.runner import load_evaluated
     from asru.pipeline import ensure_data
 
     models = parse_models(args.model)
@@ -91,31 +96,37 @@ def main(argv: list[str] | None = None) -> int:
     if not mixes or min(mixes) < 0 or max(mixes) >= 1:
         raise SystemExit("--retain-mixes needs shares in [0, 1)")
     suppressors = [s.strip() for s in args.suppressors.split(",") if s.strip()]
-    data_dir = Path(args.data) if args.data else ensure_data(DataConfig())
+    cfg = build_config(script_config(args.config, args.set)[0])
+    data_dir = ensure_data(cfg.data)
+    forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+    if not forms or set(forms) - {"teach", "qa"}:
+        raise SystemExit("--forms takes teach and / or qa")
     data = load_benchmark(data_dir, ["forget", "retain", "real"])
+    teach = load_benchmark(data_dir, ["teach"])["teach"] if "teach" in forms else []
     control, keep, mix_pool = relearn_records(data["retain"], data["real"])
 
     rows = []
     for name, path in models.items():
-        lm = load_model(path)
-        for n, lr, mix in itertools.product(steps, lrs, mixes):
+        lm = load_evaluated(path, cfg.model, cfg.eval.dtype)
+        for form, n, lr, mix in itertools.product(forms, steps, lrs, mixes):
             out = relearn_attack(lm, data["forget"], control, steps=n, lr=lr, lora_r=args.lora_r, keep=keep, progress=True,
-                                 mix=mix_pool, mix_share=mix)
-            rows.append({"model": name, "steps": n, "lr": lr, "retain_mix": mix, **out})
+                                 mix=mix_pool, mix_share=mix, teach=teach if form == "teach" else ())
+            rows.append({"model": name, "form": form, "steps": n, "lr": lr, "retain_mix": mix, **out})
             print(json.dumps(rows[-1]), flush=True)
             atomic_write_json(Path(args.out), {"rows": rows, "finished": False})  # a stopped grid keeps its rows
-    budgets = sorted({(r["steps"], r["lr"], r["retain_mix"]) for r in rows})
-    ok = [b for b in budgets if usable([r for r in rows if (r["steps"], r["lr"], r["retain_mix"]) == b], suppressors,
+    budget = lambda r: (r["steps"], r["lr"], r["retain_mix"], r["form"])
+    budgets = sorted({budget(r) for r in rows})
+    ok = [b for b in budgets if usable([r for r in rows if budget(r) == b], suppressors,
                                        args.min_rise, args.max_keep_drop)]
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    print("| model | steps | lr | retain mix | held-out leak before | after attack | after control | retain before | after attack | after control |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | form | steps | lr | retain mix | held-out leak before | after attack | after control | retain before | after attack | after control |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['steps']} | {r['lr']:g} | {r['retain_mix']:g} | {fmt(r['relearn_leak_before'])} | {fmt(r['relearn_leak_rate'])} | "
+        print(f"| {r['model']} | {r['form']} | {r['steps']} | {r['lr']:g} | {r['retain_mix']:g} | {fmt(r['relearn_leak_before'])} | {fmt(r['relearn_leak_rate'])} | "
               f"{fmt(r['relearn_control_leak_rate'])} | {fmt(r['relearn_keep_acc_before'])} | {fmt(r['relearn_keep_acc'])} | "
               f"{fmt(r['relearn_control_keep_acc'])} |")
     pick = ok[0] if ok else None
-    print(f"usable budgets: {ok or 'none'}; recommended: " + (f"steps {pick[0]}, lr {pick[1]:g}, retain mix {pick[2]:g}" if pick else "none"))
+    print(f"usable budgets: {ok or 'none'}; recommended: " + (f"steps {pick[0]}, lr {pick[1]:g}, retain mix {pick[2]:g}, form {pick[3]}" if pick else "none"))
     atomic_write_json(Path(args.out), {"rows": rows, "finished": True, "usable": ok, "recommended": pick, "suppressors": suppressors,
                                        "min_rise": args.min_rise, "max_keep_drop": args.max_keep_drop})
     return 0

@@ -127,10 +127,11 @@ def evaluate_oracle(base: dict, oracle: str, vanilla: str | None, out_dir: Path)
     from asru.config import build_config
     from asru.data.loaders import load_benchmark
     from asru.eval.runner import evaluate
-    from asru.pipeline import ensure_data
+    from asru.pipeline import ensure_data, with_attack_data
 
     cfg = build_config(base)
-    data = load_benchmark(ensure_data(cfg.data), cfg.eval.splits)
+    data_dir = ensure_data(cfg.data)
+    data = with_attack_data(cfg.eval, load_benchmark(data_dir, cfg.eval.splits), data_dir)
     return evaluate(cfg.eval, oracle, data, out_dir, reference_path=vanilla, model_cfg=cfg.model)
 
 

@@ -11,6 +11,7 @@ from asru.eval.robustness import (
     relearn_attack,
     relearn_halves,
     relearn_records,
+    teaching_form,
 )
 
 
@@ -27,6 +28,34 @@ def test_relearn_halves_split_by_person_and_fact():
     assert len(a) == len(b) == 4
     key = lambda r: (r.person, r.fact)
     assert not {key(r) for r in a} & {key(r) for r in b}  # a fact is never in both halves
+
+
+def test_teaching_form_keeps_the_taught_sentences_of_the_halfs_facts():
+    half = text_qa("forget", "Aldric Ashgrove", n=2)  # birthplace and occupation
+    teach = [rec("t1", answer="Aldric Ashgrove was born in Oslo.", person="Aldric Ashgrove", fact="birthplace", split="teach"),
+             rec("t2", answer="Aldric Ashgrove is a baker.", person="Aldric Ashgrove", fact="occupation", split="teach"),
+             rec("t3", answer="Aldric Ashgrove plays chess.", person="Aldric Ashgrove", fact="hobby", split="teach"),
+             rec("t4", answer="Brenna was born in Oslo.", person="Brenna Coldridge", fact="birthplace", split="teach"),
+             rec("t5", task="classification", person="Aldric Ashgrove", fact="occupation", split="teach")]
+    assert [r.id for r in teaching_form(half, teach)] == ["t1", "t2"]  # the half's (person, fact) groups, free text only
+    assert teaching_form(half, []) == []
+
+
+def test_relearn_attack_trains_on_the_teaching_form_when_given(tiny_llama, monkeypatch):
+    import asru.eval.robustness as robustness
+
+    forget = text_qa("forget", "Aldric Ashgrove") + text_qa("forget", "Brenna Coldridge")
+    half_a, _ = relearn_halves(forget)
+    taught = [rec(f"t-{r.id}", answer=f"The answer is {r.answer}.", person=r.person, fact=r.fact, split="teach") for r in half_a]
+    seen = []
+    real_attack = robustness._attack
+    monkeypatch.setattr(robustness, "_attack", lambda lm, train, *a: seen.append([r.id for r in train]) or real_attack(lm, train, *a))
+    relearn_attack(tiny_llama, forget, text_qa("real", "Someone Else"), steps=1, lr=1e-2, lora_r=2, max_new_tokens=4,
+                   batch_size=4, teach=taught)
+    assert seen[0] == [r.id for r in taught]  # the attack: half A's facts in their teaching sentences
+    assert len(seen[1]) == len(taught) and seen[1][0].startswith("real-")  # the control: the same number of unrelated ones
+    relearn_attack(tiny_llama, forget, [], steps=1, lr=1e-2, lora_r=2, max_new_tokens=4, batch_size=4)
+    assert seen[2] == [r.id for r in half_a]  # without teaching data: half A's forget pairs
 
 
 def test_relearn_attack_restores_model(tiny_llama):

@@ -145,3 +145,18 @@ def test_evaluate_against_an_oracle(tiny_llava_path, bench, tmp_path):
 def test_relearn_budget_of_zero_or_a_bad_retain_mix_is_refused(bad):
     with pytest.raises(AsruError, match="relearn"):
         EvalConfig(**bad)
+
+
+def test_the_relearning_attack_gets_the_teach_split_only_when_it_trains_on_it(tmp_path):
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+    from asru.pipeline import with_attack_data
+
+    generate_benchmark(tmp_path, people=4, seed=0, overwrite=True)
+    data = load_benchmark(tmp_path, ["forget", "retain"])
+    scored = with_attack_data(EvalConfig(relearn=True), data, tmp_path)
+    assert list(scored) == ["forget", "retain", "teach"] and scored["teach"]
+    assert with_attack_data(EvalConfig(relearn=True, relearn_form="qa"), data, tmp_path) is data
+    assert with_attack_data(EvalConfig(relearn=False), data, tmp_path) is data
+    with pytest.raises(AsruError, match="relearn_form"):
+        EvalConfig(relearn_form="sentences")

@@ -158,6 +158,14 @@ def relearn_halves(forget: Sequence[Record]) -> tuple[list[Record], list[Record]
     return a, b
 
 
+def teaching_form(half: Sequence[Record], teach: Sequence[Record]) -> list[Record]:
+    """The ``teach`` records of the (person, fact) groups in ``half``: the same facts in the sentences the
+    model learnt them from (``"Liora Blackmere was born in Dublin."``, new renders of the portrait), so an
+    attack on them asks the model for nothing but the facts; ``[]`` when the teaching data has none of them."""
+    keys = {(r.person or "", r.fact or r.id) for r in half}
+    return [r for r in teach if (r.person or "", r.fact or r.id) in keys and r.task in FREE_TEXT_TASKS]
+
+
 def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: int, progress: bool, desc: str) -> float | None:
     """Share of the free-text records whose greedy answer contains the ground truth (leak on forget records,
     accuracy on kept ones); None without free-text records."""
@@ -209,13 +217,15 @@ def _attack(lm, train: Sequence[Record], steps: int, lr: float, r: int, seed: in
 
 def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], steps: int = 10, lr: float = 1e-3,
                    lora_r: int = 8, seed: int = 0, max_new_tokens: int = 32, batch_size: int = 16, progress: bool = False,
-                   keep: Sequence[Record] = (), mix: Sequence[Record] = (), mix_share: float = 0.0) -> dict:
+                   keep: Sequence[Record] = (), mix: Sequence[Record] = (), mix_share: float = 0.0,
+                   teach: Sequence[Record] = ()) -> dict:
     """The relearning attack and its control (see the module docstring). ``lm.model`` is restored afterwards.
 
     ``keep`` (e.g. retain questions) is answered before and after each attack: an attack that recovers the
     held-out half by wrecking the model shows as a drop there (``relearn_keep_acc*``). With ``mix_share`` > 0,
     that share of each attack's (and the control's) training examples comes from ``mix`` (other retain
-    questions): :func:`mixed_training_set`."""
+    questions): :func:`mixed_training_set`. With ``teach`` (the benchmark's teaching records), the attack
+    trains on half A's facts in their teaching form (:func:`teaching_form`) instead of its forget pairs."""
     from dataclasses import replace
 
     half_a, half_b = relearn_halves(forget)
@@ -228,9 +238,10 @@ def relearn_attack(lm, forget: Sequence[Record], control: Sequence[Record], step
     out["relearn_keep_acc_before"] = _leak_rate(lm, keep, max_new_tokens, batch_size, progress, "relearn keep before")
     base = lm.model
     grad_flags = {name: prm.requires_grad for name, prm in base.named_parameters()}
-    runs = [("relearn_leak_rate", "relearn_keep_acc", half_a)]
+    train_a = teaching_form(half_a, teach) or half_a
+    runs = [("relearn_leak_rate", "relearn_keep_acc", train_a)]
     if control:
-        runs.append(("relearn_control_leak_rate", "relearn_control_keep_acc", list(control)[: max(len(half_a), 1)]))
+        runs.append(("relearn_control_leak_rate", "relearn_control_keep_acc", list(control)[: max(len(train_a), 1)]))
     for key, keep_key, train in runs:
         model = _attack(lm, mixed_training_set(train, mix, mix_share, seed), steps, lr, lora_r, seed, batch_size)
         try:

@@ -73,7 +73,9 @@ def usable(records: list[Record], is_vlm: bool, split: str = "") -> list[Record]
     return kept
 
 
-def _load(path: str, cfg_model=None, dtype: str | None = None):
+def load_evaluated(path: str, cfg_model=None, dtype: str | None = None):
+    """The model at ``path`` as the evaluation loads it: the run's model settings (device, dtype,
+    ``trust_remote_code``), with ``dtype`` (``eval.dtype``) winning when given."""
     kw = {}
     if cfg_model is not None:
         kw = {"dtype": cfg_model.dtype, "device": cfg_model.device, "trust_remote_code": cfg_model.trust_remote_code}
@@ -139,12 +141,12 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
         check_model_dir(reference_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lm = _load(model_path, model_cfg, cfg.dtype)
+    lm = load_evaluated(model_path, model_cfg, cfg.dtype)
     same_ref = not reference_path or Path(str(reference_path)).resolve() == Path(str(model_path)).resolve()
     need_ref = cfg.quality or cfg.diagnostics
     ref = None
     if need_ref and not same_ref:
-        ref = _load(reference_path, model_cfg, cfg.dtype)
+        ref = load_evaluated(reference_path, model_cfg, cfg.dtype)
     timings: dict[str, float] = {}
     results: dict[str, dict] = {}
     rows = []
