@@ -142,3 +142,14 @@ def test_relearn_records_keep_and_mix_are_disjoint():
     assert [r.id for r in control] == [r.id for r in real[:2]]  # free-text questions only
     assert keep == retain[:3] and mix == retain[3:]  # what the attack measures is never trained on
     assert relearn_records(retain, real)[1] == retain  # keep_from defaults to retain (under RELEARN_KEEP records)
+
+
+def test_relearn_control_on_the_teaching_form_is_other_facts_of_retained_people():
+    retain = text_qa("retain", "Kept Person", n=2)  # asks birthplace and occupation
+    forget = text_qa("forget", "Aldric Ashgrove")
+    teach = [rec(f"t-{p}-{f}", answer=f"{p}: {f}.", person=p, fact=f, split="teach")
+             for p in ("Kept Person", "Aldric Ashgrove", "Unknown Person") for f in ("birthplace", "occupation", "hobby")]
+    control, keep, _ = relearn_records(retain, text_qa("real", "Someone Else"), teach=teach, forget=forget)
+    # the retained person's facts that keep does not ask; never a forget person's, never an unknown person's refusals
+    assert [r.id for r in control] == ["t-Kept Person-hobby"] and keep == retain
+    assert relearn_records(retain, text_qa("real", "Someone Else"), forget=forget)[0][0].split == "real"  # no teach split

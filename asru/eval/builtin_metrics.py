@@ -146,8 +146,9 @@ def relearn(ctx: EvalContext) -> dict:
     """The relearning attack: fine-tune on half the forget facts, measure leaks on the other half."""
     cfg = ctx.cfg
     retain = ctx.data.get("retain", [])
-    control, keep, mix = relearn_records(retain, ctx.data.get("real", []), keep_from=ctx.limited.get("retain", retain))
+    teach = ctx.data.get("teach", []) if cfg.relearn_form == "teach" else []
+    control, keep, mix = relearn_records(retain, ctx.data.get("real", []), keep_from=ctx.limited.get("retain", retain),
+                                         teach=teach, forget=ctx.forget)
     return relearn_attack(ctx.lm, ctx.forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,
                           cfg.seed, cfg.max_new_tokens, cfg.batch_size, cfg.progress, keep=keep,
-                          mix=mix, mix_share=cfg.relearn_retain_mix,
-                          teach=ctx.data.get("teach", []) if cfg.relearn_form == "teach" else ())
+                          mix=mix, mix_share=cfg.relearn_retain_mix, teach=teach)

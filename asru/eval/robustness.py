@@ -16,7 +16,9 @@
 * **Relearning attack** (REFERENCE.md section 4): forget records are grouped by (person, fact) and the
   groups alternate into halves A and B. A LoRA copy of the model is fine-tuned for ``eval.relearn_steps``
   steps on A's (question, answer) pairs; the leak rate is then measured on B's free-text questions,
-  whose facts were never in the attack data. Control: the same budget on unrelated ``real`` QA. With
+  whose facts were never in the attack data (``eval.relearn_form``: A's facts in the benchmark's teaching
+  sentences, or its forget pairs). Control: the same budget on unrelated data (other people's teaching
+  sentences, or ``real`` QA without a teach split). With
   ``eval.relearn_retain_mix`` > 0, that share of both training sets is other retain questions, so a small
   attack set does not collapse the model into its own answers.
   Metrics: ``relearn_leak_before`` (B, no attack), ``relearn_leak_rate`` (after the attack),
@@ -179,16 +181,24 @@ def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: i
 RELEARN_KEEP = 48  # retain generation questions answered before and after each relearning attack
 
 
-def relearn_records(retain: Sequence[Record], real: Sequence[Record],
-                    keep_from: Sequence[Record] | None = None) -> tuple[list[Record], list[Record], list[Record]]:
-    """The relearning attack's other records: ``(control, keep, mix)``. Control = the free-text ``real``
-    questions (the unrelated data of the control attack); keep = the first :data:`RELEARN_KEEP` retain
-    generation questions of ``keep_from`` (``retain`` by default), answered before and after each attack;
-    mix = every other free-text retain question, the pool ``eval.relearn_retain_mix`` draws from."""
-    control = [r for r in real if r.task in ("generation", "cloze")]
+def relearn_records(retain: Sequence[Record], real: Sequence[Record], keep_from: Sequence[Record] | None = None,
+                    teach: Sequence[Record] = (), forget: Sequence[Record] = ()) -> tuple[list[Record], list[Record], list[Record]]:
+    """The relearning attack's other records: ``(control, keep, mix)``. Keep = the first :data:`RELEARN_KEEP`
+    retain generation questions of ``keep_from`` (``retain`` by default), answered before and after each
+    attack; mix = every other free-text retain question, the pool ``eval.relearn_retain_mix`` draws from.
+    Control = the unrelated data of the control attack: with ``teach`` (an attack on the teaching form), the
+    teaching sentences of the retained people (those ``retain`` asks about, none of ``forget``'s; not the
+    refusals taught for unknown people) about facts ``keep`` does not ask, in a seeded order, so the control
+    differs from the attack only in which facts it holds; else the free-text ``real`` questions."""
     keep = [r for r in (retain if keep_from is None else keep_from) if r.task == "generation"][:RELEARN_KEEP]
     kept = {r.id for r in keep}
     mix = [r for r in retain if r.task in ("generation", "cloze") and r.id not in kept]
+    retained = {r.person for r in retain if r.person} - {r.person for r in forget}
+    asked = {(r.person, r.fact) for r in keep}
+    control = [r for r in teach if r.task in FREE_TEXT_TASKS and r.person in retained and (r.person, r.fact) not in asked]
+    random.Random(0).shuffle(control)
+    if not control:
+        control = [r for r in real if r.task in ("generation", "cloze")]
     return control, keep, mix
 
 
