@@ -295,7 +295,7 @@ class EvalConfig:
     utility: bool = opt(False, "Model utility as open-unlearning reports it: the harmonic mean of answer probability, ROUGE-L recall and truth ratio on the retain and real splits (model_utility in the forget results; docs/evaluation.md; compare_methods.py turns it on).")
     robustness: bool = opt(True, "Paraphrased and image-only questions about the forget set (leak and refusal rates).")
     relearn: bool = opt(False, "Relearning attack (fine-tune on half the forget set, measure the other half).")
-    relearn_steps: int = opt(10, "Relearning attack: optimisation steps (LoRA on the language model), for the attack and its control.")
+    relearn_steps: int = opt(15, "Relearning attack: optimisation steps (LoRA on the language model), for the attack and its control; 15 at lr 1e-3 on the teaching form is the calibrated budget on the demo VLM (docs/results/2026-12-07-relearn-calibration.md).")
     relearn_lr: float = opt(1e-3, "Relearning attack: learning rate.")
     relearn_lora_r: int = opt(8, "Relearning attack: LoRA rank.")
     relearn_form: typing.Literal["teach", "qa"] = opt("teach", "Relearning attack data: teach (half A's facts in the benchmark's teaching sentences and renders, the form the model learnt them in, where the benchmark has a teach split; else its forget pairs) or qa (half A's forget question / answer pairs).")
