@@ -42,7 +42,7 @@ def test_teaching_form_keeps_the_taught_sentences_of_the_halfs_facts():
 
 
 def test_relearn_attack_trains_on_the_teaching_form_when_given(tiny_llama, monkeypatch):
-    import asru.eval.robustness as robustness
+    from asru.eval import robustness
 
     forget = text_qa("forget", "Aldric Ashgrove") + text_qa("forget", "Brenna Coldridge")
     half_a, _ = relearn_halves(forget)
