@@ -173,8 +173,22 @@ def rows_from_raw(raw: dict) -> list[dict]:
                    for m, v in raw.get("methods", {}).items()]
 
 
+NOTES_HEADING = "## Reading"
+
+
+def kept_notes(md: Path) -> str:
+    """The hand-written part of an earlier ``<stem>.md``: from its :data:`NOTES_HEADING` line to the end
+    (``""`` when there is none), so that regenerating the tables keeps what people wrote about them."""
+    if not md.is_file():
+        return ""
+    text = md.read_text()
+    at = text.find(f"\n{NOTES_HEADING}\n")
+    return text[at + 1 :] if at >= 0 else ""
+
+
 def write_results(rows: list[dict], raw: dict, docs: Path, stem: str) -> None:
-    """``<stem>.md`` (the short table, then every column) and ``<stem>.png`` in ``docs``."""
+    """``<stem>.md`` (the short table, then every column, then the earlier file's notes: :func:`kept_notes`)
+    and ``<stem>.png`` in ``docs``."""
     from asru.core.rundir import atomic_write_text
 
     overrides = ", ".join(raw.get("overrides") or []) or "none"
@@ -189,13 +203,14 @@ def write_results(rows: list[dict], raw: dict, docs: Path, stem: str) -> None:
          "refusal naturalness = mean of refusal diversity and contextual refusals; MIA AUC near 0.5 = the forget set "
          "looks like unseen data. The oracle is the demo recipe taught without the forget people: forget quality = "
          "KS-test p-value of the truth ratios against it (docs/evaluation.md), agreement = answers the judge puts in the "
-         "same class as the oracle's. Relearning: LoRA fine-tune on half the forget facts, leak on the other (held-out) half; the "
-         "control attack spends the same budget on unrelated questions; retain acc after relearning = retain answers kept by the "
-         "attacked model. Minutes = the method's stages (as long as each took when it ran) plus its evaluation and export."),
+         "same class as the oracle's. Relearning: LoRA fine-tune on half the forget facts (in the benchmark's teaching sentences), "
+         "leak on the other (held-out) half; the control attack spends the same budget on other people's facts; retain acc after "
+         "relearning = retain answers kept by the attacked model. Minutes = the method's stages (as long as each took when it ran) plus its evaluation and export."),
         "", markdown_table(rows, SUMMARY), "", "Every column:", "",
         markdown_table(rows), "", f"![forget vs retain vs quality]({stem}.png)", "",
     ])
-    atomic_write_text(docs / f"{stem}.md", text)
+    notes = kept_notes(docs / f"{stem}.md")
+    atomic_write_text(docs / f"{stem}.md", text + ("\n" + notes if notes else ""))
     scatter(rows, docs / f"{stem}.png")
     print(markdown_table(rows, SUMMARY))
     print(f"wrote {docs / (stem + '.md')} and {docs / (stem + '.png')}")

@@ -59,6 +59,13 @@ def test_render_rebuilds_the_tables_from_the_raw_json(tmp_path):
     assert short.count("|") == len(cm.SUMMARY) + 3  # method, the summary columns, minutes
     assert "| oracle (never taught the forget people) | 0.00 | 0.80 |" in text and "| npo | 0.25 | - |" in text
     assert (tmp_path / "2026-12-07-compare-methods.png").is_file()
+    # what people wrote under the tables survives a re-render; the tables are regenerated
+    md = tmp_path / "2026-12-07-compare-methods.md"
+    md.write_text(text.replace("| npo | 0.25 |", "| npo | 0.99 |") + "\n## Reading\n\n- npo leaks a quarter.\n")
+    assert cm.main(["--render", str(f)]) == 0
+    again = md.read_text()
+    assert again.endswith("## Reading\n\n- npo leaks a quarter.\n") and again.count("## Reading") == 1
+    assert "| npo | 0.25 | - |" in again and "0.99" not in again
     with pytest.raises(SystemExit, match="does not exist"):
         cm.main(["--render", str(tmp_path / "missing.json")])
 
