@@ -57,7 +57,7 @@ COLUMNS = (
 
 
 SUMMARY = ("forget leak ↓", "forget refusal ↑", "forget identity leak ↓", "forget quality vs oracle ↑",
-           "answers agree with oracle ↑", "relearn leak ↓", "retain acc ↑", "real acc ↑", "model utility ↑", "fluency ↑",
+           "answers agree with oracle ↑", "held-out leak before relearning", "relearn leak ↓", "retain acc ↑", "real acc ↑", "model utility ↑", "fluency ↑",
            "MIA AUC (0.5)")
 """The columns of the short table at the top of the results file (the one the README quotes)."""
 
