@@ -173,6 +173,18 @@ def rows_from_raw(raw: dict) -> list[dict]:
                    for m, v in raw.get("methods", {}).items()]
 
 
+def shown_path(path: str | None) -> str | None:
+    """``path`` as the results file names it: relative to the checkout it lies in (a shipped preset reads
+    ``configs/default.yaml`` wherever the checkout is), else as given."""
+    if not path:
+        return path
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return path
+
+
 NOTES_HEADING = "## Reading"
 
 
@@ -254,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     docs.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y-%m-%d')}-compare-methods"
     rows: list[dict] = []
-    raw: dict = {"methods": {}, "overrides": args.set, "config": config_file, "generated": time.strftime("%Y-%m-%d %H:%M")}
+    raw: dict = {"methods": {}, "overrides": args.set, "config": shown_path(config_file), "generated": time.strftime("%Y-%m-%d %H:%M")}
     oracle = None if args.no_oracle else build_oracle(base)
     if oracle:
         base["eval"]["oracle"] = oracle

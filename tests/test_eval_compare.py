@@ -1,5 +1,6 @@
 """scripts/compare_methods.py: override parsing, the markdown table and the scatter plot (no training)."""
 
+from pathlib import Path
 
 import pytest
 from script_loader import load_script
@@ -74,3 +75,9 @@ def test_cost_counts_reused_stages_as_they_ran():
     # a resumed run: steering and GRPO reused (their recorded seconds), evaluation and export of this run
     assert cm.cost_minutes({"vanilla": 0.0, "steer": 600.0, "rl": 300.0, "eval": 240.0, "export": 6.0, "total": 250.0}) == pytest.approx(19.1)
     assert cm.cost_minutes({}) is None and cm.cost_minutes(None) is None
+
+
+def test_the_results_name_a_shipped_config_relative_to_the_checkout(tmp_path):
+    root = Path(cm.__file__).resolve().parents[1]
+    assert cm.shown_path(str(root / "configs" / "default.yaml")) == "configs/default.yaml"
+    assert cm.shown_path(str(tmp_path / "mine.yaml")) == str(tmp_path / "mine.yaml") and cm.shown_path(None) is None
