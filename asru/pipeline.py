@@ -364,7 +364,7 @@ def _teach_split(data_dir: Path) -> dict:
 
 def with_attack_data(eval_cfg, data: dict, data_dir: Path) -> dict:
     """``data`` plus the benchmark's teach split when the relearning attack trains on it
-    (``eval.relearn_form: teach``); the evaluation scores only ``eval.splits``."""
+    (``eval.relearn_form: teach``); :func:`asru.eval.runner.evaluate` keeps it apart from the scored splits."""
     if eval_cfg.relearn and eval_cfg.relearn_form == "teach":
         return {**data, **_teach_split(data_dir)}
     return data

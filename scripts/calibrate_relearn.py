@@ -103,15 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--forms takes teach and / or qa")
     data = load_benchmark(data_dir, ["forget", "retain", "real"])
     teach = load_benchmark(data_dir, ["teach"])["teach"] if "teach" in forms else []
+    taught = {form: teach if form == "teach" else [] for form in forms}
+    records = {form: relearn_records(data["retain"], data["real"], teach=taught[form], forget=data["forget"]) for form in forms}
 
     rows = []
     for name, path in models.items():
         lm = load_evaluated(path, cfg.model, cfg.eval.dtype)
         for form, n, lr, mix in itertools.product(forms, steps, lrs, mixes):
-            taught = teach if form == "teach" else []
-            control, keep, mix_pool = relearn_records(data["retain"], data["real"], teach=taught, forget=data["forget"])
+            control, keep, mix_pool = records[form]
             out = relearn_attack(lm, data["forget"], control, steps=n, lr=lr, lora_r=args.lora_r, keep=keep, progress=True,
-                                 mix=mix_pool, mix_share=mix, teach=taught)
+                                 mix=mix_pool, mix_share=mix, teach=taught[form])
             rows.append({"model": name, "form": form, "steps": n, "lr": lr, "retain_mix": mix, **out})
             print(json.dumps(rows[-1]), flush=True)
             atomic_write_json(Path(args.out), {"rows": rows, "finished": False})  # a stopped grid keeps its rows

@@ -160,3 +160,19 @@ def test_the_relearning_attack_gets_the_teach_split_only_when_it_trains_on_it(tm
     assert with_attack_data(EvalConfig(relearn=False), data, tmp_path) is data
     with pytest.raises(AsruError, match="relearn_form"):
         EvalConfig(relearn_form="sentences")
+
+
+def test_a_teach_entry_trains_the_relearning_attack_and_is_never_scored(tiny_llava_path, tmp_path, monkeypatch):
+    from asru.data.loaders import load_benchmark
+    from asru.data.synthetic import generate_benchmark
+    from asru.eval import builtin_metrics
+
+    generate_benchmark(tmp_path / "b", people=4, seed=0, overwrite=True)
+    data = load_benchmark(tmp_path / "b", ["forget", "retain", "real", "teach"])
+    seen = {}
+    monkeypatch.setattr(builtin_metrics, "relearn_attack", lambda *a, **kw: seen.update(kw) or {"relearn_leak_rate": 0.5})
+    cfg = EvalConfig(max_new_tokens=2, batch_size=8, limit=4, progress=False, quality=False, robustness=False, mia=False,
+                     relearn=True, splits=["forget"])
+    m = evaluate(cfg, str(tiny_llava_path), data, tmp_path / "eval")
+    assert list(m) == ["forget"] and m["forget"]["relearn_leak_rate"] == 0.5
+    assert seen["teach"] == data["teach"]

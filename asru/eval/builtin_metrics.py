@@ -76,7 +76,7 @@ def forgotten_people(ctx: EvalContext) -> dict:
 def mia(ctx: EvalContext) -> dict:
     """Membership inference (loss, min-k%, zlib and, with ``eval.oracle``, reference-model AUCs) of the
     forget split against counterfactual answers."""
-    pool = [r for s, recs in ctx.data.items() if s not in ("forget", "teach") for r in recs]
+    pool = [r for s, recs in ctx.data.items() if s != "forget" for r in recs]
     reference = _oracle_model(ctx.cfg.oracle, ctx.cfg.dtype) if ctx.cfg.oracle else None
     return membership_inference(ctx.lm, ctx.forget, pool, ctx.cfg.batch_size, ctx.cfg.seed, reference=reference)
 
@@ -133,7 +133,7 @@ def utility(ctx: EvalContext) -> dict:
         if split not in ctx.answered:
             continue
         records, answers = ctx.answered[split]
-        pool = [r for s, recs in ctx.data.items() if s not in (split, "forget", "teach") for r in recs]
+        pool = [r for s, recs in ctx.data.items() if s not in (split, "forget") for r in recs]
         out.update(split_utility(ctx.lm, split, records, answers, ctx.data.get(split, []), pool,
                                  batch_size=ctx.cfg.batch_size, seed=ctx.cfg.seed))
     parts = [out.get(f"utility_{s}_{k}") for s in UTILITY_SPLITS for k in ("prob", "rouge", "truth_ratio")]
@@ -146,7 +146,7 @@ def relearn(ctx: EvalContext) -> dict:
     """The relearning attack: fine-tune on half the forget facts, measure leaks on the other half."""
     cfg = ctx.cfg
     retain = ctx.data.get("retain", [])
-    teach = ctx.data.get("teach", []) if cfg.relearn_form == "teach" else []
+    teach = ctx.teach if cfg.relearn_form == "teach" else []
     control, keep, mix = relearn_records(retain, ctx.data.get("real", []), keep_from=ctx.limited.get("retain", retain),
                                          teach=teach, forget=ctx.forget)
     return relearn_attack(ctx.lm, ctx.forget, control, cfg.relearn_steps, cfg.relearn_lr, cfg.relearn_lora_r,

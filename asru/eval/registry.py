@@ -39,6 +39,8 @@ class EvalContext:
     answers: list[str] = field(default_factory=list)
     # every split scored so far: (its free-text records, the model's answers to them)
     answered: dict[str, tuple[list[Record], list[str]]] = field(default_factory=dict)
+    # the benchmark's teach split when the caller passed one: training data of the relearning attack, never scored
+    teach: list[Record] = field(default_factory=list)
 
     @property
     def forget(self) -> list[Record]:

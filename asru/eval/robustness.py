@@ -151,12 +151,17 @@ def image_only_robustness(lm, forget: Sequence[Record], max_new_tokens: int = 32
             "image_only_identity_leak_rate": mean_or_none([v.identity_leak for v in verdicts])}
 
 
+def _fact_key(r: Record) -> tuple[str, str]:
+    """The (person, fact) group of a record; a record without a fact is a group of its own."""
+    return (r.person or "", r.fact or r.id)
+
+
 def relearn_halves(forget: Sequence[Record]) -> tuple[list[Record], list[Record]]:
     """Split forget records into halves A / B by alternating (person, fact) groups (sorted, deterministic)."""
-    keys = sorted({(r.person or "", r.fact or r.id) for r in forget})
+    keys = sorted({_fact_key(r) for r in forget})
     in_a = {k for i, k in enumerate(keys) if i % 2 == 0}
-    a = [r for r in forget if (r.person or "", r.fact or r.id) in in_a]
-    b = [r for r in forget if (r.person or "", r.fact or r.id) not in in_a]
+    a = [r for r in forget if _fact_key(r) in in_a]
+    b = [r for r in forget if _fact_key(r) not in in_a]
     return a, b
 
 
@@ -164,8 +169,8 @@ def teaching_form(half: Sequence[Record], teach: Sequence[Record]) -> list[Recor
     """The ``teach`` records of the (person, fact) groups in ``half``: the same facts in the sentences the
     model learnt them from (``"Liora Blackmere was born in Dublin."``, new renders of the portrait), so an
     attack on them asks the model for nothing but the facts; ``[]`` when the teaching data has none of them."""
-    keys = {(r.person or "", r.fact or r.id) for r in half}
-    return [r for r in teach if (r.person or "", r.fact or r.id) in keys and r.task in FREE_TEXT_TASKS]
+    keys = {_fact_key(r) for r in half}
+    return [r for r in teach if _fact_key(r) in keys and r.task in FREE_TEXT_TASKS]
 
 
 def _leak_rate(lm, records: Sequence[Record], max_new_tokens: int, batch_size: int, progress: bool, desc: str) -> float | None:

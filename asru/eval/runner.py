@@ -131,7 +131,8 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
 
     ``reference_path`` (the original / vanilla model) scores fluency and is the reference of the
     diagnostics; without it the evaluated model scores its own fluency and diagnostics are skipped.
-    ``model_cfg`` (a ModelConfig) sets dtype / device for loading.
+    ``model_cfg`` (a ModelConfig) sets dtype / device for loading. A ``"teach"`` entry of ``data`` is never
+    scored: it reaches the metrics as ``EvalContext.teach``, the relearning attack's training data.
     """
     t_start = time.time()
     splits = list(cfg.splits)
@@ -151,7 +152,8 @@ def evaluate(cfg, model_path: str, data: dict[str, list[Record]], out_dir: Path,
     results: dict[str, dict] = {}
     rows = []
     limited = {s: subsample(usable(data[s], lm.is_vlm, s), cfg.limit) for s in splits}
-    ctx = EvalContext(cfg=cfg, lm=lm, ref=ref, data=data, limited=limited, out_dir=out_dir)
+    scored = {s: recs for s, recs in data.items() if s != "teach"}
+    ctx = EvalContext(cfg=cfg, lm=lm, ref=ref, data=scored, limited=limited, out_dir=out_dir, teach=list(data.get("teach", [])))
     answer_metrics = active_metrics(cfg, "answers")
 
     for split in splits:
