@@ -2,8 +2,9 @@
 """The steering stage with fixed settings and with the steering search, side by side in one run.
 
 Runs the data, teach and steer stages twice on the same model and benchmark (the preset of the model, or
-``--config``): once as configured (the preset's fixed layers and ``coeff``), once with ``steer.search`` on and
-the fixed layers cleared, each in its own run directory under ``--runs``. Prints each steering stage's
+``--config``): once with fixed layers (``--fixed-layers``, the demo VLM's hand-tuned pair by default) and the
+config's ``coeff``, once with ``steer.search`` on and the fixed layers cleared, each in its own run directory
+under ``--runs``. Prints each steering stage's
 minutes and their ratio (the search's cost, the figure the search must keep within 1.3x), the search's
 choice, and both stages' before/after tables; writes ``steer_search.json`` to ``--runs``.
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="Base config YAML (default: the shipped preset of the model).")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="Config override for both runs (repeatable).")
+    p.add_argument("--fixed-layers", default="15,23", help="The fixed side's steer.layers (default: the demo VLM's hand-tuned pair).")
     p.add_argument("--runs", default="runs/steer-search", help="Parent directory of the two run directories.")
     p.add_argument("--resume", action="store_true", help="Reuse finished stages of existing run directories.")
     args = p.parse_args(argv)
@@ -64,11 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     from asru.core.rundir import atomic_write_json
 
     base, config_file = script_config(args.config, args.set)
+    try:
+        layers = [int(x) for x in args.fixed_layers.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--fixed-layers {args.fixed_layers!r}: give layer numbers separated by commas, e.g. 15,23") from None
+    if not layers:
+        raise SystemExit("--fixed-layers: give at least one layer, e.g. 15,23")
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     t = time.time()
     try:
-        fixed = run_steering(base, runs / "fixed", args.resume)
+        fixed = run_steering(merge(base, {"steer": {"layers": layers, "layer": None, "search": False}}), runs / "fixed", args.resume)
         searched = run_steering(merge(base, {"steer": {"layers": [], "layer": None, "search": True}}), runs / "search", args.resume)
     except AsruError as exc:
         raise SystemExit(f"asru: error: {exc}") from None
