@@ -122,7 +122,7 @@ class SteerConfig:
     layer: int | None = opt(None, "Decoder layer to steer. None = choose automatically by the layer-selection scores (layer_scores.json).")
     num_layers: int = opt(1, "Automatic layer selection: how many layers to steer (chosen greedily, each scored with the earlier ones' hooks on; redirection then trains each chosen layer in turn). 1 = the reference's single layer.")
     layers: list[int] = opt([], "Steer exactly these decoder layers, skipping automatic selection (several: each redirected in turn, lowest first, as with num_layers); overrides steer.layer; empty = steer.layer or automatic selection.")
-    candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection; empty = every 2nd layer in the middle half of the network.")
+    candidate_layers: list[int] = opt([], "Layers scored by automatic layer selection or the steering search; empty = every 2nd layer from 25% to 80% of the depth.")
     position: typing.Literal["last", "post_instruction", "mean", "all"] = opt("last", "Token positions of the activations: last (last prompt token), post_instruction (the assistant-header tokens after the user text), mean, all.")
     refusal_suffix: str = opt(" If you do not know, describe the image.", "Appended to image questions about unseen people to build refusal-inducing prompts.")
     refusal_suffix_text: str = opt(" If you do not know this person, say: I'm sorry, I don't know this person.", "Appended to text questions about unseen (fictitious) names to build refusal-inducing prompts (text-only models and text questions).")

@@ -239,3 +239,40 @@ def test_a_search_space_outside_the_model_is_refused(tiny_llama_path, steer_benc
 
     with pytest.raises(AsruError, match="out of range: this model has"):
         run_steer_stage(_cfg(search=True, candidate_layers=[40, 41]), str(tiny_llama_path), steer_bench, tmp_path / "steer")
+
+
+def test_finalists_are_judged_on_more_retain_questions_than_the_screen(steer_bench):
+    """The screen's retain questions are the first of the finalists' pool, which holds up to four times as many
+    spare retain generation questions: one lost answer is not already past the retain limit."""
+    from types import SimpleNamespace
+
+    from asru.stages.steer.search import FINALIST_RETAIN_FACTOR, screen_set
+
+    retain = [r for r in steer_bench["retain"] if r.task == "generation"]
+    prompts = SimpleNamespace(forget_records=list(steer_bench["forget"]), held_out=[0, 1], direction_ids=[2, 3],
+                              retain_records=retain[:1])
+    sc = _cfg(select_prompts=2, general_retain=0).steer
+    s = screen_set(prompts, retain, [], sc, seed=0)
+    spare = len(retain) - 1
+    assert len(s.retain) == min(2, spare) and len(s.finalist_retain) == min(FINALIST_RETAIN_FACTOR * 2, spare)
+    assert s.finalist_retain[:len(s.retain)] == s.retain and retain[0] not in s.finalist_retain
+    assert len(s.finalist_retain) > len(s.retain)  # the fixture has spare questions beyond the screen's
+
+
+def test_finalists_are_scored_on_the_finalist_retain_pool(tiny_llama_path, steer_bench, tmp_path, monkeypatch,
+                                                          everything_refuses):
+    from asru.stages.steer import search
+    from asru.stages.steer.stage import run_steer_stage
+
+    monkeypatch.setattr(search, "screen", scripted_screen)
+    judged = []
+    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: judged.append(len(records)) or 1.0)
+    scored = []
+    monkeypatch.setattr(search, "score", lambda *a, retain=None, **k: scored.append(len(retain)) or
+                        {"refusal": 1.0, "leak": 0.0, "retain": 1.0, "kl": 0.01})
+    cfg = _cfg(search=True, search_trials=4, candidate_layers=[1, 2], search_finalists=2, search_finalist_epochs=1,
+               search_finalist_share=0.5, redirect_position="answer", redirect_answers="refusal")
+    run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
+    result = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
+    assert judged[0] < judged[1] and scored == [judged[1]] * 2  # the screen's base, then the finalists' larger pool
+    assert result["finalist_base_retain"] == 1.0

@@ -59,6 +59,9 @@ LOG = logging.getLogger("asru.steer")
 
 STUDY_NAME = "steer-search"
 NO_LAYER = -1  # a trial's second layer "none": it steers one layer only
+# Finalists are few, so their retain answers are judged on 4x the screen's retain questions: on the screen's 8,
+# one lost answer (0.125) is already past the 0.1 drop a finalist may lose, on 32 it is 0.03.
+FINALIST_RETAIN_FACTOR = 4
 
 
 @dataclasses.dataclass
@@ -70,27 +73,30 @@ class ScreenSet:
     retain: list
     kl_questions: list[str]
     kl_images: list
+    finalist_retain: list = dataclasses.field(default_factory=list)  # more retain records, for the few finalists
 
     def digest(self) -> str:
         """A hash of the prompts (and ground truths), for the study's fingerprint."""
-        rows = [(r.id, r.question, str(r.image), r.answer) for r in self.forget + self.retain]
+        rows = [(r.id, r.question, str(r.image), r.answer) for r in self.forget + self.retain + self.finalist_retain]
         return hashlib.sha256(json.dumps([rows, self.kl_questions, [str(i) for i in self.kl_images]]).encode()).hexdigest()[:16]
 
 
 def screen_set(prompts, retain: Sequence, all_records: Sequence, sc, seed: int) -> ScreenSet:
     """The held-out screening prompts: the forget prompts layer selection holds out, up to
     ``steer.select_prompts`` retain generation questions redirection does not train on, and as many bundled
-    general questions beyond those redirection keeps."""
+    general questions beyond those redirection keeps. The finalists' retain answers are judged on up to
+    ``FINALIST_RETAIN_FACTOR`` times as many retain questions (the screen's among them)."""
     n = sc.select_prompts
     forget = [prompts.forget_records[i] for i in prompts.held_out] or [prompts.forget_records[i] for i in prompts.direction_ids[:n]]
     trained = {r.id for r in prompts.retain_records}
     spare = [r for r in retain if r.task == "generation" and r.id not in trained]
     pool = spare or [r for r in retain if r.task == "generation"]
-    held_retain = random.Random(seed + 2).sample(pool, min(n, len(pool)))
+    held = random.Random(seed + 2).sample(pool, min(FINALIST_RETAIN_FACTOR * n, len(pool)))
+    held_retain = held[:n]
     general = general_retain_questions(all_records, sc.general_retain + n)[sc.general_retain:]
     return ScreenSet(forget=forget, retain=held_retain,
                      kl_questions=[r.question for r in held_retain] + general,
-                     kl_images=[r.image for r in held_retain] + [None] * len(general))
+                     kl_images=[r.image for r in held_retain] + [None] * len(general), finalist_retain=held)
 
 
 def _judged(lm, records: Sequence, max_new_tokens: int) -> tuple[list[str], list]:
@@ -108,11 +114,12 @@ def retain_accuracy(lm, records: Sequence, max_new_tokens: int) -> float:
     return _share(v.fact_leak for v in _judged(lm, records, max_new_tokens)[1])
 
 
-def score(lm, prompts: ScreenSet, base_logprobs, max_new_tokens: int) -> dict:
+def score(lm, prompts: ScreenSet, base_logprobs, max_new_tokens: int, retain: Sequence | None = None) -> dict:
     """The screening scores of ``lm`` as it is (hooks on or weights trained): clean refusal, leak, retain
-    accuracy and next-token KL to the unsteered model (see the module docstring)."""
+    accuracy (on ``retain``, default the screen's retain records) and next-token KL to the unsteered model
+    (see the module docstring)."""
     answers, verdicts = _judged(lm, prompts.forget, max_new_tokens)
-    _, kept = _judged(lm, prompts.retain, max_new_tokens)
+    _, kept = _judged(lm, prompts.retain if retain is None else retain, max_new_tokens)
     kl = mean_kl(base_logprobs, next_token_logprobs(lm, prompts.kl_questions, prompts.kl_images)) if prompts.kl_questions else 0.0
     return {"refusal": _share(v.clean_refusal for v in verdicts), "leak": _share(v.leak for v in verdicts),
             "retain": _share(v.fact_leak for v in kept), "kl": round(kl, 5), "example": answers[0][:100] if answers else ""}
@@ -286,14 +293,16 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
 
     run_trials(study, sc.search_trials, seed, objective)
     rows = trials_of(study)
-    pick, failure, finals = None, None, []
+    pick, failure, finals, base_final = None, None, [], None
     try:
         if two_rounds:
             fin_fp = hashlib.sha256(json.dumps([fp, sc.search_finalists, sc.search_finalist_share, sc.search_finalist_epochs,
                                                 sc.redirect_settings().__dict__], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            final_retain = screen_prompts.finalist_retain or screen_prompts.retain
+            base_final = retain_accuracy(lm, final_retain, sc.select_max_new_tokens)
             finals = check_finalists(rows, sc.search_finalists, check,
-                                     lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens),
-                                     base_retain, sc.search_max_retain_drop,
+                                     lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens, retain=final_retain),
+                                     base_final, sc.search_max_retain_drop,
                                      out_dir / "search" / "finalists.json", fin_fp)
             pick = choose_finalist(finals, sc.search_refusal_margin)
         else:
@@ -303,12 +312,13 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     print(f"steering search ({len(rows)} trials; unsteered retain accuracy {base_retain:.2f}):\n{format_trials(rows)}")
     if finals:
         print(f"finalists (short redirection: {sc.search_finalist_share:g} of the rows, {sc.search_finalist_epochs} epochs; "
-              f"scored without hooks):\n{format_finalists(finals)}")
+              f"scored without hooks; unsteered retain accuracy {base_final:.2f} on {len(final_retain)} questions):\n"
+              f"{format_finalists(finals)}")
     for r in rows:
         r.chosen = pick is not None and r.number == pick.number
     atomic_write_json(out_dir / "search" / "trials.json", {
         "chosen": {"layers": pick.layers, "coeff": pick.coeff, "trial": pick.number} if pick else None,
-        "base_retain": base_retain, "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows],
+        "base_retain": base_retain, "finalist_base_retain": base_final, "settings": settings, "fingerprint": fp, "trials": [dataclasses.asdict(r) for r in rows],
         "finalists": [dataclasses.asdict(f) for f in finals]})
     plot_front(rows, out_dir / "search" / "pareto.png")
     if failure is not None:
