@@ -124,9 +124,11 @@ def test_finalist_trials_and_their_choice():
 
     rows = [t(0, [23], 2.98, 1.0, 4.0), t(1, [23], 4.33, 1.0, 6.4), t(2, [17, 21], 2.55, 0.75, 3.0), t(3, [19], 3.24, 0.5, 1.5),
             t(4, [9], 1.1, 0.0, 0.01), t(5, [23], 2.981, 1.0, 4.1)]
-    # the front (0, 2, 3) by refusal, then the rest (1; 5 repeats 0's settings; 4 never refuses)
-    assert [r.number for r in finalist_trials(rows, 3)] == [0, 2, 3]
-    assert [r.number for r in finalist_trials(rows, 9)] == [0, 2, 3, 1]
+    # the best trial of each layer set by refusal, then KL (1 and 5 steer 0's layer less well; 4 never refuses)
+    assert [r.number for r in finalist_trials(rows, 2)] == [0, 2]
+    assert [r.number for r in finalist_trials(rows, 9)] == [0, 2, 3]
+    rows.append(t(6, [15, 23], 3.85, 1.0, 7.0))  # a second layer set at full refusal comes before lower refusals
+    assert [r.number for r in finalist_trials(rows, 3)] == [0, 6, 2]
     finals = [Finalist(0, [23], 2.98, 1.0, 0.0, 0.4, 0.3, feasible=False), Finalist(2, [17, 21], 2.55, 0.97, 0.0, 1.0, 0.6),
               Finalist(3, [19], 3.24, 0.5, 0.0, 1.0, 0.1)]
     assert choose_finalist(finals, 0.05).number == 2

@@ -3,7 +3,7 @@
 Add hooks shift every prompt that passes the steered layers, retain questions included, so the hook screen
 ranks layers and shifts by how readily they make the model refuse but cannot say what redirection, which
 is trained to hold the retain states, does to the retain answers. ``steer.search_finalists`` = k > 0 takes
-the k best screened trials (:func:`finalist_trials`), redirects each on a seeded share of the stage's
+the best screened trials of k different layer sets (:func:`finalist_trials`), redirects each on a seeded share of the stage's
 redirection rows (``steer.search_finalist_share``) for ``steer.search_finalist_epochs`` epochs, scores the
 redirected model without hooks on the same held-out prompts, puts the weights back, and chooses among them
 (:func:`choose_finalist`: within ``steer.search_max_retain_drop`` of the unsteered retain accuracy, the
@@ -37,20 +37,15 @@ class Finalist(Trial):
 
 
 def finalist_trials(rows: list, k: int) -> list:
-    """Up to ``k`` screened trials that refuse at all: the Pareto front of clean refusal against KL, highest
-    refusal first, then the others by refusal and KL; one trial per (layers, coefficient to 2 decimals)."""
-    refusing = [r for r in rows if r.refusal > 0]
-    front = [r for r in refusing if not any(o.refusal >= r.refusal and o.kl <= r.kl and (o.refusal > r.refusal or o.kl < r.kl)
-                                           for o in refusing)]
-    ordered = sorted(front, key=lambda r: (-r.refusal, r.kl, r.number))
-    ordered += sorted((r for r in refusing if r not in front), key=lambda r: (-r.refusal, r.kl, r.number))
-    out, seen = [], set()
-    for r in ordered:
-        key = (tuple(r.layers), round(r.coeff, 2))
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out[:k]
+    """Up to ``k`` screened trials that refuse at all, one per set of steered layers (its best: the highest
+    clean refusal, then the lowest KL), ordered the same way. What a finalist checks is what redirection at
+    its layers does to the retain answers, which two shifts of the same layers mostly share: on the demo VLM
+    the two best hook trials were 15 + 17 at c 2.66 and 2.72, and the hooks' KL ranks an early layer (7 + 23)
+    above the pair that keeps the retain answers once redirected (15 + 23)."""
+    best: dict[tuple, object] = {}
+    for r in sorted((r for r in rows if r.refusal > 0), key=lambda r: (-r.refusal, r.kl, r.number)):
+        best.setdefault(tuple(r.layers), r)
+    return list(best.values())[:k]
 
 
 def choose_finalist(finals: list[Finalist], margin: float) -> Finalist:
