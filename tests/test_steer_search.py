@@ -278,3 +278,18 @@ def test_finalists_are_scored_on_the_finalist_retain_pool(tiny_llama_path, steer
     result = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
     assert judged[0] < judged[1] and scored == [judged[1]] * 2  # the screen's base, then the finalists' larger pool
     assert result["finalist_base_retain"] == 1.0
+
+
+def test_finalists_are_held_to_the_best_finalists_retain_accuracy(tmp_path):
+    """Seed 5's finalists after their short redirection: 0.81, 0.59 and 0.56 of the retain answers against the
+    unsteered 1.00. Only the first is within 0.1 of the best finalist, and it is chosen."""
+    from asru.stages.steer.finalists import check_finalists, choose_finalist
+    from asru.stages.steer.search import Trial
+
+    trials = [Trial(number=n, layers=layers, coeff=3.0, refusal=1.0, leak=0.0, retain=0.0, kl=kl, feasible=True)
+              for n, layers, kl in ((15, [7, 23], 5.8), (13, [15, 23], 7.0), (0, [13, 23], 12.4))]
+    retain = iter([0.81, 0.59, 0.56])
+    finals = check_finalists(trials, 3, lambda layers, coeff, m: {"refusal": 1.0, "leak": 0.0, "retain": next(retain), "kl": 0.1},
+                             None, 0.1, tmp_path / "finalists.json", "fp")
+    assert [f.feasible for f in finals] == [True, False, False]
+    assert choose_finalist(finals, 0.05).number == 15

@@ -6,8 +6,8 @@ is trained to hold the retain states, does to the retain answers. ``steer.search
 the best screened trials of k different layer sets (:func:`finalist_trials`), redirects each on a seeded share of the stage's
 redirection rows (``steer.search_finalist_share``) for ``steer.search_finalist_epochs`` epochs, scores the
 redirected model without hooks on the same held-out prompts, puts the weights back, and chooses among them
-(:func:`choose_finalist`: within ``steer.search_max_retain_drop`` of the unsteered retain accuracy, the
-best clean refusal, then the lowest KL). Results go to ``search/finalists.json`` one by one, so a resumed
+(:func:`choose_finalist`: within ``steer.search_max_retain_drop`` of the best finalist's retain accuracy,
+the best clean refusal, then the lowest KL). Results go to ``search/finalists.json`` one by one, so a resumed
 search redirects only the finalists it had not checked.
 """
 
@@ -108,11 +108,14 @@ def redirect_and_score(steer_models, dirs: dict, rows_for, sc, seed: int):
     return check
 
 
-def check_finalists(trials: list, k: int, check, score_model, base_retain: float, max_drop: float, path: Path,
+def check_finalists(trials: list, k: int, check, score_model, max_drop: float, path: Path,
                     fingerprint: str) -> list[Finalist]:
     """The ``k`` finalists of ``trials`` (see :func:`finalist_trials`), each checked with
     ``check(layers, coeff, score_model)`` unless ``path`` (written after each) already holds its result
-    under ``fingerprint``."""
+    under ``fingerprint``. A finalist is feasible when its retain accuracy is within ``max_drop`` of the best
+    finalist's: a short redirection has not yet learnt to leave the retain states alone (on seed 5 the
+    hand-tuned pair kept 0.59 of them after it, 1.00 after the full one), so the finalists are compared with
+    each other, not with the unsteered model."""
     from tqdm.auto import tqdm
 
     done: dict[int, dict] = {}
@@ -131,10 +134,12 @@ def check_finalists(trials: list, k: int, check, score_model, base_retain: float
         start = time.time()
         s = check(list(t.layers), t.coeff, score_model)
         finals.append(Finalist(number=t.number, layers=list(t.layers), coeff=t.coeff, refusal=s["refusal"], leak=s["leak"],
-                               retain=s["retain"], kl=s["kl"], feasible=base_retain - s["retain"] <= max_drop + 1e-9,
-                               seconds=round(time.time() - start, 1), example=s.get("example", "")))
+                               retain=s["retain"], kl=s["kl"], feasible=True, seconds=round(time.time() - start, 1), example=s.get("example", "")))
         atomic_write_json(path, {"fingerprint": fingerprint, "finalists": [dataclasses.asdict(f) for f in finals]})
     if not finals:
         raise AsruError("steering search: no screened trial made a held-out forget prompt refuse, so there is no finalist "
                         "to redirect: widen steer.candidate_layers or steer.search_coeff, or add trials")
+    best = max(f.retain for f in finals)
+    for f in finals:
+        f.feasible = best - f.retain <= max_drop + 1e-9
     return finals

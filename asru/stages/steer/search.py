@@ -302,9 +302,13 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
             base_final = retain_accuracy(lm, final_retain, sc.select_max_new_tokens)
             finals = check_finalists(rows, sc.search_finalists, check,
                                      lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens, retain=final_retain),
-                                     base_final, sc.search_max_retain_drop,
+                                     sc.search_max_retain_drop,
                                      out_dir / "search" / "finalists.json", fin_fp)
             pick = choose_finalist(finals, sc.search_refusal_margin)
+            if base_final - pick.retain > sc.search_max_retain_drop:
+                LOG.info("steering search: the chosen finalist kept %.2f of the retain answers after its short redirection "
+                         "(unsteered %.2f); the full redirection trains longer on the retain rows: see the stage's after-table",
+                         pick.retain, base_final)
         else:
             pick = choose(rows, sc.search_refusal_margin)
     except AsruError as exc:
