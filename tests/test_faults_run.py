@@ -65,9 +65,8 @@ def test_cli_layer_wins_over_the_presets_layers():
     assert cli.config_from_args(args, cli._shortcuts(args)).steer.fixed_layers == [-1]
     args = cli.train_parser().parse_args(["--steer.layers", "15,23"])  # a list of layers
     assert cli.config_from_args(args, cli._shortcuts(args)).steer.fixed_layers == [15, 23]
-    args = cli.train_parser().parse_args([])  # no layer given: the preset searches
-    sc = cli.config_from_args(args, cli._shortcuts(args)).steer
-    assert sc.search and sc.fixed_layers == []
+    args = cli.train_parser().parse_args([])  # no layer given: the preset's pair
+    assert cli.config_from_args(args, cli._shortcuts(args)).steer.fixed_layers == [15, 23]
 
 
 @pytest.mark.parametrize("argv, message", [
