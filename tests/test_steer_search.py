@@ -293,3 +293,5 @@ def test_finalists_are_held_to_the_best_finalists_retain_accuracy(tmp_path):
                              None, 0.1, tmp_path / "finalists.json", "fp")
     assert [f.feasible for f in finals] == [True, False, False]
     assert choose_finalist(finals, 0.05).number == 15
+    saved = json.loads((tmp_path / "finalists.json").read_text())  # the file says the same
+    assert [f["feasible"] for f in saved["finalists"]] == [True, False, False]

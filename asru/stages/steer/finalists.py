@@ -127,6 +127,10 @@ def check_finalists(trials: list, k: int, check, score_model, max_drop: float, p
         if saved.get("fingerprint") == fingerprint:
             done = {f["number"]: f for f in saved.get("finalists", [])}
     finals: list[Finalist] = []
+
+    def save() -> None:
+        atomic_write_json(path, {"fingerprint": fingerprint, "finalists": [dataclasses.asdict(f) for f in finals]})
+
     for t in tqdm(finalist_trials(trials, k), desc="steering search: finalists"):
         if t.number in done:
             finals.append(Finalist(**{**done[t.number], "chosen": False}))
@@ -134,12 +138,14 @@ def check_finalists(trials: list, k: int, check, score_model, max_drop: float, p
         start = time.time()
         s = check(list(t.layers), t.coeff, score_model)
         finals.append(Finalist(number=t.number, layers=list(t.layers), coeff=t.coeff, refusal=s["refusal"], leak=s["leak"],
-                               retain=s["retain"], kl=s["kl"], feasible=True, seconds=round(time.time() - start, 1), example=s.get("example", "")))
-        atomic_write_json(path, {"fingerprint": fingerprint, "finalists": [dataclasses.asdict(f) for f in finals]})
+                               retain=s["retain"], kl=s["kl"], feasible=True,  # decided below, against the best finalist
+                               seconds=round(time.time() - start, 1), example=s.get("example", "")))
+        save()
     if not finals:
         raise AsruError("steering search: no screened trial made a held-out forget prompt refuse, so there is no finalist "
                         "to redirect: widen steer.candidate_layers or steer.search_coeff, or add trials")
     best = max(f.retain for f in finals)
     for f in finals:
         f.feasible = best - f.retain <= max_drop + 1e-9
+    save()
     return finals
