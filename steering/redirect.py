@@ -237,8 +237,10 @@ class _BatchTap:
 def _record_span(model, first: int, layer: int, batches: list, replay: bool = True) -> _BatchTap:
     """Set each batch's ``frozen`` layer output and recorded span input; the tap to use while training.
 
-    Falls back to full forwards (logged) when replaying the span does not reproduce the full forward;
-    ``replay=False`` uses full forwards from the start.
+    Falls back to full forwards (logged) when replaying the span does not reproduce the full forward, which
+    is checked on the first text batch and the first image batch (what breaks a replay, such as visual
+    features added between layers, breaks it for every batch of that modality); ``replay=False`` uses full
+    forwards from the start.
     """
     import torch
 
@@ -249,13 +251,17 @@ def _record_span(model, first: int, layer: int, batches: list, replay: bool = Tr
                 b["frozen"] = full.run(b["enc"]).detach().clone()
         return _BatchTap(full)
     span = _SpanReplay(model, first, layer)
+    checked: set[bool] = set()  # modalities (has an image) whose replay was compared with the full forward
     with torch.no_grad():
         for b in batches:
             rec, b["frozen"] = span.record(b["enc"])
-            if replay and (rec is None or not torch.allclose(span.run(rec), b["frozen"], rtol=1e-4, atol=1e-4)):
+            with_image = "pixel_values" in b["enc"]
+            if replay and (rec is None or (with_image not in checked and
+                                           not torch.allclose(span.run(rec), b["frozen"], rtol=1e-4, atol=1e-4))):
                 LOG.info("redirection: replaying layers %d..%d alone does not reproduce the model's forward; "
                          "every step runs the full forward", first, layer)
                 replay = False
+            checked.add(with_image)
             b["span"] = rec
     if not replay:
         for b in batches:
@@ -365,6 +371,7 @@ def redirect(
     retain_answers: Sequence[str] | None = None,
     base_states: Sequence | None = None,
     progress: bool = False,
+    measure: bool = True,
     **overrides,
 ) -> RedirectLog:
     """Train layer ``layer``'s down projection (or whole MLP, ``params="mlp"``) so forget prompts' ``position`` states move to frozen + c*v.
@@ -397,6 +404,9 @@ def redirect(
     ``base_states``: the forget batches' layer-``layer`` states the shift is added to, from
     :func:`forget_base_states` with the same questions, answers, batch size and position (default: the
     model's own states before training).
+
+    ``measure=False`` leaves out the before/after distances (two passes over every batch), for a caller
+    that judges the result by the model's answers instead.
 
     Modifies ``lm.model`` in place (only the weights ``params`` names) and returns the :class:`RedirectLog`
     (per-step losses, forget distance to the target and retain MSE before and after).
@@ -444,7 +454,8 @@ def redirect(
             b["frozen"] = t.to(b["frozen"].device, b["frozen"].dtype)
 
     log = RedirectLog(layer=layer, n_forget=len(forget_questions), n_retain=len(retain_questions))
-    log.before = _evaluate(tap, forget + retain, target_shift)
+    if measure:
+        log.before = _evaluate(tap, forget + retain, target_shift)
     rng = random.Random(rs.seed)
     per_epoch = max(len(forget), len(retain))
     total = rs.epochs * per_epoch * 2
@@ -490,6 +501,9 @@ def redirect(
             p.requires_grad_(flag)
         model.eval()
     log.seconds = time.perf_counter() - start
+    if not measure:
+        LOG.info("redirection at layer %d: %d steps in %.1f s", layer, step, log.seconds)
+        return log
     log.after = _evaluate(tap, forget + retain, target_shift)
     LOG.info("redirection at layer %d: %d steps in %.1f s; forget MSE to target %.4g -> %.4g, retain MSE %.4g -> %.4g",
              layer, step, log.seconds, log.before["forget_mse_to_target"], log.after["forget_mse_to_target"],

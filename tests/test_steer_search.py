@@ -30,7 +30,7 @@ def test_search_chooses_and_writes_a_reusable_config(tiny_llama_path, steer_benc
     from asru.stages.steer.stage import run_steer_stage
 
     monkeypatch.setattr(search, "screen", scripted_screen)
-    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
+    monkeypatch.setattr(search, "retain_flags", lambda lm, records, n: [True] * len(records))
     cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0], search_finalists=0)
     run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
     out = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
@@ -57,7 +57,7 @@ def test_a_search_that_finds_no_refusal_says_so_and_keeps_its_trials(tiny_llama_
     from asru.stages.steer.stage import run_steer_stage
 
     monkeypatch.setattr(search, "screen", lambda *a, **k: {"refusal": 0.0, "leak": 1.0, "retain": 1.0, "kl": 0.01, "example": "x"})
-    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
+    monkeypatch.setattr(search, "retain_flags", lambda lm, records, n: [True] * len(records))
     with pytest.raises(AsruError, match="made a held-out forget prompt refuse"):
         run_steer_stage(_cfg(search=True, search_trials=4, candidate_layers=[1, 2], search_finalists=0), str(tiny_llama_path),
                         steer_bench, tmp_path / "steer")
@@ -83,7 +83,7 @@ def test_finalists_are_redirected_then_put_back_and_the_choice_follows_them(tiny
     from asru.stages.steer.stage import run_steer_stage
 
     monkeypatch.setattr(search, "screen", scripted_screen)
-    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: 1.0)
+    monkeypatch.setattr(search, "retain_flags", lambda lm, records, n: [True] * len(records))
     scripted = iter(_finalist_scores())
     monkeypatch.setattr(search, "score", lambda *a, **k: next(scripted))
     cfg = _cfg(search=True, search_trials=8, candidate_layers=[1, 2], search_coeff=[1.0, 5.0], search_finalists=3,
@@ -268,7 +268,13 @@ def test_finalists_are_scored_on_the_finalist_retain_pool(tiny_llama_path, steer
 
     monkeypatch.setattr(search, "screen", scripted_screen)
     judged = []
-    monkeypatch.setattr(search, "retain_accuracy", lambda lm, records, n: judged.append(len(records)) or 1.0)
+
+    def judge_base(lm, records, n):
+        """The unsteered answers: right on the screen's 2 (select_prompts), every second one wrong after them."""
+        judged.append(len(records))
+        return [i < 2 or i % 2 == 0 for i in range(len(records))]
+
+    monkeypatch.setattr(search, "retain_flags", judge_base)
     scored = []
     monkeypatch.setattr(search, "score", lambda *a, retain=None, **k: scored.append(len(retain)) or
                         {"refusal": 1.0, "leak": 0.0, "retain": 1.0, "kl": 0.01})
@@ -276,8 +282,10 @@ def test_finalists_are_scored_on_the_finalist_retain_pool(tiny_llama_path, steer
                search_finalist_share=0.5, redirect_position="answer", redirect_answers="refusal")
     run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
     result = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
-    assert judged[0] < judged[1] and scored == [judged[1]] * 2  # the screen's base, then the finalists' larger pool
-    assert result["finalist_base_retain"] == 1.0
+    pool = judged[0]
+    assert judged == [pool] and pool > 3 and scored == [pool] * 2  # one judging of the finalists' larger pool
+    assert result["base_retain"] == 1.0  # the screen's 2 questions open the pool
+    assert result["finalist_base_retain"] == round((2 + sum(1 for i in range(2, pool) if i % 2 == 0)) / pool, 4) < 1
 
 
 def test_finalists_are_held_to_the_best_finalists_retain_accuracy(tmp_path):

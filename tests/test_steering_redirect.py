@@ -280,6 +280,35 @@ def test_span_replay_falls_back_when_model_adds_between_layers(tiny_qwen3_vl, re
     assert _record_span(tiny_qwen3_vl.model, 1, 2, batches).span is not None
 
 
+def test_span_replay_is_checked_per_modality(tiny_qwen3_vl, red_image, caplog):
+    """Text batches replay fine over the deepstack layer; the first image batch after them still shows the
+    mismatch (only the first batch of each modality is compared with the full forward)."""
+    from steering.redirect import _prepare, _record_span
+
+    batches = sorted(_prepare(tiny_qwen3_vl, FORGET[:4], [None, None, red_image, red_image], 2, "last", "forget"),
+                     key=lambda b: "pixel_values" in b["enc"])  # the text batch first
+    assert ["pixel_values" in b["enc"] for b in batches] == [False, True]
+    text_only = [b for b in batches if "pixel_values" not in b["enc"]]
+    assert _record_span(tiny_qwen3_vl.model, 0, 1, text_only).span is not None
+    with caplog.at_level("INFO", logger="asru.steering"):
+        assert _record_span(tiny_qwen3_vl.model, 0, 1, batches).span is None
+    assert "full forward" in caplog.text
+
+
+def test_redirect_without_measuring_trains_the_same(tiny_llama_path):
+    """``measure=False`` leaves out the before/after distances, not a step of the training."""
+    from asru.core.models import load_model
+
+    lm = load_model(str(tiny_llama_path))
+    v = random_direction(lm, seed=3)
+    measured = redirect(lm, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.3, epochs=2)
+    quiet_lm = load_model(str(tiny_llama_path))
+    quiet = redirect(quiet_lm, 2, v, FORGET, RETAIN, coeff=3.0, lr=0.3, epochs=2, measure=False)
+    assert measured.before and measured.after and not quiet.before and not quiet.after
+    assert [s["loss"] for s in quiet.steps] == [s["loss"] for s in measured.steps]
+    assert torch.equal(down_proj(quiet_lm.model, 2).weight, down_proj(lm.model, 2).weight)
+
+
 def test_redirect_settings_hold_the_defaults_once():
     import dataclasses
 

@@ -96,7 +96,7 @@ def redirect_and_score(steer_models, dirs: dict, rows_for, sc, seed: int):
         try:
             torch.manual_seed(seed)
             train_redirection(lm, layers, dirs, share_of_rows(rows_for(layers, coeff), sc.search_finalist_share, seed),
-                              short, seed, progress=False)
+                              short, seed, progress=False, measure=False)
             copy_weights(gen, lm)
             return score_model(gen)
         finally:

@@ -134,9 +134,10 @@ def steered_base_states(lm, layers: list[int], dirs, prompts: SteerPrompts, forg
     return bases
 
 
-def train_redirection(lm, layers: list[int], dirs, rows: RedirectRows, sc, seed: int, progress: bool = True) -> list:
+def train_redirection(lm, layers: list[int], dirs, rows: RedirectRows, sc, seed: int, progress: bool = True,
+                      measure: bool = True) -> list:
     """Redirect each steered layer of ``lm``, lowest first, on ``rows`` with ``sc``'s settings (its coeff and
-    epochs); returns the redirection log per layer."""
+    epochs); returns the redirection log per layer (with ``measure``, its before/after distances too)."""
     p = rows.prompts
     bases = steered_base_states(lm, layers, dirs, p, rows.forget_answers, sc)
     settings = sc.redirect_settings(shift_answers=sc.redirect_answers == "steered", seed=seed)
@@ -144,5 +145,5 @@ def train_redirection(lm, layers: list[int], dirs, rows: RedirectRows, sc, seed:
     for lay, span in zip(layers, redirect_spans(layers, sc.redirect_span)):
         log.append(redirect(lm, lay, dirs[lay], p.forget_questions, rows.retain_questions, p.forget_images, rows.retain_images,
                             dataclasses.replace(settings, span=span), forget_answers=rows.forget_answers,
-                            retain_answers=rows.retain_answers, base_states=bases.get(lay), progress=progress))
+                            retain_answers=rows.retain_answers, base_states=bases.get(lay), progress=progress, measure=measure))
     return log

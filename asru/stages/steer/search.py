@@ -109,9 +109,9 @@ def _share(flags) -> float:
     return round(sum(flags) / len(flags), 4) if flags else 0.0
 
 
-def retain_accuracy(lm, records: Sequence, max_new_tokens: int) -> float:
-    """Share of ``records`` whose greedy answer states the ground truth (the judge's fact leak)."""
-    return _share(v.fact_leak for v in _judged(lm, records, max_new_tokens)[1])
+def retain_flags(lm, records: Sequence, max_new_tokens: int) -> list[bool]:
+    """Per record, whether ``lm``'s greedy answer states its ground truth (the judge's fact leak)."""
+    return [v.fact_leak for v in _judged(lm, records, max_new_tokens)[1]]
 
 
 def score(lm, prompts: ScreenSet, base_logprobs, max_new_tokens: int, retain: Sequence | None = None) -> dict:
@@ -275,7 +275,13 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     fp = hashlib.sha256(json.dumps([model_id, screen_prompts.digest(), settings], sort_keys=True).encode()).hexdigest()[:16]
     study = open_study(out_dir / "search" / "study.journal", fp)
     base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
-    base_retain = retain_accuracy(lm, screen_prompts.retain, sc.select_max_new_tokens)
+    n_screen = len(screen_prompts.retain)
+    final_retain = (screen_prompts.finalist_retain or screen_prompts.retain) if two_rounds else screen_prompts.retain
+    if final_retain[:n_screen] != screen_prompts.retain:
+        final_retain = screen_prompts.retain + final_retain
+    # the screen's retain questions open the finalists' pool (screen_set does so), so one judging gives both base accuracies
+    base_kept = retain_flags(lm, final_retain, sc.select_max_new_tokens)
+    base_retain = _share(base_kept[:n_screen])
 
     def objective(trial):
         layers, coeff = _suggest(trial, space)
@@ -298,8 +304,7 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
         if two_rounds:
             fin_fp = hashlib.sha256(json.dumps([fp, sc.search_finalists, sc.search_finalist_share, sc.search_finalist_epochs,
                                                 sc.redirect_settings().__dict__], sort_keys=True, default=str).encode()).hexdigest()[:16]
-            final_retain = screen_prompts.finalist_retain or screen_prompts.retain
-            base_final = retain_accuracy(lm, final_retain, sc.select_max_new_tokens)
+            base_final = _share(base_kept)
             finals = check_finalists(rows, sc.search_finalists, check,
                                      lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens, retain=final_retain),
                                      sc.search_max_retain_drop,
