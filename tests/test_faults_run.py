@@ -65,8 +65,9 @@ def test_cli_layer_wins_over_the_presets_layers():
     assert cli.config_from_args(args, cli._shortcuts(args)).steer.fixed_layers == [-1]
     args = cli.train_parser().parse_args(["--steer.layers", "15,23"])  # a list of layers
     assert cli.config_from_args(args, cli._shortcuts(args)).steer.fixed_layers == [15, 23]
-    args = cli.train_parser().parse_args([])  # no layer given: the preset's pair
-    assert cli.config_from_args(args, cli._shortcuts(args)).steer.fixed_layers == [15, 23]
+    args = cli.train_parser().parse_args([])  # no layer given: the preset searches for its own
+    cfg = cli.config_from_args(args, cli._shortcuts(args))
+    assert cfg.steer.fixed_layers == [] and cfg.steer.search
 
 
 @pytest.mark.parametrize("argv, message", [
