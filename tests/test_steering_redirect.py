@@ -92,9 +92,9 @@ ANSWERS = ["Dublin", "A painter.", "Zephyr Airlines", "Cycling"]
 
 
 def _tap_states(lm, batches, layer):
-    from steering.redirect import _LayerTap
+    from steering.span_replay import LayerTap
 
-    tap = _LayerTap(lm.model, layer)
+    tap = LayerTap(lm.model, layer)
     with torch.no_grad():
         return [tap.run(b["enc"]).float() for b in batches]
 
@@ -241,17 +241,18 @@ def test_base_states_from_hooks_make_the_layer_reproduce_the_hooked_states(tiny_
 
 
 def _full_forward_tap(lm, layer):
-    from steering.redirect import _LayerTap
+    from steering.span_replay import LayerTap
 
-    return _LayerTap(lm.model, layer)
+    return LayerTap(lm.model, layer)
 
 
 def test_span_replay_equals_full_forward_with_current_weights(tiny_llama):
     """Training steps replay only the trained layers; their output is the full forward's, after weight changes too."""
-    from steering.redirect import _prepare, _record_span
+    from steering.redirect import _prepare
+    from steering.span_replay import record_span
 
     batches = _prepare(tiny_llama, FORGET, None, 2, "last", "forget")
-    tap = _record_span(tiny_llama.model, 1, 2, batches)
+    tap = record_span(tiny_llama.model, 1, 2, batches)
     assert tap.span is not None and all("span" in b for b in batches)
     full = _full_forward_tap(tiny_llama, 2)
     for b in batches:
@@ -267,31 +268,33 @@ def test_span_replay_equals_full_forward_with_current_weights(tiny_llama):
 
 def test_span_replay_falls_back_when_model_adds_between_layers(tiny_qwen3_vl, red_image, caplog):
     """Qwen3-VL adds deepstack image features after layer 0: a span over it cannot be replayed alone."""
-    from steering.redirect import _prepare, _record_span
+    from steering.redirect import _prepare
+    from steering.span_replay import record_span
 
     batches = _prepare(tiny_qwen3_vl, FORGET[:2], [red_image] * 2, 2, "last", "forget")
     with caplog.at_level("INFO", logger="asru.steering"):
-        tap = _record_span(tiny_qwen3_vl.model, 0, 1, batches)
+        tap = record_span(tiny_qwen3_vl.model, 0, 1, batches)
     assert tap.span is None and "full forward" in caplog.text
     assert all("span" not in b for b in batches)
     assert torch.allclose(tap.run(batches[0]), batches[0]["frozen"], atol=1e-6)
     # starting above the deepstack layer, the replay holds
     batches = _prepare(tiny_qwen3_vl, FORGET[:2], [red_image] * 2, 2, "last", "forget")
-    assert _record_span(tiny_qwen3_vl.model, 1, 2, batches).span is not None
+    assert record_span(tiny_qwen3_vl.model, 1, 2, batches).span is not None
 
 
 def test_span_replay_is_checked_per_modality(tiny_qwen3_vl, red_image, caplog):
     """Text batches replay fine over the deepstack layer; the first image batch after them still shows the
     mismatch (only the first batch of each modality is compared with the full forward)."""
-    from steering.redirect import _prepare, _record_span
+    from steering.redirect import _prepare
+    from steering.span_replay import record_span
 
     batches = sorted(_prepare(tiny_qwen3_vl, FORGET[:4], [None, None, red_image, red_image], 2, "last", "forget"),
                      key=lambda b: "pixel_values" in b["enc"])  # the text batch first
     assert ["pixel_values" in b["enc"] for b in batches] == [False, True]
     text_only = [b for b in batches if "pixel_values" not in b["enc"]]
-    assert _record_span(tiny_qwen3_vl.model, 0, 1, text_only).span is not None
+    assert record_span(tiny_qwen3_vl.model, 0, 1, text_only).span is not None
     with caplog.at_level("INFO", logger="asru.steering"):
-        assert _record_span(tiny_qwen3_vl.model, 0, 1, batches).span is None
+        assert record_span(tiny_qwen3_vl.model, 0, 1, batches).span is None
     assert "full forward" in caplog.text
 
 
