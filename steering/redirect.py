@@ -382,9 +382,9 @@ def redirect(
     log.seconds = time.perf_counter() - start
     if not measure:
         LOG.info("redirection at layer %d: %d steps in %.1f s", layer, step, log.seconds)
-        return log
-    log.after = _evaluate(tap, forget + retain, target_shift)
-    LOG.info("redirection at layer %d: %d steps in %.1f s; forget MSE to target %.4g -> %.4g, retain MSE %.4g -> %.4g",
-             layer, step, log.seconds, log.before["forget_mse_to_target"], log.after["forget_mse_to_target"],
-             log.before["retain_mse"], log.after["retain_mse"])
+    else:
+        log.after = _evaluate(tap, forget + retain, target_shift)
+        LOG.info("redirection at layer %d: %d steps in %.1f s; forget MSE to target %.4g -> %.4g, retain MSE %.4g -> %.4g",
+                 layer, step, log.seconds, log.before["forget_mse_to_target"], log.after["forget_mse_to_target"],
+                 log.before["retain_mse"], log.after["retain_mse"])
     return log

@@ -277,11 +277,10 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
     n_screen = len(screen_prompts.retain)
     final_retain = (screen_prompts.finalist_retain or screen_prompts.retain) if two_rounds else screen_prompts.retain
-    if final_retain[:n_screen] != screen_prompts.retain:
-        final_retain = screen_prompts.retain + final_retain
-    # the screen's retain questions open the finalists' pool (screen_set does so), so one judging gives both base accuracies
     base_kept = retain_flags(lm, final_retain, sc.select_max_new_tokens)
-    base_retain = _share(base_kept[:n_screen])
+    # screen_set makes the screen's retain questions the first of the finalists' pool: one judging gives both accuracies
+    base_retain = _share(base_kept[:n_screen] if final_retain[:n_screen] == screen_prompts.retain
+                         else retain_flags(lm, screen_prompts.retain, sc.select_max_new_tokens))
 
     def objective(trial):
         layers, coeff = _suggest(trial, space)
