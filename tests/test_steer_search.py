@@ -261,9 +261,44 @@ def test_finalists_are_judged_on_more_retain_questions_than_the_screen(steer_ben
     assert len(s.finalist_retain) > len(s.retain)  # the fixture has spare questions beyond the screen's
 
 
+def test_finalists_score_forget_image_questions_besides_the_screens(steer_bench):
+    """The finalists' forget side adds image questions (free answer and fill-in-the-blank: where the question
+    does not name the person) to the screen's held-out prompts, none of them twice."""
+    from types import SimpleNamespace
+
+    from asru.stages.steer.search import FINALIST_FORGET_FACTOR, FINALIST_FORGET_TASKS, screen_set
+
+    forget = list(steer_bench["forget"])
+    images = [r for r in forget if r.image and r.task in FINALIST_FORGET_TASKS]
+    prompts = SimpleNamespace(forget_records=forget, held_out=[forget.index(images[0])], direction_ids=[0],
+                              retain_records=[])
+    s = screen_set(prompts, list(steer_bench["retain"]), [], _cfg(select_prompts=2, general_retain=0).steer, seed=0)
+    assert s.forget == [images[0]]
+    assert len(s.finalist_forget) == min(FINALIST_FORGET_FACTOR * 2, len(images) - 1) > 0
+    assert all(r.image and r.task in FINALIST_FORGET_TASKS for r in s.finalist_forget)
+    assert images[0] not in s.finalist_forget and len({r.id for r in s.finalist_forget}) == len(s.finalist_forget)
+    assert {r.task for r in s.finalist_forget} == {"generation", "cloze"}  # the fixture has both kinds
+
+
+def test_a_share_of_rows_leaves_out_the_held_out_records(steer_bench):
+    from asru.stages.steer.prompts import SteerPrompts
+    from asru.stages.steer.redirection import RedirectRows, share_of_rows
+
+    recs = list(steer_bench["forget"])[:10]
+    recs = recs + recs[:3]  # copies of the first three (augmented or other photos) share their record
+    prompts = SteerPrompts([], [], [], recs, [r.question for r in recs], [r.image for r in recs], [], [], [], [], [])
+    rows = RedirectRows(prompts, [f"a{i}" for i in range(len(recs))], ["q"] * 4, [None] * 4, ["r"] * 4, [])
+    held = frozenset(r.id for r in recs[:3])
+    for seed in range(5):
+        part = share_of_rows(rows, 0.5, seed, held)
+        assert len(part.prompts.forget_records) == round(7 * 0.5)  # half of the ten less the three held out
+        assert not held & {r.id for r in part.prompts.forget_records}
+        assert len(share_of_rows(rows, 0.5, seed).prompts.forget_records) == round(13 * 0.5)
+
+
 def test_finalists_are_scored_on_the_finalist_retain_pool(tiny_llama_path, steer_bench, tmp_path, monkeypatch,
                                                           everything_refuses):
-    from asru.stages.steer import search
+    from asru.stages.steer import finalists, search
     from asru.stages.steer.stage import run_steer_stage
 
     monkeypatch.setattr(search, "screen", scripted_screen)
@@ -275,15 +310,20 @@ def test_finalists_are_scored_on_the_finalist_retain_pool(tiny_llama_path, steer
         return [i < 2 or i % 2 == 0 for i in range(len(records))]
 
     monkeypatch.setattr(search, "retain_flags", judge_base)
-    scored = []
-    monkeypatch.setattr(search, "score", lambda *a, retain=None, **k: scored.append(len(retain)) or
-                        {"refusal": 1.0, "leak": 0.0, "retain": 1.0, "kl": 0.01})
+    scored, scored_forget, trained = [], [], []
+    monkeypatch.setattr(search, "score", lambda *a, retain=None, forget=None, **k: scored.append(len(retain)) or
+                        scored_forget.append({r.id for r in forget}) or {"refusal": 1.0, "leak": 0.0, "retain": 1.0, "kl": 0.01})
+    train = finalists.train_redirection
+    monkeypatch.setattr(finalists, "train_redirection", lambda lm, layers, dirs, rows, *a, **k:
+                        trained.append({r.id for r in rows.prompts.forget_records}) or train(lm, layers, dirs, rows, *a, **k))
     cfg = _cfg(search=True, search_trials=4, candidate_layers=[1, 2], search_finalists=2, search_finalist_epochs=1,
                search_finalist_share=0.5, redirect_position="answer", redirect_answers="refusal")
     run_steer_stage(cfg, str(tiny_llama_path), steer_bench, tmp_path / "steer")
     result = json.loads((tmp_path / "steer" / "search" / "trials.json").read_text())
     pool = judged[0]
     assert judged == [pool] and pool > 3 and scored == [pool] * 2  # one judging of the finalists' larger pool
+    assert len(trained) == 2 and all(t and not t & f for t, f in zip(trained, scored_forget))  # scored, never trained
+    assert scored_forget[0] == scored_forget[1] and len(scored_forget[0]) == 2  # a text model: no image questions to add
     assert result["base_retain"] == 1.0  # the screen's 2 questions open the pool
     assert result["finalist_base_retain"] == round((2 + sum(1 for i in range(2, pool) if i % 2 == 0)) / pool, 4) < 1
 

@@ -5,7 +5,9 @@ ranks layers and shifts by how readily they make the model refuse but cannot say
 is trained to hold the retain states, does to the retain answers. ``steer.search_finalists`` = k > 0 takes
 the best screened trials of k different layer sets (:func:`finalist_trials`), redirects each on a seeded share of the stage's
 redirection rows (``steer.search_finalist_share``) for ``steer.search_finalist_epochs`` epochs, scores the
-redirected model without hooks on the same held-out prompts, puts the weights back, and chooses among them
+redirected model without hooks on the screen's held-out prompts and on more forget image questions (none of
+them trained in the share: :func:`asru.stages.steer.search.screen_set`), puts the weights back, and chooses
+among them
 (:func:`choose_finalist`: within ``steer.search_max_retain_drop`` of the best finalist's retain accuracy,
 the best clean refusal, then the lowest KL). Results go to ``search/finalists.json`` one by one, so a resumed
 search redirects only the finalists it had not checked.
@@ -81,10 +83,11 @@ def _trained_weights(lm, layers: list[int], sc) -> list:
     return weights
 
 
-def redirect_and_score(steer_models, dirs: dict, rows_for, sc, seed: int):
+def redirect_and_score(steer_models, dirs: dict, rows_for, sc, seed: int, held_out_ids=frozenset()):
     """A ``check(layers, coeff, score_model) -> scores`` that redirects ``steer_models.model`` at ``layers``
-    with shift ``coeff`` on a share of ``rows_for(layers, coeff)`` (the search's finalist settings), scores
-    the generation copy with ``score_model(gen)``, and puts every trained weight back."""
+    with shift ``coeff`` on a share of ``rows_for(layers, coeff)`` (the search's finalist settings; none of
+    the forget rows of the records ``held_out_ids``, which the finalists are scored on), scores the
+    generation copy with ``score_model(gen)``, and puts every trained weight back."""
     import torch
 
     lm, gen = steer_models.model, steer_models.generation
@@ -95,7 +98,7 @@ def redirect_and_score(steer_models, dirs: dict, rows_for, sc, seed: int):
         saved = [w.detach().clone() for w in weights]
         try:
             torch.manual_seed(seed)
-            train_redirection(lm, layers, dirs, share_of_rows(rows_for(layers, coeff), sc.search_finalist_share, seed),
+            train_redirection(lm, layers, dirs, share_of_rows(rows_for(layers, coeff), sc.search_finalist_share, seed, held_out_ids),
                               short, seed, progress=False, measure=False)
             copy_weights(gen, lm)
             return score_model(gen)

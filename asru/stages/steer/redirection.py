@@ -106,13 +106,17 @@ def redirection_rows(steer_models, layers: list[int], dirs, prompts: SteerPrompt
     return RedirectRows(prompts, f_ans, red_q, red_im, r_ans, gen_q)
 
 
-def share_of_rows(rows: RedirectRows, share: float, seed: int) -> RedirectRows:
-    """A seeded ``share`` of the forget rows and of the retain rows (at least one of each)."""
-    def pick(n: int, salt: int) -> list[int]:
-        return sorted(random.Random(seed + salt).sample(range(n), max(1, round(n * share)))) if n else []
-
-    f, r = pick(len(rows.prompts.forget_questions), 0), pick(len(rows.retain_questions), 1)
+def share_of_rows(rows: RedirectRows, share: float, seed: int, exclude_ids=frozenset()) -> RedirectRows:
+    """A seeded ``share`` of the forget rows and of the retain rows (at least one of each); forget rows whose
+    record id is in ``exclude_ids`` (every copy of a held-out question) are never picked."""
     p = rows.prompts
+
+    def pick(rows_of: list[int], salt: int) -> list[int]:
+        n = len(rows_of)
+        return sorted(random.Random(seed + salt).sample(rows_of, max(1, round(n * share)))) if n else []
+
+    f = pick([i for i, rec in enumerate(p.forget_records) if rec.id not in exclude_ids], 0)
+    r = pick(list(range(len(rows.retain_questions))), 1)
     prompts = dataclasses.replace(p, forget_records=[p.forget_records[i] for i in f],
                                   forget_questions=[p.forget_questions[i] for i in f], forget_images=[p.forget_images[i] for i in f])
     return RedirectRows(prompts, [rows.forget_answers[i] for i in f] if rows.forget_answers is not None else None,

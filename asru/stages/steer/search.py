@@ -16,7 +16,9 @@ general questions. Every answer is judged by
   trial that loses more than ``steer.search_max_retain_drop`` of the unsteered model's retain accuracy is
   infeasible (Optuna's constraint), whatever it does to the forget set. The hooks shift the retain
   questions too, which redirection is trained not to do, so by default (finalists > 0) the constraint is
-  applied after a short redirection of the best trials instead (:mod:`asru.stages.steer.finalists`).
+  applied after a short redirection of the best trials instead (:mod:`asru.stages.steer.finalists`), whose
+  forget side adds forget image questions (free answer and fill-in-the-blank, where naming the person is the
+  leak) to the held-out prompts.
 
 The sampler is Optuna's multi-objective TPE with that constraint (``Trial.set_constraint``), re-seeded with ``seed + trial number``
 before each trial, so a study resumed after an interruption asks the same trials as one that ran
@@ -62,6 +64,11 @@ NO_LAYER = -1  # a trial's second layer "none": it steers one layer only
 # Finalists are few, so their retain answers are judged on 4x the screen's retain questions: on the screen's 8,
 # one lost answer (0.125) is already past the 0.1 drop a finalist may lose, on 32 it is 0.03.
 FINALIST_RETAIN_FACTOR = 4
+# ... and their forget side on as many more of the forget image questions (free answer and fill-in-the-blank):
+# where the question does not name the person, naming them is the leak a redirected layer set may still make
+# (on seed 1 / forget ratio 0.3, "Quilla's favorite hobby is fishing." on 15 of 51 after steering)
+FINALIST_FORGET_FACTOR = 4
+FINALIST_FORGET_TASKS = ("generation", "cloze")
 
 
 @dataclasses.dataclass
@@ -74,10 +81,12 @@ class ScreenSet:
     kl_questions: list[str]
     kl_images: list
     finalist_retain: list = dataclasses.field(default_factory=list)  # more retain records, for the few finalists
+    finalist_forget: list = dataclasses.field(default_factory=list)  # more forget image records, for the finalists
 
     def digest(self) -> str:
         """A hash of the prompts (and ground truths), for the study's fingerprint."""
-        rows = [(r.id, r.question, str(r.image), r.answer) for r in self.forget + self.retain + self.finalist_retain]
+        rows = [(r.id, r.question, str(r.image), r.answer)
+                for r in self.forget + self.retain + self.finalist_retain + self.finalist_forget]
         return hashlib.sha256(json.dumps([rows, self.kl_questions, [str(i) for i in self.kl_images]]).encode()).hexdigest()[:16]
 
 
@@ -85,9 +94,14 @@ def screen_set(prompts, retain: Sequence, all_records: Sequence, sc, seed: int) 
     """The held-out screening prompts: the forget prompts layer selection holds out, up to
     ``steer.select_prompts`` retain generation questions redirection does not train on, and as many bundled
     general questions beyond those redirection keeps. The finalists' retain answers are judged on up to
-    ``FINALIST_RETAIN_FACTOR`` times as many retain questions (the screen's among them)."""
+    ``FINALIST_RETAIN_FACTOR`` times as many retain questions (the screen's among them), their forget answers
+    on up to ``FINALIST_FORGET_FACTOR`` times as many forget image questions besides the screen's (free answer
+    and fill-in-the-blank; none of them in a finalist's training share)."""
     n = sc.select_prompts
     forget = [prompts.forget_records[i] for i in prompts.held_out] or [prompts.forget_records[i] for i in prompts.direction_ids[:n]]
+    screened = {r.id for r in forget}
+    images = [r for r in prompts.forget_records if r.image and r.task in FINALIST_FORGET_TASKS and r.id not in screened]
+    more_forget = random.Random(seed + 3).sample(images, min(FINALIST_FORGET_FACTOR * n, len(images)))
     trained = {r.id for r in prompts.retain_records}
     spare = [r for r in retain if r.task == "generation" and r.id not in trained]
     pool = spare or [r for r in retain if r.task == "generation"]
@@ -96,7 +110,8 @@ def screen_set(prompts, retain: Sequence, all_records: Sequence, sc, seed: int) 
     general = general_retain_questions(all_records, sc.general_retain + n)[sc.general_retain:]
     return ScreenSet(forget=forget, retain=held_retain,
                      kl_questions=[r.question for r in held_retain] + general,
-                     kl_images=[r.image for r in held_retain] + [None] * len(general), finalist_retain=held)
+                     kl_images=[r.image for r in held_retain] + [None] * len(general), finalist_retain=held,
+                     finalist_forget=more_forget)
 
 
 def _judged(lm, records: Sequence, max_new_tokens: int) -> tuple[list[str], list]:
@@ -114,11 +129,12 @@ def retain_flags(lm, records: Sequence, max_new_tokens: int) -> list[bool]:
     return [v.fact_leak for v in _judged(lm, records, max_new_tokens)[1]]
 
 
-def score(lm, prompts: ScreenSet, base_logprobs, max_new_tokens: int, retain: Sequence | None = None) -> dict:
-    """The screening scores of ``lm`` as it is (hooks on or weights trained): clean refusal, leak, retain
-    accuracy (on ``retain``, default the screen's retain records) and next-token KL to the unsteered model
-    (see the module docstring)."""
-    answers, verdicts = _judged(lm, prompts.forget, max_new_tokens)
+def score(lm, prompts: ScreenSet, base_logprobs, max_new_tokens: int, retain: Sequence | None = None,
+          forget: Sequence | None = None) -> dict:
+    """The screening scores of ``lm`` as it is (hooks on or weights trained): clean refusal and leak (on
+    ``forget``, default the screen's forget records), retain accuracy (on ``retain``, default the screen's
+    retain records) and next-token KL to the unsteered model (see the module docstring)."""
+    answers, verdicts = _judged(lm, prompts.forget if forget is None else forget, max_new_tokens)
     _, kept = _judged(lm, prompts.retain if retain is None else retain, max_new_tokens)
     kl = mean_kl(base_logprobs, next_token_logprobs(lm, prompts.kl_questions, prompts.kl_images)) if prompts.kl_questions else 0.0
     return {"refusal": _share(v.clean_refusal for v in verdicts), "leak": _share(v.leak for v in verdicts),
@@ -277,6 +293,7 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
     n_screen = len(screen_prompts.retain)
     final_retain = (screen_prompts.finalist_retain or screen_prompts.retain) if two_rounds else screen_prompts.retain
+    final_forget = screen_prompts.forget + screen_prompts.finalist_forget
     base_kept = retain_flags(lm, final_retain, sc.select_max_new_tokens)
     # screen_set makes the screen's retain questions the first of the finalists' pool: one judging gives both accuracies
     base_retain = _share(base_kept[:n_screen] if final_retain[:n_screen] == screen_prompts.retain
@@ -305,7 +322,8 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
                                                 sc.redirect_settings().__dict__], sort_keys=True, default=str).encode()).hexdigest()[:16]
             base_final = _share(base_kept)
             finals = check_finalists(rows, sc.search_finalists, check,
-                                     lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens, retain=final_retain),
+                                     lambda m: score(m, screen_prompts, base_lp, sc.select_max_new_tokens, retain=final_retain,
+                                                     forget=final_forget),
                                      sc.search_max_retain_drop,
                                      out_dir / "search" / "finalists.json", fin_fp)
             pick = choose_finalist(finals, sc.search_refusal_margin)
@@ -320,7 +338,8 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     print(f"steering search ({len(rows)} trials; unsteered retain accuracy {base_retain:.2f}):\n{format_trials(rows)}")
     if finals:
         print(f"finalists (short redirection: {sc.search_finalist_share:g} of the rows, {sc.search_finalist_epochs} epochs; "
-              f"scored without hooks; unsteered retain accuracy {base_final:.2f} on {len(final_retain)} questions):\n"
+              f"scored without hooks on {len(final_forget)} forget questions; unsteered retain accuracy {base_final:.2f} "
+              f"on {len(final_retain)} questions):\n"
               f"{format_finalists(finals)}")
     for r in rows:
         r.chosen = pick is not None and r.number == pick.number

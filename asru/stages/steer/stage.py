@@ -229,9 +229,11 @@ def search_settings(cfg, steer_models: SteerModels, dirs, candidates: list[int],
                                              dataclasses.replace(sc, coeff=coeff), out_dir, seed)
         return built["rows"]
 
-    check = redirect_and_score(steer_models, dirs, rows_for, sc, seed) if sc.search_finalists else None
-    pick = search_steering(steer_models.generation, dirs, candidates, screen_set(prompts, retain, all_records, sc, seed), sc,
-                           out_dir, model_identity(model_path), seed, check=check)
+    screened = screen_set(prompts, retain, all_records, sc, seed)
+    scored_ids = frozenset(r.id for r in screened.forget + screened.finalist_forget)
+    check = redirect_and_score(steer_models, dirs, rows_for, sc, seed, scored_ids) if sc.search_finalists else None
+    pick = search_steering(steer_models.generation, dirs, candidates, screened, sc, out_dir, model_identity(model_path), seed,
+                           check=check)
     write_chosen_config(cfg, pick, out_dir / "chosen.yaml")
     # natural-refusal rows depend neither on the layers nor on the shift: the chosen settings train on them again
     return pick, built.get("rows") if sc.redirect_answers != "steered" else None
