@@ -135,6 +135,7 @@ class SteerConfig:
     redirect_params: typing.Literal["down_proj", "mlp"] = opt(_REDIRECT.params, "Redirection: weights trained at each steered layer: down_proj (the MLP down projection, the reference) or mlp (all the layer's MLP weights: more capacity to tell the forget concept from retained ones).")
     redirect_target: typing.Literal["shift", "steered"] = opt("shift", "Redirection with several steered layers: shift (each layer's forget states move to its own states before training + c * v, the reference) or steered (layer L_k's base states are taken with add hooks at the earlier steered layers, so the trained weights reproduce what inference-time steering at all of them does to the forget prompts).")
     redirect_decision_weight: float = opt(_REDIRECT.decision_weight, "Redirection at position answer: extra weight of each forget prompt's last token (the state that picks the answer's first word, refusal or fact) in the forget loss; 0 = every moved token weighs the same.")
+    redirect_image_tokens: bool = opt(_REDIRECT.image_tokens, "Redirection at position answer: move a forget image question's image tokens too (the face the person is recognised from; the question's words are the same for every person), not only the question, post-instruction and answer tokens.")
     redirect_span: int = opt(_REDIRECT.span, "Redirection: also train the same weights of this many layers before each steered layer (the loss stays at the steered layer's output). RMU updates layers l-2..l (span 2); 0 = the steered layer only (the reference).")
     coeff: float = opt(_REDIRECT.coeff, "Redirection target scale c: forget hidden states move to frozen + c * v.")
     alpha: float = opt(_REDIRECT.alpha, "Weight of the retain MSE loss.")
@@ -182,7 +183,7 @@ class SteerConfig:
         return RedirectSettings(
             coeff=self.coeff, alpha=self.alpha, lr=self.lr, batch_size=self.batch_size, epochs=self.epochs,
             weight_decay=self.weight_decay, position=self.redirect_position, params=self.redirect_params,
-            span=self.redirect_span, decision_weight=self.redirect_decision_weight, **chosen)
+            span=self.redirect_span, decision_weight=self.redirect_decision_weight, image_tokens=self.redirect_image_tokens, **chosen)
 
     def __post_init__(self):
         check_choices(self, "steer")
@@ -202,8 +203,7 @@ class SteerConfig:
                f"steer.search_coeff must be [low, high] with 0 < low <= high, not {self.search_coeff}")
         _check(self.search_finalists >= 0 and self.search_finalist_epochs >= 1 and 0 < self.search_finalist_share <= 1, "steer.search_finalists must be >= 0, steer.search_finalist_epochs >= 1 and steer.search_finalist_share in (0, 1]")
         _check(self.search_finalists == 0 or not self.search or self.mode == "redirect", f"steering search finalists are checked by redirection, and steer.mode is {self.mode!r}: set steer.search_finalists: 0")
-        _check(0 <= self.search_max_retain_drop <= 1 and 0 <= self.search_refusal_margin <= 1,
-               "steer.search_max_retain_drop and steer.search_refusal_margin must be in [0, 1]")
+        _check(0 <= self.search_max_retain_drop <= 1 and 0 <= self.search_refusal_margin <= 1, "steer.search_max_retain_drop and steer.search_refusal_margin must be in [0, 1]")
         _check(0 <= self.subspace_energy <= 1, "steer.subspace_energy must be in [0, 1]")
         _check(0 <= self.retain_energy < 1, "steer.retain_energy must be in [0, 1)")
         _check(self.lr > 0 and self.batch_size >= 1 and self.epochs >= 1, "steer.lr must be > 0, steer.batch_size and steer.epochs >= 1")

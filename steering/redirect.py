@@ -11,7 +11,8 @@ same batches):
 ``position`` picks the forget states that move: ``last`` (the reference), ``post_instruction``, ``all``
 (every prompt token, per-token MSE, RMU-style) or ``answer``: the question's tokens, the
 post-instruction tokens and every answer token of prompt + answer, with ``forget_answers`` /
-``retain_answers`` given (retain: all tokens). A generated answer is read by the model token by token,
+``retain_answers`` given (retain: all tokens; ``image_tokens``: a forget image question's image tokens
+move too, since on an image question the person is recognised there). A generated answer is read by the model token by token,
 so only a change that also fires on answer tokens steers the whole answer the way an inference-time
 add hook does; ``answer`` trains exactly that, on the answers steering should produce.
 
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 
 from asru.core.errors import AsruError
 from asru.core.layers import check_layer, decoder_layers
+from asru.core.models import image_token_id
 from asru.core.prompting import encode_prompts, encode_with_answers, modality_batches
 from steering.activations import position_mask, post_instruction_length
 from steering.span_replay import LayerTap, record_span
@@ -95,7 +97,8 @@ def trainable_weights(model, layer: int, params: str) -> list:
     raise AsruError(f"unknown redirection parameters {params!r}: use down_proj or mlp")
 
 
-def _prepare(lm, questions, images, batch_size, position, kind, answers=None, shift_answers=True):
+def _prepare(lm, questions, images, batch_size, position, kind, answers=None, shift_answers=True, image_tokens=False):
+    import torch
 
     n = len(questions)
     images = list(images) if images is not None else [None] * n
@@ -107,7 +110,10 @@ def _prepare(lm, questions, images, batch_size, position, kind, answers=None, sh
             w = enc["attention_mask"].float()
             batch = {"kind": kind, "enc": enc, "w": w, "n": len(idx), "per_token": True}
             if kind == "forget":
-                batch["w"] = w * _generation_positions(lm, labels, qs, ims)
+                moved = _generation_positions(lm, labels, qs, ims)
+                if image_tokens:
+                    moved = torch.maximum(moved, _image_positions(lm, enc["input_ids"]))
+                batch["w"] = w * moved
                 batch["decision"] = _decision_positions(labels)
                 if not shift_answers:  # the answer's tokens keep their own states; only the prompt's move
                     is_answer = (labels != -100).float()
@@ -163,6 +169,20 @@ def _generation_positions(lm, labels, questions, images):
                            device=labels.device)
     pos = torch.arange(labels.shape[1], device=labels.device).unsqueeze(0)
     return (pos >= (prompt_len - post).unsqueeze(1)).float()
+
+
+def _image_positions(lm, input_ids):
+    """``[B, T]`` 0/1: the image's own tokens (the patches the vision tower's features fill in).
+
+    On an image question the person is recognised from these tokens: the question's words are the same
+    for every person, so moving only them leaves what later layers read of the face where it was.
+    """
+    import torch
+
+    token = image_token_id(lm.model)
+    if token is None:
+        return torch.zeros_like(input_ids, dtype=torch.float32)
+    return (input_ids == token).float()
 
 
 def _decision_positions(labels):
@@ -232,6 +252,7 @@ class RedirectSettings:
     span: int = 0  # also train this many layers before the steered one
     decision_weight: float = 0.0  # position answer: extra weight of each forget prompt's last token
     shift_answers: bool = True  # position answer: move the answer tokens too
+    image_tokens: bool = False  # position answer: move a forget image question's image tokens too
     replay: bool = True  # replay the trained layers from their recorded input (False: full forwards)
     seed: int = 0  # order of the training batches
 
@@ -319,7 +340,7 @@ def redirect(
     first = max(0, layer - rs.span)
     with_answers = rs.position == "answer"
     forget = _prepare(lm, forget_questions, forget_images, rs.batch_size, rs.position, "forget", forget_answers if with_answers else None,
-                      shift_answers=rs.shift_answers)
+                      shift_answers=rs.shift_answers, image_tokens=rs.image_tokens)
     retain = _prepare(lm, retain_questions, retain_images, rs.batch_size, rs.position, "retain", retain_answers if with_answers else None)
     tap = record_span(model, first, layer, forget + retain, rs.replay)
     for b in forget:

@@ -176,6 +176,29 @@ def test_unshifted_answers_split_the_forget_mask(tiny_llama):
     assert split["w"][0][split["decision"][0] > 0] == 1  # the last prompt token still moves
 
 
+@pytest.mark.parametrize("vlm", ["tiny_qwen3_vl", "tiny_llava"])
+def test_image_tokens_join_the_moved_positions_of_image_questions(vlm, red_image, request):
+    """image_tokens: the forget mask adds exactly the image's tokens (the face); text rows and the answer split stay."""
+    from asru.core.models import image_token_id
+    from steering.redirect import _prepare
+
+    lm = request.getfixturevalue(vlm)
+    token = image_token_id(lm.model)
+    assert token is not None
+    for images in ([red_image], [None]):
+        plain = _prepare(lm, FORGET[:1], images, 1, "answer", "forget", ANSWERS[:1], shift_answers=False)[0]
+        faced = _prepare(lm, FORGET[:1], images, 1, "answer", "forget", ANSWERS[:1], shift_answers=False, image_tokens=True)[0]
+        is_image = (faced["enc"]["input_ids"] == token).float()
+        assert torch.equal(faced["w"], torch.maximum(plain["w"], is_image)) and torch.equal(faced["keep"], plain["keep"])
+        assert (is_image.sum() > 0) == (images[0] is not None) and (plain["w"] * is_image).sum() == 0  # not moved before
+
+
+def test_image_token_id_of_a_text_model_is_none(tiny_llama):
+    from asru.core.models import image_token_id
+
+    assert image_token_id(tiny_llama.model) is None
+
+
 def test_redirect_prompt_only_keeps_the_answer_tokens(tiny_llama):
     """Prompt tokens reach frozen + c*v while the paired answer's tokens stay near their own states."""
     from steering.redirect import _prepare

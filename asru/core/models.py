@@ -204,6 +204,16 @@ def copy_weights(dst: LoadedModel, src: LoadedModel) -> None:
         dst.model.load_state_dict(src.model.state_dict())
 
 
+def image_token_id(model) -> int | None:
+    """The token id that stands for an image's patches in a VLM's input ids (``None`` for a text model)."""
+    cfg = getattr(model, "config", None)
+    for name in ("image_token_id", "image_token_index"):
+        value = getattr(cfg, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 def is_vlm_config(config) -> bool:
     """True when the config describes a vision-language model."""
     return getattr(config, "vision_config", None) is not None
