@@ -157,7 +157,7 @@ class SteerConfig:
     search_max_layers: int = opt(2, "Steering search: at most this many steered layers per trial (1 or 2).")
     search_coeff: list[float] = opt([1.0, 5.0], "Steering search: the range [low, high] of the shift c searched.")
     search_max_retain_drop: float = opt(0.1, "Steering search: a finalist whose held-out retain accuracy falls more than this below the best finalist's (without finalists: a trial more than this below the unsteered model) is infeasible.")
-    search_refusal_margin: float = opt(0.05, "Steering search: the choice is the Pareto-optimal trial with the lowest retain KL among those within this margin of the best clean refusal rate.")
+    search_refusal_margin: float = opt(0.05, "Steering search: the choice is, among the feasible finalists (without finalists: Pareto-optimal trials) within this margin of the best clean refusal rate, the one that leaks least (finalists), then the one with the lowest retain KL.")
     search_finalists: int = opt(2, "Steering search: the best screened trials of this many layer sets (highest clean refusal, then lowest KL) are then checked by a short redirection on a share of the rows (search_finalist_share, search_finalist_epochs) and scored on the held-out prompts without hooks; the retain constraint applies to them, not to the hooks, which shift retain questions too. 0 = choose from the hook screen alone.")
     search_finalist_share: float = opt(0.2, "Steering search: share of redirection's forget and retain rows a finalist is trained on.")
     search_finalist_epochs: int = opt(2, "Steering search: redirection epochs of a finalist's short redirection.")

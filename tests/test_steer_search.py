@@ -132,6 +132,11 @@ def test_finalist_trials_and_their_choice():
     finals = [Finalist(0, [23], 2.98, 1.0, 0.0, 0.4, 0.3, feasible=False), Finalist(2, [17, 21], 2.55, 0.97, 0.0, 1.0, 0.6),
               Finalist(3, [19], 3.24, 0.5, 0.0, 1.0, 0.1)]
     assert choose_finalist(finals, 0.05).number == 2
+    # within the refusal margin the one that leaks less wins over the lower KL (seed 1 / forget ratio 0.3)
+    tied = [Finalist(10, [7, 13], 3.98, 0.45, 0.5, 0.94, 0.53), Finalist(3, [15, 17], 2.66, 0.45, 0.375, 0.88, 0.56)]
+    assert choose_finalist(tied, 0.05).number == 3
+    tied[0].leak = 0.375  # the same leak: the lower KL
+    assert choose_finalist(tied, 0.05).number == 10
     with pytest.raises(AsruError, match="no finalist refused"):
         choose_finalist([finals[0]], 0.05)
 

@@ -9,7 +9,7 @@ redirected model without hooks on the screen's held-out prompts and on more forg
 them trained in the share: :func:`asru.stages.steer.search.screen_set`), puts the weights back, and chooses
 among them
 (:func:`choose_finalist`: within ``steer.search_max_retain_drop`` of the best finalist's retain accuracy,
-the best clean refusal, then the lowest KL). Results go to ``search/finalists.json`` one by one, so a resumed
+the best clean refusal, then the lowest leak, then the lowest KL). Results go to ``search/finalists.json`` one by one, so a resumed
 search redirects only the finalists it had not checked.
 """
 
@@ -51,14 +51,18 @@ def finalist_trials(rows: list, k: int) -> list:
 
 
 def choose_finalist(finals: list[Finalist], margin: float) -> Finalist:
-    """The feasible finalist with the lowest KL among those within ``margin`` of the best clean refusal."""
+    """Among the feasible finalists within ``margin`` of the best clean refusal, the one that leaks least (a
+    fact or the name), then the one with the lowest KL. The leak comes first: it is the failure forgetting is
+    for, and the retain side is already held by feasibility (on seed 1 / forget ratio 0.3 two finalists
+    refused 0.45 of the held-out questions; the one with the lower KL leaked on 0.50 of them, the other on 0.38,
+    and after the full redirection refused 0.79 of the forget questions against the other's 1.00)."""
     feasible = [f for f in finals if f.feasible and f.refusal > 0]
     if not feasible:
         raise AsruError("steering search: no finalist refused a held-out forget prompt while keeping the retain answers "
                         "after its short redirection: raise steer.search_finalists or steer.search_finalist_epochs, "
                         "or set steer.layers and steer.coeff yourself")
     best = max(f.refusal for f in feasible)
-    pick = min((f for f in feasible if f.refusal >= best - margin), key=lambda f: (f.kl, -f.refusal, f.number))
+    pick = min((f for f in feasible if f.refusal >= best - margin), key=lambda f: (f.leak, f.kl, -f.refusal, f.number))
     pick.chosen = True
     return pick
 

@@ -26,7 +26,7 @@ through. The study lives in ``search/study.journal`` in the stage directory (Opt
 rerun reuses its finished trials, and a journal written for another model, benchmark or search space is
 refused by name. Without finalists the chosen trial is, among the feasible Pareto-optimal ones, the one
 with the lowest KL whose refusal is within ``steer.search_refusal_margin`` of the best refusal found; with
-finalists the same rule picks among the redirected finalists' scores. When nothing feasible refuses at all
+finalists the redirected finalists' scores are compared the same way, the lowest leak deciding before the KL. When nothing feasible refuses at all
 the search stops with an error instead of choosing a no-op. The chosen settings are then redirected on
 all of the rows.
 
