@@ -344,11 +344,13 @@ def test_redirect_settings_hold_the_defaults_once():
     sc = SteerConfig()
     assert sc.redirect_settings() == RedirectSettings()  # the config's defaults are the settings' defaults
     sc = SteerConfig(coeff=5.0, lr=0.3, redirect_position="answer", redirect_params="mlp", redirect_span=2,
-                     redirect_decision_weight=0.5, epochs=4, batch_size=3, alpha=2.0, weight_decay=0.0)
+                     redirect_decision_weight=0.5, epochs=4, batch_size=3, alpha=2.0, weight_decay=0.0,
+                     redirect_image_tokens=True)
     got = sc.redirect_settings(shift_answers=False, seed=7)
     assert dataclasses.asdict(got) == {"coeff": 5.0, "alpha": 2.0, "lr": 0.3, "batch_size": 3, "epochs": 4,
                                        "weight_decay": 0.0, "position": "answer", "params": "mlp", "span": 2,
-                                       "decision_weight": 0.5, "shift_answers": False, "replay": True, "seed": 7}
+                                       "decision_weight": 0.5, "shift_answers": False, "image_tokens": True,
+                                       "replay": True, "seed": 7}
 
 
 def test_redirect_with_a_settings_object_equals_keywords(tiny_llama_path):
