@@ -83,6 +83,11 @@ class ScreenSet:
     finalist_retain: list = dataclasses.field(default_factory=list)  # more retain records, for the few finalists
     finalist_forget: list = dataclasses.field(default_factory=list)  # more forget image records, for the finalists
 
+    @property
+    def finalist_forget_pool(self) -> list:
+        """The forget records the finalists are scored on (and none of them trained on): the screen's and the extra ones."""
+        return self.forget + self.finalist_forget
+
     def digest(self) -> str:
         """A hash of the prompts (and ground truths), for the study's fingerprint."""
         rows = [(r.id, r.question, str(r.image), r.answer)
@@ -293,7 +298,7 @@ def search_steering(lm, dirs: dict, candidates: Sequence[int], screen_prompts: S
     base_lp = next_token_logprobs(lm, screen_prompts.kl_questions, screen_prompts.kl_images) if screen_prompts.kl_questions else None
     n_screen = len(screen_prompts.retain)
     final_retain = (screen_prompts.finalist_retain or screen_prompts.retain) if two_rounds else screen_prompts.retain
-    final_forget = screen_prompts.forget + screen_prompts.finalist_forget
+    final_forget = screen_prompts.finalist_forget_pool
     base_kept = retain_flags(lm, final_retain, sc.select_max_new_tokens)
     # screen_set makes the screen's retain questions the first of the finalists' pool: one judging gives both accuracies
     base_retain = _share(base_kept[:n_screen] if final_retain[:n_screen] == screen_prompts.retain

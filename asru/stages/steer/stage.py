@@ -230,7 +230,7 @@ def search_settings(cfg, steer_models: SteerModels, dirs, candidates: list[int],
         return built["rows"]
 
     screened = screen_set(prompts, retain, all_records, sc, seed)
-    scored_ids = frozenset(r.id for r in screened.forget + screened.finalist_forget)
+    scored_ids = frozenset(r.id for r in screened.finalist_forget_pool)
     check = redirect_and_score(steer_models, dirs, rows_for, sc, seed, scored_ids) if sc.search_finalists else None
     pick = search_steering(steer_models.generation, dirs, candidates, screened, sc, out_dir, model_identity(model_path), seed,
                            check=check)
